@@ -1,0 +1,333 @@
+/**
+ * Conversions between the protobuf messages on the bus (src/gen) and the domain types the pure
+ * core speaks (src/domain/types.ts). Proto enums are numbers; domain enums are their names.
+ */
+import {
+  BusClaim as PbBusClaim,
+  BusTap as PbBusTap,
+  CardCredentials as PbCardCredentials,
+  CardForm as PbCardForm,
+  Decision as PbDecision,
+  RiskFlag as PbRiskFlag,
+  Settlement as PbSettlement,
+  SettlementKind as PbSettlementKind,
+  Severity as PbSeverity,
+  Verdict as PbVerdict,
+} from '../gen/tapflow/v1/bus.js';
+import {
+  CatalogueClass as PbCatalogueClass,
+  ClaimResult as PbClaimResult,
+  ClaimStatus as PbClaimStatus,
+  Direction as PbDirection,
+  InstitutionLevel as PbInstitutionLevel,
+  Region as PbRegion,
+  RiderCategory as PbRiderCategory,
+  Scene as PbScene,
+  Treatment as PbTreatment,
+} from '../gen/tapflow/v1/ingest.js';
+import type {
+  CardCredentials,
+  CardForm,
+  ClaimSplit,
+  ClaimStatus,
+  Decision,
+  Direction,
+  MedicalClaimEvent,
+  Region,
+  RiderCategory,
+  RiskFlag,
+  Scene,
+  Settlement,
+  SettlementKind,
+  Severity,
+  TapEvent,
+} from '../domain/types.js';
+
+/** Name of a proto enum value, or throws naming the field when it is not a known value. */
+function nameOf<T extends string>(e: Record<number, string>, v: number, field: string, strip = ''): T {
+  const n = e[v];
+  if (n === undefined || n.endsWith('_UNSPECIFIED')) throw new Error(`${field}: unknown or unspecified value ${v}`);
+  return (strip && n.startsWith(strip) ? n.slice(strip.length) : n) as T;
+}
+function valueOf(e: Record<string, number | string>, name: string, prefix = ''): number {
+  const v = e[prefix + name];
+  if (typeof v !== 'number') throw new Error(`no enum value ${prefix + name}`);
+  return v;
+}
+
+export const enums = {
+  region: (v: PbRegion) => nameOf<Region>(PbRegion, v, 'region'),
+  toRegion: (r: Region) => valueOf(PbRegion, r) as PbRegion,
+  scene: (v: PbScene) => nameOf<Scene>(PbScene, v, 'scene'),
+  toScene: (s: Scene) => valueOf(PbScene, s) as PbScene,
+  direction: (v: PbDirection) => nameOf<Direction>(PbDirection, v, 'direction'),
+  toDirection: (d: Direction) => valueOf(PbDirection, d) as PbDirection,
+  rider: (v: PbRiderCategory): RiderCategory => (v === PbRiderCategory.RIDER_CATEGORY_UNSPECIFIED ? 'ADULT' : nameOf<RiderCategory>(PbRiderCategory, v, 'rider_category')),
+  toRider: (r: RiderCategory) => valueOf(PbRiderCategory, r) as PbRiderCategory,
+  form: (v: PbCardForm) => nameOf<CardForm>(PbCardForm, v, 'form'),
+  toForm: (f: CardForm) => valueOf(PbCardForm, f) as PbCardForm,
+};
+
+export function encodeBusTap(t: TapEvent, sealedCard: Uint8Array): Uint8Array {
+  return PbBusTap.encode({
+    eventId: t.eventId,
+    terminalId: t.terminalId,
+    seq: t.seq,
+    terminalRegion: enums.toRegion(t.terminalRegion),
+    operatorId: t.operatorId,
+    deviceTime: t.deviceTime,
+    ingestTime: t.ingestTime,
+    scene: enums.toScene(t.scene),
+    venueId: t.venueId,
+    direction: enums.toDirection(t.direction),
+    cardToken: t.cardToken,
+    cardRegion: enums.toRegion(t.cardRegion),
+    form: enums.toForm(t.form),
+    sealedCard: Buffer.isBuffer(sealedCard) ? sealedCard : Buffer.from(sealedCard.buffer, sealedCard.byteOffset, sealedCard.byteLength),
+    amountFen: t.amountFen,
+    riderCategory: enums.toRider(t.riderCategory),
+    offline: t.offline,
+    partition: t.partition,
+  }).finish();
+}
+
+export function decodeBusTap(data: Uint8Array): { tap: TapEvent; sealedCard: Uint8Array } {
+  const m = PbBusTap.decode(data);
+  return {
+    tap: {
+      eventId: m.eventId,
+      terminalId: m.terminalId,
+      seq: m.seq,
+      terminalRegion: enums.region(m.terminalRegion),
+      operatorId: m.operatorId,
+      deviceTime: m.deviceTime,
+      ingestTime: m.ingestTime,
+      scene: enums.scene(m.scene),
+      venueId: m.venueId,
+      direction: enums.direction(m.direction),
+      cardToken: m.cardToken,
+      cardRegion: enums.region(m.cardRegion),
+      form: enums.form(m.form),
+      amountFen: m.amountFen,
+      riderCategory: enums.rider(m.riderCategory),
+      offline: m.offline,
+      partition: m.partition,
+    },
+    sealedCard: m.sealedCard,
+  };
+}
+
+export function encodeCredentials(c: CardCredentials): Uint8Array {
+  return PbCardCredentials.encode({
+    card: c.kind === 'chip' ? { $case: 'chip', value: { cardNumber: c.cardNumber, counter: c.counter, mac: Buffer.from(c.mac) } } : { $case: 'qr', value: { payload: c.payload } },
+  }).finish();
+}
+
+export function decodeCredentials(data: Uint8Array): CardCredentials | undefined {
+  const m = PbCardCredentials.decode(data);
+  if (m.card?.$case === 'chip') return { kind: 'chip', cardNumber: m.card.value.cardNumber, counter: m.card.value.counter, mac: m.card.value.mac };
+  if (m.card?.$case === 'qr') return { kind: 'qr', payload: m.card.value.payload };
+  return undefined;
+}
+
+export function encodeDecision(d: Decision): Uint8Array {
+  return PbDecision.encode({
+    eventId: d.eventId,
+    terminalId: d.terminalId,
+    seq: d.seq,
+    terminalRegion: enums.toRegion(d.terminalRegion),
+    operatorId: d.operatorId,
+    deviceTime: d.deviceTime,
+    ingestTime: d.ingestTime,
+    decisionTime: d.decisionTime,
+    scene: enums.toScene(d.scene),
+    venueId: d.venueId,
+    direction: enums.toDirection(d.direction),
+    cardToken: d.cardToken,
+    cardRegion: enums.toRegion(d.cardRegion),
+    form: enums.toForm(d.form),
+    amountFen: d.amountFen,
+    riderCategory: enums.toRider(d.riderCategory),
+    offline: d.offline,
+    partition: d.partition,
+    verdict: d.verdict === 'ACCEPTED' ? PbVerdict.VERDICT_ACCEPTED : PbVerdict.VERDICT_REJECTED,
+    reason: d.reason,
+    trace: d.trace,
+    riskRules: d.riskRules,
+  }).finish();
+}
+
+export function decodeDecision(data: Uint8Array): Decision {
+  const m = PbDecision.decode(data);
+  return {
+    eventId: m.eventId,
+    terminalId: m.terminalId,
+    seq: m.seq,
+    terminalRegion: enums.region(m.terminalRegion),
+    operatorId: m.operatorId,
+    deviceTime: m.deviceTime,
+    ingestTime: m.ingestTime,
+    decisionTime: m.decisionTime,
+    scene: enums.scene(m.scene),
+    venueId: m.venueId,
+    direction: enums.direction(m.direction),
+    cardToken: m.cardToken,
+    cardRegion: enums.region(m.cardRegion),
+    form: enums.form(m.form),
+    amountFen: m.amountFen,
+    riderCategory: enums.rider(m.riderCategory),
+    offline: m.offline,
+    partition: m.partition,
+    verdict: m.verdict === PbVerdict.VERDICT_ACCEPTED ? 'ACCEPTED' : 'REJECTED',
+    reason: m.reason,
+    trace: m.trace,
+    riskRules: m.riskRules,
+  };
+}
+
+function encodeClaimSplit(c: ClaimSplit): PbClaimResult {
+  return {
+    claimId: c.claimId,
+    status: valueOf(PbClaimStatus, c.status) as PbClaimStatus,
+    reason: c.reason,
+    medfeeSumamt: c.medfee_sumamt,
+    fulamtOwnpayAmt: c.fulamt_ownpay_amt,
+    preselfpayAmt: c.preselfpay_amt,
+    inscpScpAmt: c.inscp_scp_amt,
+    deductibleAmt: c.deductible_amt,
+    hifpPay: c.hifp_pay,
+    acctPay: c.acct_pay,
+    cashPayamt: c.cash_payamt,
+    overCapAmt: c.over_cap_amt,
+    policyVersion: c.policy_version,
+  };
+}
+
+export function claimSplitFromPb(r: PbClaimResult): ClaimSplit {
+  return {
+    claimId: r.claimId,
+    status: nameOf<ClaimStatus>(PbClaimStatus, r.status, 'status'),
+    reason: r.reason,
+    medfee_sumamt: r.medfeeSumamt,
+    fulamt_ownpay_amt: r.fulamtOwnpayAmt,
+    preselfpay_amt: r.preselfpayAmt,
+    inscp_scp_amt: r.inscpScpAmt,
+    deductible_amt: r.deductibleAmt,
+    hifp_pay: r.hifpPay,
+    acct_pay: r.acctPay,
+    cash_payamt: r.cashPayamt,
+    over_cap_amt: r.overCapAmt,
+    policy_version: r.policyVersion,
+  };
+}
+
+export { encodeClaimSplit as claimSplitToPb };
+
+export function encodeSettlement(s: Settlement): Uint8Array {
+  return PbSettlement.encode({
+    settlementId: s.settlementId,
+    eventId: s.eventId,
+    kind: valueOf(PbSettlementKind, s.kind, 'SETTLEMENT_KIND_') as PbSettlementKind,
+    cardToken: s.cardToken,
+    cardRegion: enums.toRegion(s.cardRegion),
+    terminalRegion: enums.toRegion(s.terminalRegion),
+    operatorId: s.operatorId,
+    network: s.network,
+    scene: enums.toScene(s.scene),
+    venueId: s.venueId,
+    entryVenueId: s.entryVenueId,
+    deviceTime: s.deviceTime,
+    settleTime: s.settleTime,
+    businessDay: s.businessDay,
+    amountFen: s.amountFen,
+    baseFareFen: s.baseFareFen,
+    distanceM: s.distanceM,
+    tariffVersion: s.tariffVersion,
+    trace: s.trace,
+    ledger: s.ledger,
+    claim: s.claim ? encodeClaimSplit(s.claim) : undefined,
+    adjustsEventId: s.adjustsEventId,
+    partition: s.partition,
+    ingestTime: s.ingestTime,
+  }).finish();
+}
+
+export function decodeSettlement(data: Uint8Array): Settlement {
+  const m = PbSettlement.decode(data);
+  return {
+    settlementId: m.settlementId,
+    eventId: m.eventId,
+    kind: nameOf<SettlementKind>(PbSettlementKind, m.kind, 'kind', 'SETTLEMENT_KIND_'),
+    cardToken: m.cardToken,
+    cardRegion: enums.region(m.cardRegion),
+    terminalRegion: enums.region(m.terminalRegion),
+    operatorId: m.operatorId,
+    network: m.network,
+    scene: enums.scene(m.scene),
+    venueId: m.venueId,
+    entryVenueId: m.entryVenueId,
+    deviceTime: m.deviceTime,
+    settleTime: m.settleTime,
+    businessDay: m.businessDay,
+    amountFen: m.amountFen,
+    baseFareFen: m.baseFareFen,
+    distanceM: m.distanceM,
+    tariffVersion: m.tariffVersion,
+    trace: m.trace,
+    ledger: m.ledger,
+    claim: m.claim ? claimSplitFromPb(m.claim) : undefined,
+    adjustsEventId: m.adjustsEventId,
+    partition: m.partition,
+    ingestTime: m.ingestTime,
+  };
+}
+
+export function encodeRiskFlag(f: RiskFlag): Uint8Array {
+  return PbRiskFlag.encode({ ...f, severity: valueOf(PbSeverity, f.severity) as PbSeverity, region: enums.toRegion(f.region) }).finish();
+}
+
+export function decodeRiskFlag(data: Uint8Array): RiskFlag {
+  const m = PbRiskFlag.decode(data);
+  return { ...m, severity: nameOf<Severity>(PbSeverity, m.severity, 'severity'), keyKind: m.keyKind as RiskFlag['keyKind'], region: enums.region(m.region) };
+}
+
+export function encodeBusClaim(c: MedicalClaimEvent): Uint8Array {
+  return PbBusClaim.encode({
+    claimId: c.claimId,
+    terminalId: c.terminalId,
+    institutionId: c.institutionId,
+    institutionLevel: valueOf(PbInstitutionLevel, c.institutionLevel) as PbInstitutionLevel,
+    treatment: valueOf(PbTreatment, c.treatment) as PbTreatment,
+    cardToken: c.cardToken,
+    personToken: c.personToken,
+    insuredRegion: enums.toRegion(c.insuredRegion),
+    treatmentRegion: enums.toRegion(c.treatmentRegion),
+    deviceTime: c.deviceTime,
+    ingestTime: c.ingestTime,
+    items: c.items.map((i) => ({ code: i.code, name: i.name, catalogueClass: valueOf(PbCatalogueClass, i.catalogueClass) as PbCatalogueClass, amountFen: i.amountFen })),
+    reversesClaimId: c.reversesClaimId,
+    personalAccountBalanceFen: c.personalAccountBalanceFen,
+    partition: c.partition,
+  }).finish();
+}
+
+export function decodeBusClaim(data: Uint8Array): MedicalClaimEvent {
+  const m = PbBusClaim.decode(data);
+  return {
+    claimId: m.claimId,
+    terminalId: m.terminalId,
+    institutionId: m.institutionId,
+    institutionLevel: nameOf(PbInstitutionLevel, m.institutionLevel, 'institution_level'),
+    treatment: nameOf(PbTreatment, m.treatment, 'treatment'),
+    cardToken: m.cardToken,
+    personToken: m.personToken,
+    insuredRegion: enums.region(m.insuredRegion),
+    treatmentRegion: enums.region(m.treatmentRegion),
+    deviceTime: m.deviceTime,
+    ingestTime: m.ingestTime,
+    items: m.items.map((i) => ({ code: i.code, name: i.name, catalogueClass: nameOf(PbCatalogueClass, i.catalogueClass, 'catalogue_class'), amountFen: i.amountFen })),
+    reversesClaimId: m.reversesClaimId,
+    personalAccountBalanceFen: m.personalAccountBalanceFen,
+    partition: m.partition,
+  };
+}

@@ -1,0 +1,228 @@
+/**
+ * Partition ownership and ordered, batched consumption.
+ *
+ * Card-keyed subjects are split into P partitions. Each partition has one owner at a time among
+ * a role's replicas, so a card's events are processed in stream order by exactly one process,
+ * which can cache that card's state. Ownership is a lease in the KV bucket tapflow_leases
+ * (bucket TTL = lease TTL):
+ *   member.<role>.<instance>   = <instance>   renewed every TTL/3: the live replicas of a role
+ *   part.<role>.<p>            = <instance>   the owner of partition p, renewed by CAS on its revision
+ * Replicas sorted by id share partitions deterministically (partition p goes to member p mod n).
+ * A replica releases what is no longer its share; a dead replica's leases expire after the TTL
+ * and the partition's new owner resumes from the consumer's first unacknowledged message.
+ * During a hand-over two processes could briefly both work on a partition; state writes are
+ * compare-and-set on the KV revision and outputs carry deterministic Nats-Msg-Ids, so the
+ * loser's writes fail and nothing is counted twice.
+ *
+ * Each owned partition runs a loop per consumer: fetch up to `batch` messages, hand them to the
+ * handler, and acknowledge the last one (ack policy "all") only after the handler resolved. A
+ * handler failure naks the batch (redelivered in order after a short delay).
+ */
+import type { JsMsg } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import type { Bus } from './connection.js';
+import type { Logger } from '../observe/log.js';
+import { Streams, type StreamName } from './subjects.js';
+import { toTapflowError } from '../domain/reasons.js';
+
+export interface ConsumerSpec {
+  stream: StreamName;
+  durable: string;
+  /** Most messages per batch (default: the worker's batch). */
+  batch?: number;
+  /** Longest wait for a batch to fill (ms, default 1000). */
+  expiresMs?: number;
+}
+
+export interface PartitionHandler {
+  /** Consumers to run for partition p (e.g. the settler: its decisions and its claims). */
+  consumers(p: number): ConsumerSpec[];
+  /** Process a batch in order. Resolve only when its effects are durable. */
+  handle(p: number, consumer: ConsumerSpec, msgs: JsMsg[]): Promise<void>;
+  /** Called when the partition is gained (before the first batch) and lost (after the last). */
+  onAcquire?(p: number): Promise<void> | void;
+  onRelease?(p: number): void;
+  /** Periodic work of an owned partition (e.g. closing expired journeys), run between batches. */
+  tick?(p: number): Promise<void>;
+  /** How often tick runs (ms). */
+  tickMs?: number;
+}
+
+export interface PartitionWorkerOptions {
+  bus: Bus;
+  leases: KV;
+  role: string;
+  instanceId: string;
+  partitions: number;
+  leaseTtlMs: number;
+  batch: number;
+  handler: PartitionHandler;
+  log: Logger;
+  onPending?: (stream: StreamName, p: number, pending: number) => void;
+  onOwned?: (count: number) => void;
+}
+
+interface Owned {
+  revision: number;
+  stop: boolean;
+  loops: Promise<void>[];
+}
+
+export class PartitionWorker {
+  private readonly owned = new Map<number, Owned>();
+  private timer?: NodeJS.Timeout;
+  private stopping = false;
+  private memberRev = 0;
+  private ticking?: Promise<void>;
+
+  constructor(private readonly o: PartitionWorkerOptions) {}
+
+  get ownedPartitions(): number[] {
+    return [...this.owned.keys()].sort((a, b) => a - b);
+  }
+
+  async start(): Promise<void> {
+    await this.tick();
+    this.timer = setInterval(() => {
+      if (!this.ticking) this.ticking = this.tick().finally(() => (this.ticking = undefined));
+    }, Math.max(200, Math.floor(this.o.leaseTtlMs / 3)));
+    this.timer.unref();
+  }
+
+  /** Stops fetching, finishes the batches in hand, releases the leases. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.ticking;
+    await Promise.all(this.ownedPartitions.map((p) => this.release(p)));
+    await this.o.leases.delete(this.memberKey()).catch(() => undefined);
+  }
+
+  private memberKey(): string {
+    return `member.${this.o.role}.${this.o.instanceId}`;
+  }
+
+  private partKey(p: number): string {
+    return `part.${this.o.role}.${p}`;
+  }
+
+  /** One round of the lease protocol. */
+  private async tick(): Promise<void> {
+    if (this.stopping) return;
+    const { leases, role, instanceId, partitions } = this.o;
+    try {
+      this.memberRev = await leases.put(this.memberKey(), instanceId);
+      const members: string[] = [];
+      for await (const k of await leases.keys(`member.${role}.*`)) members.push(k.slice(`member.${role}.`.length));
+      if (!members.includes(instanceId)) members.push(instanceId);
+      members.sort();
+      const me = members.indexOf(instanceId);
+      const mine = new Set<number>();
+      for (let p = 0; p < partitions; p++) if (p % members.length === me) mine.add(p);
+      // Renew what we own; release what is no longer our share.
+      for (const [p, o] of this.owned) {
+        if (!mine.has(p)) {
+          await this.release(p);
+          continue;
+        }
+        try {
+          o.revision = await leases.update(this.partKey(p), instanceId, o.revision);
+        } catch (err) {
+          this.o.log.warn({ role, partition: p, err: (err as Error).message }, 'lease lost');
+          await this.release(p, false);
+        }
+      }
+      // Claim our share where it is free.
+      for (const p of mine) {
+        if (this.owned.has(p) || this.stopping) continue;
+        try {
+          const rev = await leases.create(this.partKey(p), instanceId);
+          await this.acquire(p, rev);
+        } catch {
+          // Held by another replica until it releases it or its lease expires.
+        }
+      }
+      this.o.onOwned?.(this.owned.size);
+    } catch (err) {
+      this.o.log.warn({ role, err: (err as Error).message }, 'lease round failed');
+    }
+  }
+
+  private async acquire(p: number, revision: number): Promise<void> {
+    await this.o.handler.onAcquire?.(p);
+    const o: Owned = { revision, stop: false, loops: [] };
+    this.owned.set(p, o);
+    o.loops = this.o.handler.consumers(p).map((c) => this.loop(p, c, o));
+    this.o.log.debug({ role: this.o.role, partition: p }, 'partition acquired');
+  }
+
+  private async release(p: number, deleteLease = true): Promise<void> {
+    const o = this.owned.get(p);
+    if (!o) return;
+    o.stop = true;
+    await Promise.all(o.loops);
+    this.owned.delete(p);
+    this.o.handler.onRelease?.(p);
+    if (deleteLease) await this.o.leases.delete(this.partKey(p), { previousSeq: o.revision }).catch(() => undefined);
+    this.o.onOwned?.(this.owned.size);
+  }
+
+  private async loop(p: number, spec: ConsumerSpec, o: Owned): Promise<void> {
+    const { bus, batch, handler, log } = this.o;
+    const stream = Streams[spec.stream].name;
+    let backoff = 0;
+    let consumer: Awaited<ReturnType<typeof bus.js.consumers.get>> | undefined;
+    let lastTick = Date.now();
+    // Only the first consumer of a partition runs the partition's tick.
+    const ticks = handler.tick !== undefined && handler.consumers(p)[0]?.durable === spec.durable;
+    while (!o.stop) {
+      if (ticks && Date.now() - lastTick >= (handler.tickMs ?? 5000)) {
+        lastTick = Date.now();
+        try {
+          await handler.tick!(p);
+        } catch (err) {
+          log.warn({ partition: p, err: (err as Error).message }, 'partition tick failed');
+        }
+      }
+      if (backoff > 0) {
+        await sleep(backoff);
+        if (o.stop) break;
+      }
+      const msgs: JsMsg[] = [];
+      try {
+        consumer ??= await bus.js.consumers.get(stream, spec.durable);
+        const iter = await consumer.fetch({ max_messages: spec.batch ?? batch, expires: spec.expiresMs ?? 1000 });
+        for await (const m of iter) {
+          msgs.push(m);
+          if (o.stop) break;
+        }
+      } catch (err) {
+        log.debug({ partition: p, consumer: spec.durable, err: (err as Error).message }, 'fetch failed');
+        backoff = Math.min(2000, backoff * 2 || 100);
+        consumer = undefined;
+        continue;
+      }
+      if (msgs.length === 0) continue;
+      if (o.stop) {
+        // Lost the partition while fetching: leave the messages to the next owner.
+        for (const m of msgs) m.nak();
+        break;
+      }
+      try {
+        await handler.handle(p, spec, msgs);
+        msgs[msgs.length - 1]!.ack();
+        this.o.onPending?.(spec.stream, p, msgs[msgs.length - 1]!.info.pending);
+        backoff = 0;
+      } catch (err) {
+        const e = toTapflowError(err, 'TF_BUS_UNAVAILABLE');
+        log.warn({ partition: p, consumer: spec.durable, code: e.code, err: e.message }, 'batch failed; redelivering');
+        for (const m of msgs) m.nak(500);
+        backoff = Math.min(2000, backoff * 2 || 100);
+      }
+    }
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

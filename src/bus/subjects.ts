@@ -1,0 +1,37 @@
+/**
+ * JetStream layout: streams, subjects, consumers and KV buckets. Card-keyed subjects end in a
+ * partition number P = fnv1a32(card token) % partitions, so one owner sees a card's events in
+ * order (see src/bus/partitions.ts).
+ */
+export const Streams = {
+  TAPS: { name: 'TAPS', subjects: ['tapflow.taps.>', 'tapflow.claims.>'] },
+  DECISIONS: { name: 'DECISIONS', subjects: ['tapflow.decisions.>'] },
+  SETTLEMENTS: { name: 'SETTLEMENTS', subjects: ['tapflow.settlements.>'] },
+  RISK: { name: 'RISK', subjects: ['tapflow.risk.>'] },
+  DLQ: { name: 'DLQ', subjects: ['tapflow.dlq.>'] },
+} as const;
+
+export type StreamName = keyof typeof Streams;
+
+export const subjects = {
+  tap: (p: number) => `tapflow.taps.${p}`,
+  claim: (p: number) => `tapflow.claims.${p}`,
+  decision: (p: number) => `tapflow.decisions.${p}`,
+  settlement: (p: number) => `tapflow.settlements.${p}`,
+  risk: (p: number) => `tapflow.risk.${p}`,
+  deadLetter: (role: string) => `tapflow.dlq.${role}`,
+  /** Core NATS (not stored): a claim's result, for the ingest waiting on it. */
+  claimResult: (claimKey: string) => `tapflow.claimresult.${claimKey}`,
+};
+
+/** KV buckets. */
+export const Buckets = {
+  HOTLIST: 'tapflow_hotlist',
+  PROJECTS: 'tapflow_projects',
+  RISK_RULES: 'tapflow_risk_rules',
+  LEASES: 'tapflow_leases',
+  VALIDATOR_STATE: 'tapflow_validator_state',
+  SETTLER_STATE: 'tapflow_settler_state',
+  WINDOW_STATE: 'tapflow_window_state',
+  CLAIMS: 'tapflow_claims',
+} as const;

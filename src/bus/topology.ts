@@ -1,0 +1,112 @@
+/**
+ * Creates tapflow's JetStream topology idempotently at start-up: streams (file storage,
+ * explicit limits, discard new so a full stream pushes back instead of dropping), the durable
+ * pull consumers of every role, and the KV buckets.
+ *
+ * Streams other than DLQ use interest retention: a message is removed once every consumer
+ * interested in it has acknowledged it. Consumers must therefore exist before anything is
+ * published (a message nobody is interested in is dropped at once), which is why they are all
+ * created here rather than by the roles.
+ */
+import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, type ConsumerConfig, type StreamConfig } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import type { Bus } from './connection.js';
+import { Buckets, Streams, type StreamName } from './subjects.js';
+
+export interface TopologyOptions {
+  partitions: number;
+  duplicateWindowS: number;
+  streamMaxBytes: number;
+  streamMaxAgeS: number;
+  leaseTtlMs: number;
+}
+
+const NS_PER_S = 1_000_000_000;
+
+/** Durable consumers: name, stream, filter subject. */
+export function consumerPlan(partitions: number): { stream: StreamName; name: string; filter: string }[] {
+  const plan: { stream: StreamName; name: string; filter: string }[] = [];
+  for (let p = 0; p < partitions; p++) {
+    plan.push({ stream: 'TAPS', name: `validator-p${p}`, filter: `tapflow.taps.${p}` });
+    plan.push({ stream: 'TAPS', name: `settler-claims-p${p}`, filter: `tapflow.claims.${p}` });
+    plan.push({ stream: 'DECISIONS', name: `settler-p${p}`, filter: `tapflow.decisions.${p}` });
+  }
+  plan.push({ stream: 'DECISIONS', name: 'sink-decisions', filter: 'tapflow.decisions.>' });
+  plan.push({ stream: 'DECISIONS', name: 'risk-windows', filter: 'tapflow.decisions.>' });
+  plan.push({ stream: 'SETTLEMENTS', name: 'sink-settlements', filter: 'tapflow.settlements.>' });
+  plan.push({ stream: 'RISK', name: 'sink-risk', filter: 'tapflow.risk.>' });
+  return plan;
+}
+
+/** How many messages a consumer may hold unacknowledged: bounds memory under overload. */
+export const MAX_ACK_PENDING = 20_000;
+/** Redelivery after this long without an ack (s). */
+export const ACK_WAIT_S = 60;
+
+export async function ensureTopology(bus: Bus, o: TopologyOptions): Promise<void> {
+  for (const key of Object.keys(Streams) as StreamName[]) {
+    const s = Streams[key];
+    const cfg: Partial<StreamConfig> & { name: string } = {
+      name: s.name,
+      subjects: [...s.subjects],
+      storage: StorageType.File,
+      retention: key === 'DLQ' ? RetentionPolicy.Limits : RetentionPolicy.Interest,
+      discard: DiscardPolicy.New,
+      max_bytes: o.streamMaxBytes,
+      max_age: o.streamMaxAgeS * NS_PER_S,
+      max_msgs: -1,
+      duplicate_window: o.duplicateWindowS * NS_PER_S,
+      num_replicas: 1,
+    };
+    const existing = await bus.jsm.streams.info(s.name).catch(() => undefined);
+    if (!existing) {
+      await bus.jsm.streams.add(cfg);
+    } else {
+      const c = existing.config;
+      if (c.max_bytes !== cfg.max_bytes || c.max_age !== cfg.max_age || c.duplicate_window !== cfg.duplicate_window || c.discard !== cfg.discard) {
+        await bus.jsm.streams.update(s.name, { ...c, max_bytes: cfg.max_bytes!, max_age: cfg.max_age!, duplicate_window: cfg.duplicate_window!, discard: DiscardPolicy.New });
+      }
+    }
+  }
+  for (const c of consumerPlan(o.partitions)) {
+    const cfg: Partial<ConsumerConfig> = {
+      durable_name: c.name,
+      filter_subject: c.filter,
+      ack_policy: AckPolicy.All,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: ACK_WAIT_S * NS_PER_S,
+      max_ack_pending: MAX_ACK_PENDING,
+      max_deliver: -1,
+    };
+    const existing = await bus.jsm.consumers.info(Streams[c.stream].name, c.name).catch(() => undefined);
+    if (!existing) await bus.jsm.consumers.add(Streams[c.stream].name, cfg);
+  }
+  await openBuckets(bus, o.leaseTtlMs);
+}
+
+export interface BucketSet {
+  hotlist: KV;
+  projects: KV;
+  riskRules: KV;
+  leases: KV;
+  validatorState: KV;
+  settlerState: KV;
+  windowState: KV;
+  claims: KV;
+}
+
+/** Opens (creating when missing) every KV bucket. */
+export async function openBuckets(bus: Bus, leaseTtlMs: number): Promise<BucketSet> {
+  const kvm = new Kvm(bus.js);
+  const open = (name: string, opts: Record<string, unknown> = {}) => kvm.create(name, { storage: StorageType.File, history: 1, ...opts });
+  return {
+    hotlist: await open(Buckets.HOTLIST, { history: 5 }),
+    projects: await open(Buckets.PROJECTS, { history: 10 }),
+    riskRules: await open(Buckets.RISK_RULES, { history: 10 }),
+    leases: await open(Buckets.LEASES, { ttl: leaseTtlMs }),
+    validatorState: await open(Buckets.VALIDATOR_STATE),
+    settlerState: await open(Buckets.SETTLER_STATE),
+    windowState: await open(Buckets.WINDOW_STATE),
+    claims: await open(Buckets.CLAIMS),
+  };
+}

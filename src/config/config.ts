@@ -1,0 +1,79 @@
+/**
+ * tapflow's configuration: one schema, every field with its unit and default, read from the
+ * environment (and CLI flags, which override it) and validated once at start-up. A bad value
+ * stops the process with a message naming the variable.
+ */
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const bool = z
+  .union([z.boolean(), z.enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])])
+  .transform((v) => v === true || v === '1' || v === 'true' || v === 'yes' || v === 'on');
+
+/**
+ * Every setting, keyed by its environment variable. The README's configuration table is made
+ * from this list (`tapflow config --markdown`).
+ */
+export const settings = {
+  NATS_URL: { schema: z.string().min(1), default: 'nats://127.0.0.1:4222', doc: 'NATS server URL (comma-separated for a cluster).' },
+  TAPFLOW_NATS_AUTOSTART: { schema: bool, default: 'true', doc: 'Start a local nats-server (JetStream, store under the data dir) when none answers at NATS_URL; installs it with apt-get on Debian when missing.' },
+  TAPFLOW_DATA_DIR: { schema: z.string().min(1), default: './data', doc: 'Local state: embedded ClickHouse, the local nats-server store, generated development keys.' },
+  CLICKHOUSE_URL: { schema: z.string().url().optional(), default: undefined, doc: 'ClickHouse server (http://host:8123). Unset: the embedded engine (chdb) under the data dir.' },
+  CLICKHOUSE_USER: { schema: z.string().optional(), default: undefined, doc: 'ClickHouse server user.' },
+  CLICKHOUSE_PASSWORD: { schema: z.string().optional(), default: undefined, doc: 'ClickHouse server password.' },
+  CLICKHOUSE_DATABASE: { schema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), default: 'tapflow', doc: 'ClickHouse database.' },
+  TAPFLOW_GRPC_HOST: { schema: z.string().min(1), default: '0.0.0.0', doc: 'Address the ingest gRPC server binds.' },
+  TAPFLOW_GRPC_PORT: { schema: port, default: '50051', doc: 'Port of the ingest gRPC server (0 = any free port).' },
+  TAPFLOW_METRICS_PORT: { schema: port, default: '9464', doc: 'Port of /metrics, /healthz and /readyz (0 = any free port).' },
+  TAPFLOW_PARTITIONS: { schema: positiveInt.max(1024), default: '16', doc: 'Partitions of the card-keyed subjects (hash(card token) % N). Fixed for the life of the streams.' },
+  TAPFLOW_MAX_INFLIGHT: { schema: positiveInt, default: '16384', doc: 'Taps published and not yet acknowledged by JetStream, per ingest process; beyond it taps are refused with OVERLOADED / RESOURCE_EXHAUSTED.' },
+  TAPFLOW_PUBLISH_TIMEOUT_MS: { schema: positiveInt, default: '5000', doc: 'How long ingest waits for a JetStream PubAck (ms) before answering UNAVAILABLE.' },
+  TAPFLOW_DUPLICATE_WINDOW_S: { schema: positiveInt, default: '1200', doc: 'JetStream duplicate window (s): a re-sent (terminal_id, seq) within it is answered DUPLICATE. Older re-sends are still counted once (validators remember applied events).' },
+  TAPFLOW_STREAM_MAX_BYTES: { schema: positiveInt, default: String(8 * 1024 ** 3), doc: 'Size limit of each stream (bytes); a full stream refuses new taps (discard new) rather than dropping old ones.' },
+  TAPFLOW_STREAM_MAX_AGE_S: { schema: positiveInt, default: String(7 * 24 * 3600), doc: 'Age limit of messages in each stream (s).' },
+  TAPFLOW_BATCH_MAX_TAPS: { schema: positiveInt, default: '5000', doc: 'Most taps accepted in one UploadBatch.' },
+  TAPFLOW_CONSUMER_BATCH: { schema: positiveInt, default: '512', doc: 'Messages a validator, settler or sink pulls at once.' },
+  TAPFLOW_SINK_MAX_ROWS: { schema: positiveInt, default: '20000', doc: 'Rows the sink gathers before an insert.' },
+  TAPFLOW_SINK_FLUSH_MS: { schema: positiveInt, default: '250', doc: 'Longest time the sink holds rows before an insert (ms).' },
+  TAPFLOW_LEASE_TTL_MS: { schema: positiveInt.min(1000), default: '6000', doc: 'Partition lease time (ms): a replica that stops renewing loses its partitions after this.' },
+  TAPFLOW_CLAIM_WAIT_MS: { schema: positiveInt, default: '2000', doc: 'How long SettleClaim waits for the split before answering PENDING (ms).' },
+  TAPFLOW_SHUTDOWN_TIMEOUT_MS: { schema: positiveInt, default: '15000', doc: 'On SIGTERM: longest time to drain in-flight work before exiting (ms).' },
+  TAPFLOW_TOKEN_KEY: { schema: z.string().regex(/^[0-9a-f]{64}$/i).optional(), default: undefined, doc: 'Hex 32-byte key of card/ID tokens. Unset: generated once into <data dir>/keys/token.key (development only).' },
+  TAPFLOW_SEAL_KEY: { schema: z.string().regex(/^[0-9a-f]{64}$/i).optional(), default: undefined, doc: 'Hex 32-byte AES key sealing card credentials between ingest and validators. Unset: generated into <data dir>/keys/seal.key.' },
+  TAPFLOW_TRUST_FILE: { schema: z.string().optional(), default: undefined, doc: 'Card issuer keys (chip master keys, QR public keys) of BJ, TJ, HE. Unset: <data dir>/keys/trust.json, generated test keys.' },
+  TAPFLOW_TERMINALS_FILE: { schema: z.string().optional(), default: undefined, doc: 'Terminal registry (YAML): id, region, operator, secret hash. Unset: the demo registry (terminal secrets derived from <data dir>/keys/fleet.key).' },
+  TAPFLOW_TARIFF_DIR: { schema: z.string().min(1), default: './data', doc: 'Folder of networks, tariffs, venues, medical policies and the project list.' },
+  TAPFLOW_LOG_LEVEL: { schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), default: 'info', doc: 'Log level (pino).' },
+} as const;
+
+type Settings = typeof settings;
+export type ConfigKey = keyof Settings;
+export type Config = { [K in ConfigKey]: z.output<Settings[K]['schema']> };
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Reads and validates the configuration; overrides (from flags) win over the environment. */
+export function loadConfig(env: Record<string, string | undefined> = process.env, overrides: Partial<Record<ConfigKey, string | number | boolean | undefined>> = {}): Config {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [key, spec] of Object.entries(settings) as [ConfigKey, Settings[ConfigKey]][]) {
+    const raw = overrides[key] ?? (env[key] === '' ? undefined : env[key]) ?? spec.default;
+    const parsed = (spec.schema as z.ZodType).safeParse(raw);
+    if (!parsed.success) {
+      problems.push(`${key}=${JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    } else {
+      out[key] = parsed.data;
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  return out as Config;
+}
+
+/** The configuration table of the README. */
+export function configMarkdown(): string {
+  const rows = Object.entries(settings).map(([k, s]) => `| \`${k}\` | ${s.default === undefined ? '(unset)' : `\`${s.default}\``} | ${s.doc} |`);
+  return ['| variable | default | meaning |', '| --- | --- | --- |', ...rows].join('\n');
+}

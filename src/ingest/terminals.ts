@@ -1,0 +1,104 @@
+/**
+ * The terminal registry: every terminal that may send taps, with its region and credential.
+ * There is no anonymous path. A terminal authenticates each call with gRPC metadata
+ *   x-terminal-id: <id>      x-terminal-secret: <secret>
+ * and the registry keeps only SHA-256 hashes of secrets. (mTLS per terminal replaces the
+ * secret when the security work lands.)
+ *
+ * File format (YAML, TAPFLOW_TERMINALS_FILE):
+ *   terminals:
+ *     - id: BJ-GATE-0001          # [A-Za-z0-9._-], at most 64
+ *       region: BJ                # operating region: BJ | TJ | HE
+ *       operator: bj-subway       # optional; otherwise the operator of the tapped venue
+ *       secret_sha256: <64 hex>   # sha256 of the secret
+ *       disabled: false           # optional
+ * Without a file, the demo registry accepts terminals named "<REGION>-<ANY>-<n>" whose secret
+ * is HMAC-SHA-256(fleet key, id): the fleet key is generated under the data dir, so the demo
+ * fleet can log in and nobody without that key can.
+ */
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { z } from 'zod';
+import { Regions, type Region } from '../domain/types.js';
+
+export interface Terminal {
+  id: string;
+  region: Region;
+  operatorId?: string;
+  disabled?: boolean;
+}
+
+export type AuthResult = { ok: true; terminal: Terminal } | { ok: false; code: 'UNAUTHENTICATED' | 'PERMISSION_DENIED'; message: string };
+
+export interface TerminalRegistry {
+  authenticate(id: string | undefined, secret: string | undefined): AuthResult;
+}
+
+export const TERMINAL_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+
+const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+
+const fileSchema = z.object({
+  terminals: z.array(
+    z.object({
+      id: z.string().regex(TERMINAL_ID_PATTERN),
+      region: z.enum(Regions),
+      operator: z.string().min(1).optional(),
+      secret_sha256: z.string().regex(/^[0-9a-f]{64}$/i),
+      disabled: z.boolean().optional(),
+    }),
+  ),
+});
+
+function missing(id: string | undefined, secret: string | undefined): AuthResult | undefined {
+  if (!id || !secret) return { ok: false, code: 'UNAUTHENTICATED', message: 'metadata x-terminal-id and x-terminal-secret are required' };
+  return undefined;
+}
+
+/** A registry read from a YAML file. */
+export function fileRegistry(path: string): TerminalRegistry {
+  let parsed;
+  try {
+    parsed = fileSchema.parse(parse(readFileSync(path, 'utf8')));
+  } catch (err) {
+    throw new Error(`terminal registry ${path}: ${(err as Error).message}`);
+  }
+  const byId = new Map(parsed.terminals.map((t) => [t.id, t]));
+  return {
+    authenticate(id, secret) {
+      const m = missing(id, secret);
+      if (m) return m;
+      const t = byId.get(id!);
+      if (!t || !timingSafeEqual(sha256(secret!), Buffer.from(t.secret_sha256, 'hex'))) return { ok: false, code: 'UNAUTHENTICATED', message: `unknown terminal or wrong secret for ${id}` };
+      if (t.disabled) return { ok: false, code: 'PERMISSION_DENIED', message: `terminal ${id} is disabled` };
+      return { ok: true, terminal: { id: t.id, region: t.region, operatorId: t.operator } };
+    },
+  };
+}
+
+/** The demo fleet's secret for a terminal id. */
+export function demoTerminalSecret(fleetKey: Uint8Array, terminalId: string): string {
+  return createHmac('sha256', fleetKey).update(terminalId).digest('base64url');
+}
+
+/** Registry of the demo fleet and the bench: "<REGION>-..." ids with derived secrets. */
+export function demoRegistry(fleetKey: Uint8Array): TerminalRegistry {
+  const cache = new Map<string, Terminal>();
+  return {
+    authenticate(id, secret) {
+      const m = missing(id, secret);
+      if (m) return m;
+      const region = id!.slice(0, 2) as Region;
+      if (!TERMINAL_ID_PATTERN.test(id!) || !(Regions as readonly string[]).includes(region) || id![2] !== '-') {
+        return { ok: false, code: 'UNAUTHENTICATED', message: `unknown terminal ${id}` };
+      }
+      const expected = Buffer.from(demoTerminalSecret(fleetKey, id!));
+      const given = Buffer.from(secret!);
+      if (expected.length !== given.length || !timingSafeEqual(expected, given)) return { ok: false, code: 'UNAUTHENTICATED', message: `wrong secret for terminal ${id}` };
+      let t = cache.get(id!);
+      if (!t) cache.set(id!, (t = { id: id!, region }));
+      return { ok: true, terminal: t };
+    },
+  };
+}

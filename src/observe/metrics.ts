@@ -1,0 +1,86 @@
+/**
+ * Prometheus metrics of every role, and the HTTP endpoint that serves them with liveness and
+ * readiness. Labels never carry card tokens or terminal ids: only bounded vocabularies
+ * (reason codes, regions, scenes, rule ids, tables).
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Latency buckets in seconds, fine at the low end where ack latency lives. */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30];
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'tapflow_' });
+  const m = {
+    registry,
+    roleUp: new Gauge({ name: 'tapflow_role_up', help: 'Roles running in this process (1 each).', labelNames: ['role'], registers: [registry] }),
+    tapsReceived: new Counter({ name: 'tapflow_taps_received_total', help: 'Taps received by ingest.', labelNames: ['kind'], registers: [registry] }),
+    tapsPublished: new Counter({ name: 'tapflow_taps_published_total', help: 'Taps made durable in JetStream (ACCEPTED_DURABLE).', registers: [registry] }),
+    tapsDuplicate: new Counter({ name: 'tapflow_taps_duplicate_total', help: 'Taps answered DUPLICATE.', registers: [registry] }),
+    tapsInvalid: new Counter({ name: 'tapflow_taps_invalid_total', help: 'Taps answered INVALID, by the offending field.', labelNames: ['field'], registers: [registry] }),
+    ingestRefused: new Counter({ name: 'tapflow_ingest_refused_total', help: 'Taps or calls refused (overload, JetStream unavailable, auth), by failure code.', labelNames: ['code'], registers: [registry] }),
+    inflight: new Gauge({ name: 'tapflow_inflight_publishes', help: 'Publishes awaiting a JetStream PubAck.', registers: [registry] }),
+    ackLatency: new Histogram({ name: 'tapflow_ack_latency_seconds', help: 'From receiving a tap to sending its ack.', buckets: LATENCY_BUCKETS, registers: [registry] }),
+    decisions: new Counter({ name: 'tapflow_decisions_total', help: 'Decisions by verdict and reason.', labelNames: ['verdict', 'reason', 'scene', 'region'], registers: [registry] }),
+    riskFlags: new Counter({ name: 'tapflow_risk_flags_total', help: 'Risk flags raised, by rule and severity.', labelNames: ['rule', 'severity'], registers: [registry] }),
+    settlements: new Counter({ name: 'tapflow_settlements_total', help: 'Settlements by kind and terminal region.', labelNames: ['kind', 'region'], registers: [registry] }),
+    fareFen: new Counter({ name: 'tapflow_fare_fen_total', help: 'Fares charged (fen), by network and terminal region.', labelNames: ['network', 'region'], registers: [registry] }),
+    ledgerImbalance: new Gauge({ name: 'tapflow_ledger_imbalance_fen', help: 'Sum of debits minus sum of credits of all ledger entries produced (0 when balanced).', registers: [registry] }),
+    ledgerImbalanced: new Counter({ name: 'tapflow_ledger_imbalanced_total', help: 'Settlements whose ledger entries did not balance.', registers: [registry] }),
+    storedRows: new Counter({ name: 'tapflow_stored_rows_total', help: 'Rows inserted into ClickHouse, by table.', labelNames: ['table'], registers: [registry] }),
+    deadLetters: new Counter({ name: 'tapflow_dead_letters_total', help: 'Messages sent to the dead-letter stream.', labelNames: ['role', 'code'], registers: [registry] }),
+    tapToStore: new Histogram({ name: 'tapflow_tap_to_store_latency_seconds', help: 'From ingest of a tap to its decision row stored in ClickHouse.', buckets: LATENCY_BUCKETS, registers: [registry] }),
+    consumerPending: new Gauge({ name: 'tapflow_consumer_pending', help: 'Messages waiting for a consumer.', labelNames: ['role', 'stream'], registers: [registry] }),
+    partitionsOwned: new Gauge({ name: 'tapflow_partitions_owned', help: 'Partitions this process owns, by role.', labelNames: ['role'], registers: [registry] }),
+  };
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export interface HealthCheck {
+  name: string;
+  ready(): boolean;
+}
+
+/** Serves /metrics, /healthz (alive) and /readyz (every registered check ready). */
+export async function serveMetrics(metrics: Metrics, host: string, port: number, checks: () => HealthCheck[]): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    const url = req.url ?? '/';
+    if (url.startsWith('/metrics')) {
+      metrics.registry
+        .metrics()
+        .then((body) => {
+          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          res.end(body);
+        })
+        .catch((err: unknown) => {
+          res.writeHead(500);
+          res.end(String(err));
+        });
+    } else if (url.startsWith('/healthz')) {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('ok\n');
+    } else if (url.startsWith('/readyz')) {
+      const status = checks().map((c) => ({ name: c.name, ready: c.ready() }));
+      const ok = status.every((s) => s.ready);
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ready: ok, checks: status }) + '\n');
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const actual = (server.address() as AddressInfo).port;
+  return {
+    server,
+    port: actual,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
