@@ -249,6 +249,7 @@ export function encodeSettlement(s: Settlement): Uint8Array {
     adjustsEventId: s.adjustsEventId,
     partition: s.partition,
     ingestTime: s.ingestTime,
+    personToken: s.personToken ?? '',
   }).finish();
 }
 
@@ -279,6 +280,7 @@ export function decodeSettlement(data: Uint8Array): Settlement {
     adjustsEventId: m.adjustsEventId,
     partition: m.partition,
     ingestTime: m.ingestTime,
+    ...(m.personToken && { personToken: m.personToken }),
   };
 }
 

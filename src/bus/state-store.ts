@@ -76,6 +76,11 @@ export class StateStore<T> {
     this.evict();
   }
 
+  /** The cached keys with a value. */
+  *entries(): IterableIterator<[string, T]> {
+    for (const [k, c] of this.cache) if (c.value !== undefined) yield [k, c.value];
+  }
+
   /** Drops the cache (on losing the partition or after a failure). */
   clear(): void {
     this.cache.clear();

@@ -185,6 +185,8 @@ export interface Settlement {
   adjustsEventId: string;
   partition: number;
   ingestTime: EpochMs;
+  /** For MEDICAL and REVERSAL: the insured person's token. */
+  personToken?: string;
 }
 
 /** Asserts an amount is an integer number of fen. */

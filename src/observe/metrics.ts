@@ -46,10 +46,28 @@ export interface HealthCheck {
 }
 
 /** Serves /metrics, /healthz (alive) and /readyz (every registered check ready). */
-export async function serveMetrics(metrics: Metrics, host: string, port: number, checks: () => HealthCheck[]): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+export async function serveMetrics(
+  metrics: Metrics,
+  host: string,
+  port: number,
+  checks: () => HealthCheck[],
+  endpoints: Map<string, (query: URLSearchParams) => Promise<unknown>> = new Map(),
+): Promise<{ server: Server; port: number; close(): Promise<void> }> {
   const server = createServer((req, res) => {
     const url = req.url ?? '/';
-    if (url.startsWith('/metrics')) {
+    const parsed = new URL(url, 'http://localhost');
+    const endpoint = endpoints.get(parsed.pathname);
+    if (endpoint) {
+      endpoint(parsed.searchParams)
+        .then((body) => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(body, null, 2) + '\n');
+        })
+        .catch((err: unknown) => {
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end(String(err) + '\n');
+        });
+    } else if (url.startsWith('/metrics')) {
       metrics.registry
         .metrics()
         .then((body) => {
@@ -77,10 +95,15 @@ export async function serveMetrics(metrics: Metrics, host: string, port: number,
     server.once('error', reject);
     server.listen(port, host, () => resolve());
   });
+  server.unref();
   const actual = (server.address() as AddressInfo).port;
   return {
     server,
     port: actual,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

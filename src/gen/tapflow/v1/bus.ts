@@ -365,6 +365,8 @@ export interface Settlement {
   adjustsEventId: string;
   partition: number;
   ingestTime: number;
+  /** MEDICAL and REVERSAL: the insured person's token */
+  personToken: string;
 }
 
 export interface RiskFlag {
@@ -1999,6 +2001,7 @@ function createBaseSettlement(): Settlement {
     adjustsEventId: "",
     partition: 0,
     ingestTime: 0,
+    personToken: "",
   };
 }
 
@@ -2075,6 +2078,9 @@ export const Settlement: MessageFns<Settlement> = {
     }
     if (message.ingestTime !== 0) {
       writer.uint32(192).int64(message.ingestTime);
+    }
+    if (message.personToken !== "") {
+      writer.uint32(202).string(message.personToken);
     }
     return writer;
   },
@@ -2284,6 +2290,14 @@ export const Settlement: MessageFns<Settlement> = {
             message.ingestTime = longToNumber(reader.int64());
             continue;
           }
+          case 25: {
+            if (tag !== 202) {
+              break;
+            }
+
+            message.personToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2394,6 +2408,11 @@ export const Settlement: MessageFns<Settlement> = {
         : isSet(object.ingest_time)
         ? globalThis.Number(object.ingest_time)
         : 0,
+      personToken: isSet(object.personToken)
+        ? globalThis.String(object.personToken)
+        : isSet(object.person_token)
+        ? globalThis.String(object.person_token)
+        : "",
     };
   },
 
@@ -2471,6 +2490,9 @@ export const Settlement: MessageFns<Settlement> = {
     if (message.ingestTime !== 0) {
       obj.ingestTime = Math.round(message.ingestTime);
     }
+    if (message.personToken !== "") {
+      obj.personToken = message.personToken;
+    }
     return obj;
   },
 
@@ -2505,6 +2527,7 @@ export const Settlement: MessageFns<Settlement> = {
     message.adjustsEventId = object.adjustsEventId ?? "";
     message.partition = object.partition ?? 0;
     message.ingestTime = object.ingestTime ?? 0;
+    message.personToken = object.personToken ?? "";
     return message;
   },
 };

@@ -1,0 +1,143 @@
+/**
+ * `tapflow demo`: a simulated terminal fleet streaming taps to the ingest over real gRPC, with
+ * a live summary every few seconds (taps/s, accepted/rejected with the top reasons, fares by
+ * region, rows stored).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
+import type { Writable } from 'node:stream';
+import type { Config } from '../config/config.js';
+import { TerminalIngestClient, TapStatus, type Tap, type TapAck } from '../gen/tapflow/v1/ingest.js';
+import { loadVenueDirectory } from '../domain/network/index.js';
+import { parseKeyFile } from '../domain/card/keys.js';
+import { demoTerminalSecret } from '../ingest/terminals.js';
+import type { Logger } from '../observe/log.js';
+import type { Metrics } from '../observe/metrics.js';
+import { TapGenerator } from './generator.js';
+import { trustFilePath } from '../validate/trust.js';
+import type { BucketSet } from '../bus/topology.js';
+import { putHotlistEntry } from '../validate/data-store.js';
+import { tokenize } from '../domain/card/token.js';
+
+export interface DemoOptions {
+  target: string;
+  cfg: Config;
+  fleetKey: Uint8Array;
+  tokenKey: Uint8Array;
+  buckets: BucketSet;
+  metrics: Metrics;
+  rate: number;
+  terminals: number;
+  durationS?: number;
+  log: Logger;
+  out: Writable;
+  /** Reads the main aggregates from ClickHouse, for the closing summary. */
+  storedSummary?: () => Promise<unknown>;
+}
+
+type LabelValues = { labels: Record<string, string | number>; value: number }[];
+
+async function values(c: { get(): Promise<{ values: LabelValues }> }): Promise<LabelValues> {
+  return (await c.get()).values;
+}
+
+export async function runDemoFleet(o: DemoOptions): Promise<void> {
+  const venues = loadVenueDirectory(o.cfg.TAPFLOW_TARIFF_DIR);
+  const keys = parseKeyFile(readFileSync(trustFilePath(o.cfg), 'utf8'), trustFilePath(o.cfg));
+  const groups = 3 * 3; // regions x transit/culture scenes
+  const gen = new TapGenerator({ venues, keys, cards: Math.max(2000, o.rate * 90), terminalsPerGroup: Math.max(1, Math.ceil(o.terminals / groups)), seed: Date.now() % 2 ** 31 });
+  for (const c of gen.pickHotlisted(20)) {
+    await putHotlistEntry(o.buckets.hotlist, { cardToken: tokenize(o.tokenKey, 'card', c.number), reason: 'LOST', since: Date.now(), note: 'demo fleet' });
+  }
+  const client = new TerminalIngestClient(o.target, grpc.credentials.createInsecure());
+  const streams = new Map<string, grpc.ClientDuplexStream<Tap, TapAck>>();
+  const statuses = new Map<string, number>();
+  let sent = 0;
+  let acked = 0;
+  const streamFor = (terminalId: string) => {
+    let s = streams.get(terminalId);
+    if (!s) {
+      const md = new grpc.Metadata();
+      md.set('x-terminal-id', terminalId);
+      md.set('x-terminal-secret', demoTerminalSecret(o.fleetKey, terminalId));
+      s = client.streamTaps(md);
+      s.on('data', (a: TapAck) => {
+        acked++;
+        const k = TapStatus[a.status] ?? String(a.status);
+        statuses.set(k, (statuses.get(k) ?? 0) + 1);
+      });
+      s.on('error', (err) => o.log.warn({ terminalId, err: err.message }, 'demo stream failed'));
+      streams.set(terminalId, s);
+    }
+    return s;
+  };
+
+  const started = Date.now();
+  let lastPrint = started;
+  let lastSent = 0;
+  const print = async (final = false) => {
+    const now = Date.now();
+    const rate = ((sent - lastSent) * 1000) / Math.max(1, now - lastPrint);
+    lastPrint = now;
+    lastSent = sent;
+    const decisions = await values(o.metrics.decisions);
+    let accepted = 0;
+    let rejected = 0;
+    const reasons = new Map<string, number>();
+    for (const d of decisions) {
+      if (d.labels.verdict === 'ACCEPTED') accepted += d.value;
+      else {
+        rejected += d.value;
+        reasons.set(String(d.labels.reason), (reasons.get(String(d.labels.reason)) ?? 0) + d.value);
+      }
+    }
+    const top = [...reasons.entries()].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([r, n]) => `${r} ${n}`).join(', ');
+    const fares = new Map<string, number>();
+    for (const f of await values(o.metrics.fareFen)) fares.set(String(f.labels.region), (fares.get(String(f.labels.region)) ?? 0) + f.value);
+    const fareText = ['BJ', 'TJ', 'HE'].map((r) => `${r} ¥${((fares.get(r) ?? 0) / 100).toFixed(2)}`).join('  ');
+    const stored = (await values(o.metrics.storedRows)).find((v) => v.labels.table === 'decisions')?.value ?? 0;
+    const st = [...statuses.entries()].map(([k, n]) => `${k} ${n}`).join(', ');
+    o.out.write(
+      `[${new Date(now).toISOString().slice(11, 19)}] ${final ? 'final' : `${rate.toFixed(0)} taps/s`} | sent ${sent}, acked ${acked} (${st}) | decided: accepted ${accepted}, rejected ${rejected}${top ? ` (${top})` : ''} | fares ${fareText} | stored ${stored}\n`,
+    );
+  };
+
+  o.out.write(`demo fleet: ${o.terminals} terminals, ${gen.cards.length} cards, ${o.rate} taps/s offered -> ${o.target}${o.durationS ? ` for ${o.durationS}s` : ' (Ctrl-C stops)'}\n`);
+  let stop = false;
+  const onSig = () => (stop = true);
+  process.once('SIGINT', onSig);
+  process.once('SIGTERM', onSig);
+  const tickMs = 50;
+  let credit = 0;
+  while (!stop && (!o.durationS || Date.now() - started < o.durationS * 1000)) {
+    credit += (o.rate * tickMs) / 1000;
+    const now = Date.now();
+    let guard = 0;
+    while (credit >= 1 && guard++ < o.rate) {
+      const e = gen.next(now);
+      if (e.kind === 'idle') continue;
+      credit -= 1;
+      streamFor(e.terminalId).write(e.tap);
+      sent++;
+    }
+    if (Date.now() - lastPrint >= 5000) await print();
+    await new Promise((r) => setTimeout(r, tickMs));
+  }
+  process.off('SIGINT', onSig);
+  process.off('SIGTERM', onSig);
+  // Let the acks and the pipeline catch up.
+  for (const s of streams.values()) s.end();
+  const until = Date.now() + 15_000;
+  while (acked < sent && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  const settleUntil = Date.now() + 10_000;
+  let stored = 0;
+  while (Date.now() < settleUntil) {
+    stored = (await values(o.metrics.storedRows)).find((v) => v.labels.table === 'decisions')?.value ?? 0;
+    const accepted = statuses.get('ACCEPTED_DURABLE') ?? 0;
+    if (stored >= accepted) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await print(true);
+  if (o.storedSummary) o.out.write(`ClickHouse: ${JSON.stringify(await o.storedSummary(), null, 2)}\n`);
+  client.close();
+}

@@ -1,0 +1,13 @@
+/**
+ * tapflow's ClickHouse storage layer: the engine seam (embedded chdb or a server), versioned
+ * migrations, row mapping from the domain types, and the read queries. The sink role
+ * (JetStream consumer, batching, acks) lives elsewhere and calls this.
+ */
+export { openClickHouse, insertSettings, DEFAULT_DATABASE, DEFAULT_DATA_DIR } from './engine.js';
+export type { ClickHouseEngine, ClickHouseConfig, InsertOptions } from './engine.js';
+export { StoreConfigError, type StoreConfigErrorCode } from './errors.js';
+export { migrate, loadMigrations, splitStatements, MIGRATIONS_DIR, type Migration } from './migrate.js';
+export { decisionRow, settlementRows, riskFlagRow, dateTime64 } from './rows.js';
+export type { DecisionRow, SettlementRow, LedgerRow, ClaimRow, RiskFlagRow, SettlementRows } from './rows.js';
+export { highWaterMarks, summary, clearingReport, ledgerBalance, TABLE_SOURCE_STREAMS } from './queries.js';
+export type { StoreTable, StoreSummary, ClearingReport, ClearingOptions, AccountTotal, LedgerBalance } from './queries.js';

@@ -1,0 +1,219 @@
+/**
+ * Read queries for the CLI, the sink and the tests. They read the base tables (exact, whatever
+ * the state of background merges); dashboards read the materialized aggregates of migration 0002.
+ * Every number is a JS number (fen, counts, sequences are far below 2^53).
+ */
+import { Regions, type Region } from '../domain/types.js';
+import type { ClickHouseEngine } from './engine.js';
+
+/**
+ * The JetStream stream each table's `stream_seq` comes from: exactly one per table, so the
+ * table's max(stream_seq) is a high-water mark in that stream.
+ */
+export const TABLE_SOURCE_STREAMS = {
+  decisions: 'DECISIONS',
+  settlements: 'SETTLEMENTS',
+  ledger: 'SETTLEMENTS',
+  claims: 'SETTLEMENTS',
+  risk_flags: 'RISK',
+} as const;
+
+export type StoreTable = keyof typeof TABLE_SOURCE_STREAMS;
+
+/**
+ * max(stream_seq) of every table fed by a stream, 0 for an empty table. The sink skips a
+ * redelivered message whose sequence is at or below its table's mark, per table, so a message
+ * whose settlement row was stored but whose ledger rows were not gets only its ledger rows.
+ * Cost: one scan of the stream_seq column per table — meant for start-up, not per batch.
+ */
+export async function highWaterMarks(engine: ClickHouseEngine): Promise<Record<StoreTable, number>> {
+  const tables = Object.keys(TABLE_SOURCE_STREAMS) as StoreTable[];
+  const sql = tables.map((t) => `SELECT '${t}' AS table_name, max(stream_seq) AS hwm FROM ${t}`).join('\nUNION ALL\n');
+  const rows = await engine.query<{ table_name: StoreTable; hwm: number }>(sql);
+  const marks = Object.fromEntries(tables.map((t) => [t, 0])) as Record<StoreTable, number>;
+  for (const r of rows) marks[r.table_name] = Number(r.hwm);
+  return marks;
+}
+
+export interface StoreSummary {
+  /** All decided taps. */
+  taps: number;
+  /** Taps per verdict, e.g. { ACCEPTED: 120, REJECTED: 3 }. */
+  byVerdict: Record<string, number>;
+  /** Reasons of rejected taps, most frequent first (at most 10). */
+  topReasons: { reason: string; taps: number }[];
+  /** Transit settlements (RAIL and BUS, adjustments included) by terminal region and network. */
+  fares: { terminalRegion: string; network: string; settlements: number; amountFen: number }[];
+  /** All settlements by kind (FARE, ENTRY, MEDICAL, ADJUSTMENT, …). */
+  settlementsByKind: { kind: string; settlements: number; amountFen: number }[];
+  settlements: number;
+  ledger: { entries: number; debitFen: number; creditFen: number };
+  /** Risk flags by rule and severity, most frequent first. */
+  riskFlags: { ruleId: string; severity: string; flags: number }[];
+}
+
+/** The main aggregates, for `tapflow` commands and tests. */
+export async function summary(engine: ClickHouseEngine): Promise<StoreSummary> {
+  const [verdicts, reasons, fares, kinds, ledger, flags] = await Promise.all([
+    engine.query<{ verdict: string; taps: number }>('SELECT verdict, count() AS taps FROM decisions GROUP BY verdict ORDER BY verdict'),
+    engine.query<{ reason: string; taps: number }>(
+      "SELECT reason, count() AS taps FROM decisions WHERE verdict = 'REJECTED' GROUP BY reason ORDER BY taps DESC, reason LIMIT 10",
+    ),
+    engine.query<{ terminalRegion: string; network: string; settlements: number; amountFen: number }>(
+      `SELECT terminal_region AS terminalRegion, network, count() AS settlements, sum(amount_fen) AS amountFen
+       FROM settlements WHERE scene IN ('RAIL', 'BUS')
+       GROUP BY terminalRegion, network ORDER BY terminalRegion, network`,
+    ),
+    engine.query<{ kind: string; settlements: number; amountFen: number }>(
+      'SELECT kind, count() AS settlements, sum(amount_fen) AS amountFen FROM settlements GROUP BY kind ORDER BY kind',
+    ),
+    engine.query<{ entries: number; debitFen: number; creditFen: number }>(
+      'SELECT count() AS entries, sum(debit_fen) AS debitFen, sum(credit_fen) AS creditFen FROM ledger',
+    ),
+    engine.query<{ ruleId: string; severity: string; flags: number }>(
+      'SELECT rule_id AS ruleId, severity, count() AS flags FROM risk_flags GROUP BY ruleId, severity ORDER BY flags DESC, ruleId, severity',
+    ),
+  ]);
+  const byVerdict: Record<string, number> = {};
+  for (const v of verdicts) byVerdict[v.verdict] = v.taps;
+  return {
+    taps: verdicts.reduce((n, v) => n + v.taps, 0),
+    byVerdict,
+    topReasons: reasons,
+    fares,
+    settlementsByKind: kinds,
+    settlements: kinds.reduce((n, k) => n + k.settlements, 0),
+    ledger: ledger[0] ?? { entries: 0, debitFen: 0, creditFen: 0 },
+    riskFlags: flags,
+  };
+}
+
+export interface AccountTotal {
+  account: string;
+  entries: number;
+  debitFen: number;
+  creditFen: number;
+  /** debitFen − creditFen */
+  netFen: number;
+}
+
+export interface ClearingReport {
+  businessDay: string;
+  /** Every account posted on the day, by name. */
+  accounts: AccountTotal[];
+  totals: { debitFen: number; creditFen: number; balanced: boolean };
+  /**
+   * Net positions between regions, one per pair that owes anything: `debtor` owes `creditor`
+   * `amountFen` (> 0) after netting both directions.
+   */
+  positions: { debtor: Region; creditor: Region; amountFen: number }[];
+  /** Per region: what the others owe it minus what it owes them (sums to 0). */
+  regionNet: Record<Region, number>;
+  /** Accounts under the clearing prefix whose name is not `<prefix><REGION>:<REGION>`. */
+  unparsedClearingAccounts: string[];
+}
+
+export interface ClearingOptions {
+  /**
+   * Name prefix of the inter-region clearing accounts. An account `<prefix>A:B` (A, B region
+   * codes) holds what region A owes region B: its credit balance (credits − debits) is A's
+   * obligation to B. Align with the chart of accounts in src/domain/settle.
+   * @default 'clearing:'
+   */
+  clearingPrefix?: string;
+}
+
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+/**
+ * Per-account debits and credits of one business day (YYYY-MM-DD, Asia/Shanghai), and the net
+ * positions between BJ, TJ and HE from the inter-region clearing accounts.
+ */
+export async function clearingReport(engine: ClickHouseEngine, day: string, opts: ClearingOptions = {}): Promise<ClearingReport> {
+  if (!DAY.test(day)) throw new RangeError(`business day must be YYYY-MM-DD, got ${JSON.stringify(day)}`);
+  const prefix = opts.clearingPrefix ?? 'clearing:';
+  const rows = await engine.query<Omit<AccountTotal, 'netFen'>>(
+    `SELECT account, count() AS entries, sum(debit_fen) AS debitFen, sum(credit_fen) AS creditFen
+     FROM ledger WHERE business_day = {day:Date}
+     GROUP BY account ORDER BY account`,
+    { day },
+  );
+  const accounts = rows.map((r) => ({ ...r, netFen: r.debitFen - r.creditFen }));
+  const debitFen = accounts.reduce((n, a) => n + a.debitFen, 0);
+  const creditFen = accounts.reduce((n, a) => n + a.creditFen, 0);
+
+  // owes[a][b]: what region a owes region b, before netting.
+  const owes = new Map<string, number>();
+  const unparsed: string[] = [];
+  for (const a of accounts) {
+    if (!a.account.startsWith(prefix)) continue;
+    const [from, to, ...rest] = a.account.slice(prefix.length).split(':');
+    if (!isRegion(from) || !isRegion(to) || from === to || rest.length > 0) {
+      unparsed.push(a.account);
+      continue;
+    }
+    const key = `${from}>${to}`;
+    owes.set(key, (owes.get(key) ?? 0) + (a.creditFen - a.debitFen));
+  }
+  const positions: ClearingReport['positions'] = [];
+  const regionNet = Object.fromEntries(Regions.map((r) => [r, 0])) as Record<Region, number>;
+  for (const [i, a] of Regions.entries()) {
+    for (const b of Regions.slice(i + 1)) {
+      const net = (owes.get(`${a}>${b}`) ?? 0) - (owes.get(`${b}>${a}`) ?? 0);
+      if (net === 0) continue;
+      const [debtor, creditor, amountFen] = net > 0 ? [a, b, net] : [b, a, -net];
+      positions.push({ debtor, creditor, amountFen });
+      regionNet[creditor] += amountFen;
+      regionNet[debtor] -= amountFen;
+    }
+  }
+  return {
+    businessDay: day,
+    accounts,
+    totals: { debitFen, creditFen, balanced: debitFen === creditFen },
+    positions,
+    regionNet,
+    unparsedClearingAccounts: unparsed,
+  };
+}
+
+function isRegion(s: string | undefined): s is Region {
+  return (Regions as readonly string[]).includes(s ?? '');
+}
+
+export interface LedgerBalance {
+  entries: number;
+  debitFen: number;
+  creditFen: number;
+  /** Overall sum of debits = sum of credits. */
+  balanced: boolean;
+  /** Per business day, oldest first. */
+  days: { businessDay: string; entries: number; debitFen: number; creditFen: number; balanced: boolean }[];
+  /** Settlements whose own entries do not balance (should be 0: every posting is balanced). */
+  unbalancedSettlements: number;
+}
+
+/** The double-entry invariant, overall, per day and per settlement. */
+export async function ledgerBalance(engine: ClickHouseEngine): Promise<LedgerBalance> {
+  const [days, unbalanced] = await Promise.all([
+    engine.query<{ businessDay: string; entries: number; debitFen: number; creditFen: number }>(
+      `SELECT business_day AS businessDay, count() AS entries, sum(debit_fen) AS debitFen, sum(credit_fen) AS creditFen
+       FROM ledger GROUP BY businessDay ORDER BY businessDay`,
+    ),
+    engine.query<{ n: number }>(
+      `SELECT count() AS n FROM
+         (SELECT settlement_id FROM ledger GROUP BY settlement_id HAVING sum(debit_fen) != sum(credit_fen))`,
+    ),
+  ]);
+  const entries = days.reduce((n, d) => n + d.entries, 0);
+  const debitFen = days.reduce((n, d) => n + d.debitFen, 0);
+  const creditFen = days.reduce((n, d) => n + d.creditFen, 0);
+  return {
+    entries,
+    debitFen,
+    creditFen,
+    balanced: debitFen === creditFen,
+    days: days.map((d) => ({ ...d, balanced: d.debitFen === d.creditFen })),
+    unbalancedSettlements: unbalanced[0]?.n ?? 0,
+  };
+}

@@ -1,0 +1,183 @@
+/**
+ * The sink role: batches decisions, settlements (with their ledger entries and claims) and risk
+ * flags from JetStream into ClickHouse.
+ *
+ * Exactly once: each table records the JetStream sequence of the message each row came from
+ * (stream_seq). The sink is a single owner (a lease; a second replica waits as a hot standby)
+ * and consumes each stream in order, so a table's max(stream_seq) is a high-water mark: on
+ * start it reads the marks, and skips rows of a redelivered message at or below its table's
+ * mark. Messages are acknowledged only after their rows are inserted.
+ */
+import type { JsMsg } from '@nats-io/jetstream';
+import type { Bus } from '../bus/connection.js';
+import { decodeDecision, decodeRiskFlag, decodeSettlement } from '../bus/codec.js';
+import { deadLetter } from '../bus/dead-letter.js';
+import { PartitionWorker, type ConsumerSpec } from '../bus/partitions.js';
+import type { JsPublisher } from '../bus/publisher.js';
+import type { BucketSet } from '../bus/topology.js';
+import type { Logger } from '../observe/log.js';
+import type { Metrics } from '../observe/metrics.js';
+import { TapflowError } from '../domain/reasons.js';
+import { join } from 'node:path';
+import { clearingReport, decisionRow, highWaterMarks, ledgerBalance, migrate, openClickHouse, riskFlagRow, settlementRows, summary, type ClickHouseEngine, type StoreTable } from './mod.js';
+
+export interface SinkOptions {
+  bus: Bus;
+  buckets: BucketSet;
+  publisher: JsPublisher;
+  engine: ClickHouseEngine;
+  instanceId: string;
+  leaseTtlMs: number;
+  maxRows: number;
+  flushMs: number;
+  metrics: Metrics;
+  log: Logger;
+}
+
+const CONSUMERS: ConsumerSpec[] = [
+  { stream: 'DECISIONS', durable: 'sink-decisions' },
+  { stream: 'SETTLEMENTS', durable: 'sink-settlements' },
+  { stream: 'RISK', durable: 'sink-risk' },
+];
+
+export class SinkRole {
+  private marks?: Record<StoreTable, number>;
+  private readonly worker: PartitionWorker;
+  private lastInsertOk = true;
+
+  constructor(private readonly o: SinkOptions) {
+    const consumers = CONSUMERS.map((c) => ({ ...c, batch: o.maxRows, expiresMs: o.flushMs }));
+    this.worker = new PartitionWorker({
+      bus: o.bus,
+      leases: o.buckets.leases,
+      role: 'sink',
+      instanceId: o.instanceId,
+      partitions: 1,
+      leaseTtlMs: o.leaseTtlMs,
+      batch: o.maxRows,
+      log: o.log,
+      onPending: (stream, _p, pending) => o.metrics.consumerPending.set({ role: 'sink', stream }, pending),
+      onOwned: (n) => o.metrics.partitionsOwned.set({ role: 'sink' }, n),
+      handler: {
+        consumers: () => consumers,
+        onAcquire: async () => {
+          this.marks = await highWaterMarks(o.engine);
+          o.log.info({ marks: this.marks }, 'sink owns the streams; high-water marks loaded');
+        },
+        handle: (_p, spec, msgs) => this.handle(spec, msgs),
+      },
+    });
+  }
+
+  start(): Promise<void> {
+    return this.worker.start();
+  }
+
+  stop(): Promise<void> {
+    return this.worker.stop();
+  }
+
+  /** Ready when it has no failing inserts (a standby replica is ready too). */
+  ready(): boolean {
+    return this.lastInsertOk;
+  }
+
+  private async handle(spec: ConsumerSpec, msgs: JsMsg[]): Promise<void> {
+    this.marks ??= await highWaterMarks(this.o.engine);
+    const marks = this.marks;
+    const { engine, metrics } = this.o;
+    const rows: Partial<Record<StoreTable, Record<string, unknown>[]>> = {};
+    const push = (t: StoreTable, seq: number, r: object) => {
+      if (seq > marks[t]) (rows[t] ??= []).push(r as Record<string, unknown>);
+    };
+    const ingestTimes: number[] = [];
+    for (const m of msgs) {
+      try {
+        if (spec.stream === 'DECISIONS') {
+          const d = decodeDecision(m.data);
+          push('decisions', m.seq, decisionRow(d, m.seq));
+          if (m.seq > marks.decisions) ingestTimes.push(d.ingestTime);
+        } else if (spec.stream === 'SETTLEMENTS') {
+          const settlement = decodeSettlement(m.data);
+          const s = settlementRows(settlement, m.seq, { personToken: settlement.personToken });
+          push('settlements', m.seq, s.settlement);
+          for (const l of s.ledger) push('ledger', m.seq, l);
+          if (s.claim) push('claims', m.seq, s.claim);
+        } else {
+          push('risk_flags', m.seq, riskFlagRow(decodeRiskFlag(m.data), m.seq));
+        }
+      } catch (err) {
+        await deadLetter(this.o.publisher, metrics, 'sink', m, 'TF_DECODE_FAILED', (err as Error).message);
+      }
+    }
+    const first = msgs[0]!.seq;
+    const last = msgs[msgs.length - 1]!.seq;
+    try {
+      for (const [table, r] of Object.entries(rows) as [StoreTable, Record<string, unknown>[]][]) {
+        // The token drops a retry of an insert that did commit although it reported an error.
+        await engine.insert(table, r, { dedupToken: `${table}:${first}-${last}:${r.length}` });
+        marks[table] = Math.max(marks[table], last);
+        metrics.storedRows.inc({ table }, r.length);
+      }
+      this.lastInsertOk = true;
+    } catch (err) {
+      this.lastInsertOk = false;
+      // An insert may have committed before failing: read the marks again before the retry.
+      this.marks = undefined;
+      throw new TapflowError('TF_STORE_FAILED', (err as Error).message, { cause: err });
+    }
+    const now = Date.now();
+    for (const t of ingestTimes) metrics.tapToStore.observe(Math.max(0, now - t) / 1000);
+  }
+}
+
+/** Opens ClickHouse (embedded unless CLICKHOUSE_URL), applies migrations, starts the sink. */
+export async function createSinkRole(ctx: import('../runtime/app.js').AppContext): Promise<import('../runtime/app.js').Role> {
+  const { cfg, log } = ctx;
+  const engine = await openStore(cfg);
+  const applied = await migrate(engine);
+  if (applied.length > 0) log.info({ applied }, 'ClickHouse migrations applied');
+  log.info({ engine: engine.kind, url: cfg.CLICKHOUSE_URL ?? join(cfg.TAPFLOW_DATA_DIR, 'chdb') }, 'ClickHouse ready');
+  const sink = new SinkRole({
+    bus: ctx.bus,
+    buckets: ctx.buckets,
+    publisher: ctx.publisher,
+    engine,
+    instanceId: ctx.instanceId,
+    leaseTtlMs: cfg.TAPFLOW_LEASE_TTL_MS,
+    maxRows: cfg.TAPFLOW_SINK_MAX_ROWS,
+    flushMs: cfg.TAPFLOW_SINK_FLUSH_MS,
+    metrics: ctx.metrics,
+    log,
+  });
+  await sink.start();
+  ctx.engine = engine;
+  // Reports read through the running process (the embedded engine allows one process per data dir).
+  ctx.endpoints.set('/summary', () => summary(engine));
+  ctx.endpoints.set('/ledger-balance', () => ledgerBalance(engine));
+  ctx.endpoints.set('/clearing', (q) => clearingReport(engine, q.get('day') ?? todayInShanghai()));
+  return {
+    name: 'sink',
+    ready: () => sink.ready(),
+    stop: async () => {
+      await sink.stop();
+      await engine.close();
+    },
+  };
+}
+
+/** Opens the configured ClickHouse: a server when CLICKHOUSE_URL is set, else the embedded engine. */
+export function openStore(cfg: import('../config/config.js').Config): Promise<ClickHouseEngine> {
+  return openClickHouse({
+    url: cfg.CLICKHOUSE_URL,
+    user: cfg.CLICKHOUSE_USER,
+    password: cfg.CLICKHOUSE_PASSWORD,
+    database: cfg.CLICKHOUSE_DATABASE,
+    dataDir: join(cfg.TAPFLOW_DATA_DIR, 'chdb'),
+  });
+}
+
+/** Today's date (YYYY-MM-DD) in Asia/Shanghai (UTC+8, no daylight saving). */
+export function todayInShanghai(now = Date.now()): string {
+  return new Date(now + 8 * 3600_000).toISOString().slice(0, 10);
+}

@@ -1,0 +1,403 @@
+/**
+ * The storage layer against the real embedded engine (chdb): migrations, the row round trip of
+ * every table, deduplicated retries (base tables and materialized views), high-water marks and
+ * the read queries. One chdb data directory for this file (chdb binds one per process; vitest
+ * runs each file in its own fork); each test gets its own database in it.
+ */
+import { cpSync, mkdtempSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type ClickHouseEngine,
+  MIGRATIONS_DIR,
+  clearingReport,
+  decisionRow,
+  highWaterMarks,
+  ledgerBalance,
+  migrate,
+  openClickHouse,
+  riskFlagRow,
+  settlementRows,
+  summary,
+} from '../../../src/store/mod.js';
+import type { Settlement } from '../../../src/domain/types.js';
+import { DAY, T0, decision, fare, riskFlag } from './fixtures.js';
+
+let dataDir: string;
+const engines: ClickHouseEngine[] = [];
+
+beforeAll(() => {
+  dataDir = mkdtempSync(join(tmpdir(), 'tapflow-store-'));
+});
+
+afterAll(async () => {
+  for (const e of engines) await e.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+/** An engine on a fresh database of this file's data directory, migrated unless told not to. */
+async function freshDb(name: string, opts: { migrate?: boolean } = {}): Promise<ClickHouseEngine> {
+  const engine = await openClickHouse({ dataDir, database: name });
+  engines.push(engine);
+  if (opts.migrate !== false) await migrate(engine);
+  return engine;
+}
+
+async function count(engine: ClickHouseEngine, sql: string): Promise<number> {
+  const rows = await engine.query<{ n: number }>(sql);
+  return rows[0]!.n;
+}
+
+const BASE_TABLES = ['decisions', 'settlements', 'ledger', 'risk_flags', 'claims'];
+const AGGREGATES = ['taps_per_minute', 'fares_per_minute', 'venue_entries_per_hour', 'risk_flags_per_minute', 'ledger_per_day'];
+
+describe('store - migrations', () => {
+  it('applies every migration once, in order, and records it', async () => {
+    const engine = await freshDb('tf_migrate', { migrate: false });
+    expect(await migrate(engine)).toEqual(['0001_base_tables', '0002_dashboard_aggregates']);
+    expect(await migrate(engine)).toEqual([]);
+
+    const recorded = await engine.query<{ version: string; name: string }>('SELECT version, name FROM schema_migrations FINAL ORDER BY version');
+    expect(recorded).toEqual([
+      { version: '0001', name: '0001_base_tables' },
+      { version: '0002', name: '0002_dashboard_aggregates' },
+    ]);
+    const tables = await engine.query<{ name: string; engine: string }>(
+      'SELECT name, engine FROM system.tables WHERE database = currentDatabase() ORDER BY name',
+    );
+    const byName = Object.fromEntries(tables.map((t) => [t.name, t.engine]));
+    for (const t of BASE_TABLES) expect(byName[t], t).toBe('MergeTree');
+    for (const t of AGGREGATES) {
+      expect(byName[t], t).toBe('SummingMergeTree');
+      expect(byName[`${t}_mv`], `${t}_mv`).toBe('MaterializedView');
+    }
+  });
+
+  it('applies only new files, and refuses an applied file that was edited', async () => {
+    const engine = await freshDb('tf_migrate_edit', { migrate: false });
+    const dir = mkdtempSync(join(tmpdir(), 'tapflow-migrations-'));
+    try {
+      cpSync(MIGRATIONS_DIR, dir, { recursive: true });
+      expect(await migrate(engine, { dir })).toHaveLength(2);
+
+      writeFileSync(join(dir, '0003_extra.sql'), '-- a test table;\nCREATE TABLE IF NOT EXISTS extra (x UInt8)\nENGINE = MergeTree ORDER BY x;\n');
+      expect(await migrate(engine, { dir })).toEqual(['0003_extra']);
+      expect(await migrate(engine, { dir })).toEqual([]);
+
+      appendFileSync(join(dir, '0002_dashboard_aggregates.sql'), '\nSELECT 1;\n');
+      await expect(migrate(engine, { dir })).rejects.toMatchObject({ code: 'TF_STORE_MIGRATION', message: expect.stringContaining('0002_dashboard_aggregates') });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('store - row round trip', () => {
+  it('stores a decision column for column, times in Beijing time', async () => {
+    const engine = await freshDb('tf_decision');
+    const d = decision(7, {
+      offline: true,
+      amountFen: 300,
+      verdict: 'REJECTED',
+      reason: 'PASSBACK',
+      riskRules: ['PASSBACK', 'VELOCITY'],
+      deviceTime: T0 + 1234,
+    });
+    const row = decisionRow(d, 42);
+    await engine.insert('decisions', [row]);
+
+    const [stored] = await engine.query<Record<string, unknown>>(
+      `SELECT * EXCEPT (stored_time),
+              toUnixTimestamp64Milli(device_time) AS device_ms, toUnixTimestamp64Milli(ingest_time) AS ingest_ms,
+              toUnixTimestamp64Milli(decision_time) AS decision_ms, stored_time > device_time AS stored_later
+       FROM decisions`,
+    );
+    expect(stored).toEqual({
+      ...row,
+      device_time: '2024-05-01 08:00:01.234',
+      ingest_time: '2024-05-01 08:00:07.040',
+      decision_time: '2024-05-01 08:00:07.055',
+      device_ms: d.deviceTime,
+      ingest_ms: d.ingestTime,
+      decision_ms: d.decisionTime,
+      stored_later: 1,
+    });
+    expect(JSON.parse(stored!['trace'] as string)).toEqual(d.trace);
+    expect(stored!['offline']).toBe(1);
+    expect(stored!['stream_seq']).toBe(42);
+  });
+
+  it('stores a medical settlement with its ledger and claim split', async () => {
+    const engine = await freshDb('tf_settlement');
+    const s: Settlement = {
+      ...fare('clinic-7:1', 1_250, { cardRegion: 'HE', terminalRegion: 'BJ', operatorId: 'hospital:BJ:协和' }),
+      settlementId: 'claim:c-1',
+      kind: 'MEDICAL',
+      scene: 'MEDICAL',
+      network: '',
+      venueId: 'clinic:BJ:协和',
+      entryVenueId: '',
+      distanceM: 0,
+      claim: {
+        claimId: 'c-1',
+        status: 'SETTLED',
+        reason: 'OK',
+        medfee_sumamt: 10_000,
+        fulamt_ownpay_amt: 500,
+        preselfpay_amt: 300,
+        inscp_scp_amt: 9_200,
+        deductible_amt: 0,
+        hifp_pay: 7_000,
+        acct_pay: 1_750,
+        cash_payamt: 1_250,
+        over_cap_amt: 0,
+        policy_version: 'HE-2024',
+      },
+    };
+    const rows = settlementRows(s, 9, { personToken: 'person-tok-1' });
+    await engine.insert('settlements', [rows.settlement]);
+    await engine.insert('ledger', rows.ledger);
+    await engine.insert('claims', [rows.claim!]);
+
+    const [settlement] = await engine.query<Record<string, unknown>>(
+      'SELECT * EXCEPT (stored_time, device_time, ingest_time, settle_time), toUnixTimestamp64Milli(settle_time) AS settle_ms FROM settlements',
+    );
+    const { device_time: _d, ingest_time: _i, settle_time: _s, ...plain } = rows.settlement;
+    expect(settlement).toEqual({ ...plain, settle_ms: s.settleTime });
+    expect(settlement).toMatchObject({ claim_id: 'c-1', hifp_pay: 7_000, acct_pay: 1_750, cash_payamt: 1_250, business_day: DAY });
+
+    const ledger = await engine.query('SELECT * EXCEPT (stored_time, device_time) FROM ledger ORDER BY entry_id');
+    expect(ledger).toEqual(rows.ledger.map(({ device_time: _, ...l }) => l));
+    expect(ledger).toHaveLength(4);
+
+    const [claim] = await engine.query<Record<string, unknown>>('SELECT * EXCEPT (stored_time, device_time) FROM claims');
+    const { device_time: _cd, ...claimPlain } = rows.claim!;
+    expect(claim).toEqual(claimPlain);
+    expect(claim).toMatchObject({ insured_region: 'HE', treatment_region: 'BJ', institution_id: 'clinic:BJ:协和', person_token: 'person-tok-1' });
+  });
+
+  it('stores a risk flag', async () => {
+    const engine = await freshDb('tf_risk');
+    const row = riskFlagRow(riskFlag(3, { severity: 'CRITICAL', ruleId: 'IMPOSSIBLE_TRAVEL' }), 5);
+    await engine.insert('risk_flags', [row]);
+    const stored = await engine.query(
+      `SELECT * EXCEPT (stored_time, device_time, flag_time),
+              toUnixTimestamp64Milli(device_time) AS device_ms, toUnixTimestamp64Milli(flag_time) AS flag_ms FROM risk_flags`,
+    );
+    const { device_time: _d, flag_time: _f, ...plain } = row;
+    expect(stored).toEqual([{ ...plain, device_ms: T0 + 3000, flag_ms: T0 + 3070 }]);
+  });
+
+  it('keeps 64-bit integers beyond 2^53 exact, as strings', async () => {
+    const engine = await freshDb('tf_wide');
+    const [r] = await engine.query<{ big: unknown; small: unknown; arr: unknown; n: unknown }>(
+      'SELECT toInt64(9007199254740993) AS big, toUInt64(5) AS small, [toInt64(1), toInt64(-2)] AS arr, toNullable(toInt64(-7)) AS n',
+    );
+    expect(r).toEqual({ big: '9007199254740993', small: 5, arr: [1, -2], n: -7 });
+  });
+
+  it('binds query parameters server-side', async () => {
+    const engine = await freshDb('tf_params');
+    await engine.insert('decisions', [decisionRow(decision(1), 1), decisionRow(decision(2, { cardToken: "o'brien" }), 2)]);
+    const rows = await engine.query<{ seq: number }>('SELECT seq FROM decisions WHERE card_token = {tok:String}', { tok: "o'brien" });
+    expect(rows).toEqual([{ seq: 2 }]);
+  });
+});
+
+describe('store - deduplicated retries', () => {
+  it('drops a repeated insert with the same token, in the table and in its views', async () => {
+    const engine = await freshDb('tf_dedup');
+    const decisions = Array.from({ length: 50 }, (_, i) =>
+      decisionRow(
+        decision(i + 1, {
+          scene: i % 5 === 0 ? 'CULTURE' : 'RAIL',
+          venueId: i % 5 === 0 ? 'museum:BJ:故宫' : 'bj-subway:西直门',
+          verdict: i % 7 === 0 ? 'REJECTED' : 'ACCEPTED',
+          reason: i % 7 === 0 ? 'HOTLIST_LOST' : 'OK',
+          deviceTime: T0 + i * 7_000,
+        }),
+        100 + i,
+      ),
+    );
+    const settlements = Array.from({ length: 20 }, (_, i) => settlementRows(fare(`e${i}`, 300 + i), 500 + i));
+    const flags = Array.from({ length: 5 }, (_, i) => riskFlagRow(riskFlag(i), 900 + i));
+
+    const insertAll = async (suffix: string) => {
+      await engine.insert('decisions', decisions, { dedupToken: `DECISIONS:100-149${suffix}` });
+      await engine.insert('settlements', settlements.map((s) => s.settlement), { dedupToken: `SETTLEMENTS:500-519${suffix}` });
+      await engine.insert('ledger', settlements.flatMap((s) => s.ledger), { dedupToken: `SETTLEMENTS:500-519${suffix}` });
+      await engine.insert('risk_flags', flags, { dedupToken: `RISK:900-904${suffix}` });
+    };
+    const snapshot = async () => ({
+      decisions: await count(engine, 'SELECT count() AS n FROM decisions'),
+      taps: await count(engine, 'SELECT sum(taps) AS n FROM taps_per_minute'),
+      culture: await count(engine, 'SELECT sum(entries) AS n FROM venue_entries_per_hour'),
+      settlements: await count(engine, 'SELECT count() AS n FROM settlements'),
+      fares: await count(engine, 'SELECT sum(amount_fen) AS n FROM fares_per_minute'),
+      ledgerRows: await count(engine, 'SELECT count() AS n FROM ledger'),
+      ledgerDebits: await count(engine, 'SELECT sum(debit_fen) AS n FROM ledger_per_day'),
+      flags: await count(engine, 'SELECT sum(flags) AS n FROM risk_flags_per_minute'),
+    });
+
+    await insertAll('');
+    const once = await snapshot();
+    const fareFen = settlements.reduce((n, s) => n + s.settlement.amount_fen, 0);
+    expect(once).toEqual({
+      decisions: 50,
+      taps: 50,
+      culture: 8, // i % 5 === 0 is a museum entry, minus the two rejected (i = 0, 35)
+      settlements: 20,
+      fares: fareFen,
+      ledgerRows: 40,
+      ledgerDebits: fareFen,
+      flags: 5,
+    });
+
+    await insertAll(''); // the sink retrying after a lost response
+    expect(await snapshot()).toEqual(once);
+
+    // The token alone decides: the same rows under a new token are a new insert.
+    await engine.insert('risk_flags', flags, { dedupToken: 'RISK:900-904:again' });
+    expect(await count(engine, 'SELECT count() AS n FROM risk_flags')).toBe(10);
+    expect(await count(engine, 'SELECT sum(flags) AS n FROM risk_flags_per_minute')).toBe(10);
+  });
+
+  it('aggregates agree with the base tables', async () => {
+    const engine = await freshDb('tf_aggregates');
+    const rows = Array.from({ length: 300 }, (_, i) =>
+      decisionRow(decision(i, { deviceTime: T0 + i * 1_500, terminalRegion: i % 3 === 0 ? 'TJ' : 'BJ', offline: i % 10 === 0 }), i + 1),
+    );
+    // Two batches that share minutes: the views sum across inserts.
+    await engine.insert('decisions', rows.slice(0, 150), { dedupToken: 'D:1-150' });
+    await engine.insert('decisions', rows.slice(150), { dedupToken: 'D:151-300' });
+    const fromViews = await engine.query(
+      `SELECT toString(minute) AS m, terminal_region, sum(taps) AS taps, sum(offline_taps) AS offline
+       FROM taps_per_minute GROUP BY m, terminal_region ORDER BY m, terminal_region`,
+    );
+    const fromBase = await engine.query(
+      `SELECT toString(toStartOfMinute(device_time)) AS m, terminal_region, count() AS taps, countIf(offline = 1) AS offline
+       FROM decisions GROUP BY m, terminal_region ORDER BY m, terminal_region`,
+    );
+    expect(fromViews).toEqual(fromBase);
+    expect(fromViews.length).toBeGreaterThan(5);
+  });
+});
+
+describe('store - high-water marks', () => {
+  it('is 0 for empty tables and max(stream_seq) per table otherwise', async () => {
+    const engine = await freshDb('tf_hwm');
+    expect(await highWaterMarks(engine)).toEqual({ decisions: 0, settlements: 0, ledger: 0, claims: 0, risk_flags: 0 });
+
+    await engine.insert('decisions', [decisionRow(decision(1), 17), decisionRow(decision(2), 12)]);
+    const s = settlementRows(fare('e1', 500), 31);
+    await engine.insert('settlements', [s.settlement]);
+    await engine.insert('ledger', s.ledger);
+    await engine.insert('risk_flags', [riskFlagRow(riskFlag(1), 8)]);
+    // a large sequence stays exact
+    await engine.insert('risk_flags', [riskFlagRow(riskFlag(2), 2 ** 40 + 3)]);
+
+    expect(await highWaterMarks(engine)).toEqual({ decisions: 17, settlements: 31, ledger: 31, claims: 0, risk_flags: 2 ** 40 + 3 });
+  });
+});
+
+describe('store - read queries', () => {
+  let engine: ClickHouseEngine;
+
+  beforeAll(async () => {
+    engine = await freshDb('tf_queries');
+    const decisions = [
+      ...Array.from({ length: 12 }, (_, i) => decision(i + 1)),
+      decision(13, { verdict: 'REJECTED', reason: 'HOTLIST_LOST' }),
+      decision(14, { verdict: 'REJECTED', reason: 'HOTLIST_LOST' }),
+      decision(15, { verdict: 'REJECTED', reason: 'VENUE_NOT_LISTED' }),
+    ];
+    await engine.insert('decisions', decisions.map((d, i) => decisionRow(d, i + 1)), { dedupToken: 'D:1-15' });
+
+    const settlements = [
+      fare('a', 500), // BJ card, BJ subway
+      fare('b', 400, { cardRegion: 'TJ', terminalRegion: 'BJ' }), // TJ owes BJ 400
+      fare('c', 300, { cardRegion: 'BJ', terminalRegion: 'TJ', network: 'tj-metro', operatorId: 'tj-metro' }), // BJ owes TJ 300
+      fare('d', 200, { cardRegion: 'HE', terminalRegion: 'TJ', network: 'tj-bus', scene: 'BUS', operatorId: 'tj-bus' }), // HE owes TJ 200
+      fare('e', 250, { cardRegion: 'TJ', terminalRegion: 'BJ', businessDay: '2024-05-02' }), // another day
+      { ...fare('f', -100), kind: 'ADJUSTMENT' as const, settlementId: 'adj:f', adjustsEventId: 'a', ledger: [
+        { entryId: 'f:1', account: 'operator:bj-subway', debitFen: 100, creditFen: 0 },
+        { entryId: 'f:2', account: 'card:BJ', debitFen: 0, creditFen: 100 },
+      ] },
+    ];
+    const rows = settlements.map((s, i) => settlementRows(s, 100 + i));
+    await engine.insert('settlements', rows.map((r) => r.settlement), { dedupToken: 'S:100-105' });
+    await engine.insert('ledger', rows.flatMap((r) => r.ledger), { dedupToken: 'S:100-105' });
+    await engine.insert('risk_flags', [
+      riskFlagRow(riskFlag(1), 1),
+      riskFlagRow(riskFlag(2), 2),
+      riskFlagRow(riskFlag(3, { ruleId: 'QR_REPLAY', severity: 'CRITICAL' }), 3),
+    ]);
+  });
+
+  it('summary - exact counts and fen sums', async () => {
+    expect(await summary(engine)).toEqual({
+      taps: 15,
+      byVerdict: { ACCEPTED: 12, REJECTED: 3 },
+      topReasons: [
+        { reason: 'HOTLIST_LOST', taps: 2 },
+        { reason: 'VENUE_NOT_LISTED', taps: 1 },
+      ],
+      fares: [
+        { terminalRegion: 'BJ', network: 'bj-subway', settlements: 4, amountFen: 500 + 400 + 250 - 100 },
+        { terminalRegion: 'TJ', network: 'tj-bus', settlements: 1, amountFen: 200 },
+        { terminalRegion: 'TJ', network: 'tj-metro', settlements: 1, amountFen: 300 },
+      ],
+      settlementsByKind: [
+        { kind: 'ADJUSTMENT', settlements: 1, amountFen: -100 },
+        { kind: 'FARE', settlements: 5, amountFen: 1650 },
+      ],
+      settlements: 6,
+      ledger: { entries: 2 + 4 + 4 + 4 + 4 + 2, debitFen: 500 + 800 + 600 + 400 + 500 + 100, creditFen: 2900 },
+      riskFlags: [
+        { ruleId: 'VELOCITY', severity: 'WARNING', flags: 2 },
+        { ruleId: 'QR_REPLAY', severity: 'CRITICAL', flags: 1 },
+      ],
+    });
+  });
+
+  it('ledgerBalance - debits equal credits overall, per day and per settlement', async () => {
+    expect(await ledgerBalance(engine)).toEqual({
+      entries: 20,
+      debitFen: 2900,
+      creditFen: 2900,
+      balanced: true,
+      days: [
+        { businessDay: '2024-05-01', entries: 16, debitFen: 2400, creditFen: 2400, balanced: true },
+        { businessDay: '2024-05-02', entries: 4, debitFen: 500, creditFen: 500, balanced: true },
+      ],
+      unbalancedSettlements: 0,
+    });
+    // An unbalanced posting is seen, per settlement and per day.
+    const bad = await freshDb('tf_unbalanced');
+    const s = settlementRows(fare('x', 100), 1);
+    await bad.insert('ledger', [s.ledger[0]!]);
+    const balance = await ledgerBalance(bad);
+    expect(balance).toMatchObject({ debitFen: 100, creditFen: 0, balanced: false, unbalancedSettlements: 1 });
+    expect(balance.days[0]!.balanced).toBe(false);
+  });
+
+  it('clearingReport - accounts of the day and net positions between regions', async () => {
+    const report = await clearingReport(engine, DAY);
+    expect(report.totals).toEqual({ debitFen: 2400, creditFen: 2400, balanced: true });
+    expect(report.accounts.find((a) => a.account === 'card:BJ')).toEqual({ account: 'card:BJ', entries: 3, debitFen: 800, creditFen: 100, netFen: 700 });
+    expect(report.accounts.find((a) => a.account === 'clearing:TJ:BJ')).toEqual({ account: 'clearing:TJ:BJ', entries: 1, debitFen: 0, creditFen: 400, netFen: -400 });
+    // TJ owes BJ 400 and BJ owes TJ 300 → TJ owes BJ 100 net; HE owes TJ 200.
+    expect(report.positions).toEqual([
+      { debtor: 'TJ', creditor: 'BJ', amountFen: 100 },
+      { debtor: 'HE', creditor: 'TJ', amountFen: 200 },
+    ]);
+    expect(report.regionNet).toEqual({ BJ: 100, TJ: 100, HE: -200 });
+    expect(report.unparsedClearingAccounts).toEqual([]);
+
+    const nextDay = await clearingReport(engine, '2024-05-02');
+    expect(nextDay.positions).toEqual([{ debtor: 'TJ', creditor: 'BJ', amountFen: 250 }]);
+    expect((await clearingReport(engine, '2024-06-01')).accounts).toEqual([]);
+    await expect(clearingReport(engine, '1 May')).rejects.toThrow(RangeError);
+  });
+});

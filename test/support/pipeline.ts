@@ -1,0 +1,91 @@
+/**
+ * The whole pipeline in the test process: a throw-away nats-server, every role (ingest,
+ * validator, settler, sink with the embedded ClickHouse engine) on free ports, a temporary data
+ * dir, and gRPC clients for demo-registry terminals.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, type Config, type ConfigKey } from '../../src/config/config.js';
+import { startApp, type RunningApp } from '../../src/runtime/app.js';
+import { ROLE_FACTORIES } from '../../src/cli/roles.js';
+import { createLogger } from '../../src/observe/log.js';
+import { demoTerminalSecret } from '../../src/ingest/terminals.js';
+import { TerminalIngestClient } from '../../src/gen/tapflow/v1/ingest.js';
+import type { NatsServerHandle } from '../../src/runtime/nats-server.js';
+import { startTestNats } from './nats.js';
+
+export interface TestPipeline {
+  nats: NatsServerHandle;
+  app: RunningApp;
+  cfg: Config;
+  dataDir: string;
+  grpcPort: number;
+  client: TerminalIngestClient;
+  metadata(terminalId: string): grpc.Metadata;
+  query<T = Record<string, unknown>>(sql: string): Promise<T[]>;
+  /** Polls until fn returns true (or throws after timeoutMs). */
+  until(fn: () => Promise<boolean>, timeoutMs?: number, what?: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startTestPipeline(overrides: Partial<Record<ConfigKey, string>> = {}): Promise<TestPipeline> {
+  const nats = await startTestNats();
+  const dataDir = await mkdtemp(join(tmpdir(), 'tapflow-e2e-'));
+  const cfg = loadConfig(
+    {},
+    {
+      NATS_URL: nats.url,
+      TAPFLOW_NATS_AUTOSTART: 'false',
+      TAPFLOW_DATA_DIR: dataDir,
+      TAPFLOW_GRPC_HOST: '127.0.0.1',
+      TAPFLOW_GRPC_PORT: '0',
+      TAPFLOW_METRICS_PORT: '0',
+      TAPFLOW_PARTITIONS: '4',
+      TAPFLOW_LEASE_TTL_MS: '3000',
+      TAPFLOW_SINK_FLUSH_MS: '100',
+      TAPFLOW_PUBLISH_TIMEOUT_MS: '2000',
+      TAPFLOW_LOG_LEVEL: process.env.TAPFLOW_TEST_LOG_LEVEL ?? 'warn',
+      ...overrides,
+    },
+  );
+  const app = await startApp(
+    cfg,
+    (['ingest', 'validator', 'settler', 'sink'] as const).map((r) => ({ name: r, create: ROLE_FACTORIES[r] })),
+    { installSignalHandlers: false, log: createLogger(cfg.TAPFLOW_LOG_LEVEL, { test: true }) },
+  );
+  const ingest = app.roles.find((r) => r.name === 'ingest') as unknown as { port: number };
+  const client = new TerminalIngestClient(`127.0.0.1:${ingest.port}`, grpc.credentials.createInsecure());
+  const engine = app.ctx.engine!;
+  const until = async (fn: () => Promise<boolean>, timeoutMs = 30_000, what = 'condition') => {
+    const end = Date.now() + timeoutMs;
+    while (Date.now() < end) {
+      if (await fn()) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+  };
+  return {
+    nats,
+    app,
+    cfg,
+    dataDir,
+    grpcPort: ingest.port,
+    client,
+    metadata(terminalId) {
+      const md = new grpc.Metadata();
+      md.set('x-terminal-id', terminalId);
+      md.set('x-terminal-secret', demoTerminalSecret(app.ctx.keys.fleetKey, terminalId));
+      return md;
+    },
+    query: (sql) => engine.query(sql),
+    until,
+    async stop() {
+      client.close();
+      await app.shutdown('test done');
+      await nats.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
