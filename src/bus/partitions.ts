@@ -167,58 +167,94 @@ export class PartitionWorker {
     this.o.onOwned?.(this.owned.size);
   }
 
+  /**
+   * One consumer of an owned partition. Messages arrive through consume() (the client keeps a
+   * window of pulls open) into a buffer; the loop takes up to a batch at a time, in order. On a
+   * failure the batch and everything buffered behind it are nak'ed and the subscription is
+   * restarted, so that redeliveries come back in stream order.
+   */
   private async loop(p: number, spec: ConsumerSpec, o: Owned): Promise<void> {
     const { bus, batch, handler, log } = this.o;
     const stream = Streams[spec.stream].name;
+    const max = spec.batch ?? batch;
+    const lingerMs = spec.expiresMs ?? 0;
     let backoff = 0;
-    let consumer: Awaited<ReturnType<typeof bus.js.consumers.get>> | undefined;
     let lastTick = Date.now();
     // Only the first consumer of a partition runs the partition's tick.
     const ticks = handler.tick !== undefined && handler.consumers(p)[0]?.durable === spec.durable;
     while (!o.stop) {
-      if (ticks && Date.now() - lastTick >= (handler.tickMs ?? 5000)) {
-        lastTick = Date.now();
-        try {
-          await handler.tick!(p);
-        } catch (err) {
-          log.warn({ partition: p, err: (err as Error).message }, 'partition tick failed');
-        }
-      }
-      if (backoff > 0) {
-        await sleep(backoff);
-        if (o.stop) break;
-      }
-      const msgs: JsMsg[] = [];
+      if (backoff > 0) await sleep(backoff);
+      if (o.stop) break;
+      const buffer: JsMsg[] = [];
+      let wake: (() => void) | undefined;
+      let sub: Awaited<ReturnType<Awaited<ReturnType<typeof bus.js.consumers.get>>['consume']>>;
       try {
-        consumer ??= await bus.js.consumers.get(stream, spec.durable);
-        const iter = await consumer.fetch({ max_messages: spec.batch ?? batch, expires: spec.expiresMs ?? 1000 });
-        for await (const m of iter) {
-          msgs.push(m);
-          if (o.stop) break;
-        }
+        const consumer = await bus.js.consumers.get(stream, spec.durable);
+        sub = await consumer.consume({
+          max_messages: Math.max(max * 2, 256),
+          expires: 5000,
+          callback: (m) => {
+            buffer.push(m);
+            wake?.();
+          },
+        });
       } catch (err) {
-        log.debug({ partition: p, consumer: spec.durable, err: (err as Error).message }, 'fetch failed');
+        log.debug({ partition: p, consumer: spec.durable, err: (err as Error).message }, 'consume failed');
         backoff = Math.min(2000, backoff * 2 || 100);
-        consumer = undefined;
         continue;
       }
-      if (msgs.length === 0) continue;
-      if (o.stop) {
-        // Lost the partition while fetching: leave the messages to the next owner.
-        for (const m of msgs) m.nak();
-        break;
+      let failed = false;
+      let closed = false;
+      void sub.closed().then(
+        () => (closed = true),
+        () => (closed = true),
+      );
+      while (!o.stop && !failed) {
+        if (ticks && Date.now() - lastTick >= (handler.tickMs ?? 5000)) {
+          lastTick = Date.now();
+          try {
+            await handler.tick!(p);
+          } catch (err) {
+            log.warn({ partition: p, err: (err as Error).message }, 'partition tick failed');
+          }
+        }
+        if (buffer.length < max) {
+          // Wait for messages (or linger for a fuller batch), waking at least every 250 ms to tick.
+          const wait = buffer.length === 0 ? 250 : lingerMs;
+          if (wait > 0) {
+            await new Promise<void>((resolve) => {
+              const t = setTimeout(resolve, wait);
+              wake = () => {
+                if (buffer.length === 0 || buffer.length >= max) {
+                  clearTimeout(t);
+                  resolve();
+                }
+              };
+            });
+            wake = undefined;
+          }
+        }
+        if (buffer.length === 0) {
+          if (closed) break;
+          continue;
+        }
+        const msgs = buffer.splice(0, max);
+        try {
+          await handler.handle(p, spec, msgs);
+          msgs[msgs.length - 1]!.ack();
+          this.o.onPending?.(spec.stream, p, msgs[msgs.length - 1]!.info.pending);
+          backoff = 0;
+        } catch (err) {
+          const e = toTapflowError(err, 'TF_BUS_UNAVAILABLE');
+          log.warn({ partition: p, consumer: spec.durable, code: e.code, err: e.message }, 'batch failed; redelivering');
+          for (const m of msgs) m.nak(500);
+          failed = true;
+          backoff = Math.min(2000, backoff * 2 || 100);
+        }
       }
-      try {
-        await handler.handle(p, spec, msgs);
-        msgs[msgs.length - 1]!.ack();
-        this.o.onPending?.(spec.stream, p, msgs[msgs.length - 1]!.info.pending);
-        backoff = 0;
-      } catch (err) {
-        const e = toTapflowError(err, 'TF_BUS_UNAVAILABLE');
-        log.warn({ partition: p, consumer: spec.durable, code: e.code, err: e.message }, 'batch failed; redelivering');
-        for (const m of msgs) m.nak(500);
-        backoff = Math.min(2000, backoff * 2 || 100);
-      }
+      // Lost the partition, stopping, or failed: give back what is buffered, in order.
+      await sub.close().catch(() => undefined);
+      for (const m of buffer.splice(0)) m.nak();
     }
   }
 }

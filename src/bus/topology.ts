@@ -39,7 +39,7 @@ export function consumerPlan(partitions: number): { stream: StreamName; name: st
 }
 
 /** How many messages a consumer may hold unacknowledged: bounds memory under overload. */
-export const MAX_ACK_PENDING = 20_000;
+export const MAX_ACK_PENDING = 4096;
 /** Redelivery after this long without an ack (s). */
 export const ACK_WAIT_S = 60;
 

@@ -134,7 +134,7 @@ export class LiveValidatorData {
     void (async () => {
       for await (const e of iter) {
         apply(e);
-        if (!e.isUpdate && (e.delta ?? 0) === 0) initialized();
+        if ((e.delta ?? 0) === 0) initialized();
       }
     })();
     await ready;

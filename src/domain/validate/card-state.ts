@@ -1,0 +1,89 @@
+/**
+ * Per-card validation state: what a validator must remember about a card between taps. Stored
+ * by the validator role as JSON in a KV bucket keyed by card token; bounded by
+ * ValidatorSettings.memory and stateHorizonMs, so a card's value stays a few kilobytes.
+ *
+ * JSON layout (version 1):
+ *   {
+ *     "v": 1,
+ *     "hiT": <latest device time of any decided tap, epoch ms>,
+ *     "taps":   [{"e": eventId, "t": deviceTime, "v": venueId, "d": direction, "s": scene}],   accepted taps, ascending t
+ *     "chip":   [{"n": counter, "t": deviceTime}],                ascending t (and so ascending n)
+ *     "nonces": [{"n": nonce, "until": expiry + skew}],           QR nonces seen, ascending until
+ *     "decided":[{"e", "at", "verdict", "reason", "trace", "riskRules", "flags"}],  latest last
+ *     "risk":   {"<ruleId>": {"ver", "ev": [[t, amountFen, rejected]], "flagT"?}} card rule windows
+ *   }
+ */
+import type { Direction, RiskFlag, Scene, TraceStep, Verdict } from '../types.js';
+import { DataFormatError, isPlainObject } from './data-format.js';
+import type { CardRiskWindow } from './risk-windows.js';
+
+/** An accepted tap, as the behaviour rules need it. */
+export interface TapMemo {
+  e: string;
+  t: number;
+  v: string;
+  d: Direction;
+  s: Scene;
+}
+
+/** A chip counter the card produced (MAC verified), at a device time. */
+export interface ChipMemo {
+  n: number;
+  t: number;
+}
+
+/** A QR nonce, remembered until `until` (its expiry plus skew; pruned later, see decideTap). */
+export interface NonceMemo {
+  n: string;
+  until: number;
+}
+
+/** A decided event: enough to answer a redelivery with the same decision and flags. */
+export interface DecidedMemo {
+  e: string;
+  /** Decision time, epoch ms. */
+  at: number;
+  verdict: Verdict;
+  reason: string;
+  trace: TraceStep[];
+  riskRules: string[];
+  flags: RiskFlag[];
+}
+
+export interface CardValidationState {
+  v: 1;
+  hiT: number;
+  taps: TapMemo[];
+  chip: ChipMemo[];
+  nonces: NonceMemo[];
+  decided: DecidedMemo[];
+  risk: Record<string, CardRiskWindow>;
+}
+
+/** The state of a card never seen: decideTap uses it when given `undefined`. */
+export function emptyCardState(): CardValidationState {
+  return { v: 1, hiT: Number.MIN_SAFE_INTEGER, taps: [], chip: [], nonces: [], decided: [], risk: {} };
+}
+
+/**
+ * Checks decoded JSON (a KV value) is a version-1 card state. Shallow: the lists must be lists;
+ * entries are trusted, since only decideTap writes them. Throws DataFormatError otherwise.
+ */
+export function cardStateFromData(raw: unknown): CardValidationState {
+  if (!isPlainObject(raw)) throw new DataFormatError('cardState', 'expected an object');
+  if (raw.v !== 1) throw new DataFormatError('cardState.v', `unsupported state version ${JSON.stringify(raw.v)}`);
+  if (!Number.isSafeInteger(raw.hiT)) throw new DataFormatError('cardState.hiT', 'expected integer epoch ms');
+  for (const k of ['taps', 'chip', 'nonces', 'decided'] as const) {
+    if (!Array.isArray(raw[k])) throw new DataFormatError(`cardState.${k}`, 'expected a list');
+  }
+  if (!isPlainObject(raw.risk)) throw new DataFormatError('cardState.risk', 'expected an object');
+  return raw as unknown as CardValidationState;
+}
+
+/** Index at which an entry of device time `t` goes to keep `list` ascending (after equal times). */
+export function insertionIndex(list: readonly { t: number }[], t: number): number {
+  let i = list.length;
+  while (i > 0 && list[i - 1]!.t > t) i--;
+  return i;
+}

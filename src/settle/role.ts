@@ -1,0 +1,176 @@
+/**
+ * The settler role: prices and clears accepted events with the pure core (src/domain/settle),
+ * per partition.
+ *
+ * Decisions (tapflow.decisions.<P>, partitioned by card token): accepted ones are priced against
+ * the card's state (open journeys, month-to-date spend, the month's priced taps for late
+ * re-rating); settlements with their ledger entries go to tapflow.settlements.<P>
+ * (Nats-Msg-Id = settlement id), then the card state is written, then the batch is acked.
+ * Periodically each owned partition closes journeys whose time limit passed (incomplete).
+ *
+ * Claims (tapflow.claims.<P>, partitioned by person token): split against the person's annual
+ * accumulations; the settlement is published, the result stored in the tapflow_claims bucket
+ * (for GetClaim) and announced on tapflow.claimresult.<key> for the ingest waiting on it.
+ *
+ * Every settlement's ledger is checked: debits must equal credits (metric
+ * tapflow_ledger_imbalance_fen stays 0; an unbalanced one is counted and logged).
+ */
+import type { JsMsg } from '@nats-io/jetstream';
+import type { AppContext, Role } from '../runtime/app.js';
+import { decodeBusClaim, decodeDecision, encodeSettlement } from '../bus/codec.js';
+import { deadLetter } from '../bus/dead-letter.js';
+import { PartitionWorker, type ConsumerSpec } from '../bus/partitions.js';
+import { StateStore } from '../bus/state-store.js';
+import { Buckets, subjects } from '../bus/subjects.js';
+import { checkBalanced, loadSettlerData, settleClaim, settleDecision, sweepExpired, type CardSettleState, type PersonMedicalState } from '../domain/settle/index.js';
+import type { Decision, MedicalClaimEvent, Settlement } from '../domain/types.js';
+import { claimKey } from '../ingest/server.js';
+
+/** Person state shares the bucket with card state, under its own key prefix. */
+const personKey = (token: string) => `person.${token}`;
+
+export async function createSettlerRole(ctx: AppContext): Promise<Role> {
+  const { cfg, log, metrics, publisher, buckets } = ctx;
+  const data = loadSettlerData(cfg.TAPFLOW_TARIFF_DIR);
+  const cards = new Map<number, StateStore<CardSettleState>>();
+  const persons = new Map<number, StateStore<PersonMedicalState>>();
+  let imbalance = 0;
+
+  const account = (s: Settlement) => {
+    const b = checkBalanced(s.ledger);
+    if (!b.balanced) {
+      imbalance += b.debitFen - b.creditFen;
+      metrics.ledgerImbalance.set(imbalance);
+      metrics.ledgerImbalanced.inc();
+      log.error({ settlementId: s.settlementId, debit: b.debitFen, credit: b.creditFen }, 'unbalanced ledger entries');
+    }
+    metrics.settlements.inc({ kind: s.kind, region: s.terminalRegion });
+    if (s.kind === 'FARE' || s.kind === 'ADJUSTMENT' || s.kind === 'ENTRY') metrics.fareFen.inc({ network: s.network || s.kind.toLowerCase(), region: s.terminalRegion }, Math.max(0, s.amountFen));
+  };
+
+  const publishAll = (p: number, settlements: Settlement[]) =>
+    Promise.all(
+      settlements.map((s) => {
+        account(s);
+        return publisher.publish(subjects.settlement(p), encodeSettlement(s), s.settlementId);
+      }),
+    );
+
+  const handleDecisions = async (p: number, msgs: JsMsg[]) => {
+    const store = cards.get(p)!;
+    const decided: Decision[] = [];
+    for (const m of msgs) {
+      try {
+        const d = decodeDecision(m.data);
+        if (d.verdict === 'ACCEPTED') decided.push(d);
+      } catch (err) {
+        await deadLetter(publisher, metrics, 'settler', m, 'TF_DECODE_FAILED', (err as Error).message);
+      }
+    }
+    if (decided.length === 0) return;
+    try {
+      await store.load(decided.map((d) => d.cardToken));
+      const out: Settlement[] = [];
+      const now = Date.now();
+      for (const d of decided) {
+        const r = settleDecision(data, store.get(d.cardToken), d, now);
+        store.set(d.cardToken, r.state);
+        out.push(...r.settlements);
+      }
+      await publishAll(p, out);
+      await store.flush();
+    } catch (err) {
+      store.clear();
+      throw err;
+    }
+  };
+
+  const handleClaims = async (p: number, msgs: JsMsg[]) => {
+    const store = persons.get(p)!;
+    const claims: MedicalClaimEvent[] = [];
+    for (const m of msgs) {
+      try {
+        claims.push(decodeBusClaim(m.data));
+      } catch (err) {
+        await deadLetter(publisher, metrics, 'settler', m, 'TF_DECODE_FAILED', (err as Error).message);
+      }
+    }
+    if (claims.length === 0) return;
+    try {
+      await store.load(claims.map((c) => personKey(c.personToken)));
+      const out: Settlement[] = [];
+      const now = Date.now();
+      for (const c of claims) {
+        const r = settleClaim(data, store.get(personKey(c.personToken)), c, now);
+        store.set(personKey(c.personToken), r.state);
+        out.push({ ...r.settlement, personToken: c.personToken });
+      }
+      await publishAll(p, out);
+      // Results for GetClaim, then the answer to a waiting SettleClaim.
+      await Promise.all(
+        out.map((s) => {
+          const key = claimKey(s.claim!.claimId);
+          return buckets.claims.put(key, JSON.stringify(s.claim));
+        }),
+      );
+      await store.flush();
+      for (const s of out) ctx.bus.nc.publish(subjects.claimResult(claimKey(s.claim!.claimId)), JSON.stringify(s.claim));
+    } catch (err) {
+      store.clear();
+      throw err;
+    }
+  };
+
+  const worker = new PartitionWorker({
+    bus: ctx.bus,
+    leases: buckets.leases,
+    role: 'settler',
+    instanceId: ctx.instanceId,
+    partitions: cfg.TAPFLOW_PARTITIONS,
+    leaseTtlMs: cfg.TAPFLOW_LEASE_TTL_MS,
+    batch: cfg.TAPFLOW_CONSUMER_BATCH,
+    log,
+    onOwned: (n) => metrics.partitionsOwned.set({ role: 'settler' }, n),
+    onPending: (stream, _p, n) => metrics.consumerPending.set({ role: 'settler', stream }, n),
+    handler: {
+      consumers: (p): ConsumerSpec[] => [
+        { stream: 'DECISIONS', durable: `settler-p${p}` },
+        { stream: 'TAPS', durable: `settler-claims-p${p}`, batch: 64, expiresMs: 250 },
+      ],
+      onAcquire: (p) => {
+        cards.set(p, new StateStore<CardSettleState>(buckets.settlerState, Buckets.SETTLER_STATE, publisher));
+        persons.set(p, new StateStore<PersonMedicalState>(buckets.settlerState, Buckets.SETTLER_STATE, publisher));
+      },
+      onRelease: (p) => {
+        cards.delete(p);
+        persons.delete(p);
+      },
+      handle: (p, spec, msgs) => (spec.stream === 'TAPS' ? handleClaims(p, msgs) : handleDecisions(p, msgs)),
+      tickMs: 5000,
+      tick: async (p) => {
+        // Close journeys whose time limit passed, among the cards this partition has in memory.
+        const store = cards.get(p);
+        if (!store) return;
+        const now = Date.now();
+        const out: Settlement[] = [];
+        for (const [token, state] of store.entries()) {
+          const r = sweepExpired(data, state, now);
+          if (r.settlements.length > 0) {
+            store.set(token, r.state);
+            out.push(...r.settlements);
+          }
+        }
+        if (out.length === 0) return;
+        try {
+          await publishAll(p, out);
+          await store.flush();
+        } catch (err) {
+          store.clear();
+          throw err;
+        }
+      },
+    },
+  });
+  await worker.start();
+  return { name: 'settler', ready: () => ctx.bus.connected(), stop: () => worker.stop() };
+}
