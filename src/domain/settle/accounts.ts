@@ -11,14 +11,15 @@
  * | `medacct:<R>`                    | personal medical accounts (个人账户) of insured region R (Dr)          |
  * | `cash:<R>`                       | cash paid by patients at counters in treating region R (Dr)          |
  * | `institution:<institutionId>`    | amount due to the treating institution (Cr)                          |
- * | `clearing:<A>-><B>:payable`      | in A's books: what region A owes region B (Cr)                       |
- * | `clearing:<A>-><B>:receivable`   | in B's books: what region B is owed by region A (Dr)                 |
+ * | `clearing:<A>:<B>`               | in A's books: what region A owes region B (Cr balance)               |
+ * | `clearing-receivable:<A>:<B>`    | in B's books: what region B is owed by region A (Dr balance)         |
  *
  * A cross-region event (card or insured region A, terminal or treating region B) is booked in
- * both regions' books: A debits its cardholder (or fund) and credits `clearing:A->B:payable`;
- * B debits `clearing:A->B:receivable` and credits the operator (or institution). Each half is
- * balanced, so the whole posting is. Net positions between regions come from the payable
- * accounts (see {@link netPositions} in ledger.ts); receivables mirror them and are checked.
+ * both regions' books: A debits its cardholder (or fund) and credits `clearing:A:B`; B debits
+ * `clearing-receivable:A:B` and credits the operator (or institution). Each half is balanced, so
+ * the whole posting is. Net positions between regions come from the `clearing:A:B` accounts (the
+ * credit balance is A's obligation to B; see netPositions in ledger.ts); the receivables mirror
+ * them and are checked. Every account that starts with `clearing:` is such an obligation.
  */
 import type { Region } from '../types.js';
 
@@ -30,19 +31,19 @@ export const ACCOUNTS = {
   medicalAccount: (region: Region): string => `medacct:${region}`,
   cash: (region: Region): string => `cash:${region}`,
   institution: (institutionId: string): string => `institution:${institutionId}`,
-  clearingPayable: (from: Region, to: Region): string => `clearing:${from}->${to}:payable`,
-  clearingReceivable: (from: Region, to: Region): string => `clearing:${from}->${to}:receivable`,
+  clearingPayable: (from: Region, to: Region): string => `clearing:${from}:${to}`,
+  clearingReceivable: (from: Region, to: Region): string => `clearing-receivable:${from}:${to}`,
 } as const;
 
 export type ClearingSide = 'payable' | 'receivable';
 
-const CLEARING = /^clearing:(BJ|TJ|HE)->(BJ|TJ|HE):(payable|receivable)$/;
+const CLEARING = /^(clearing|clearing-receivable):(BJ|TJ|HE):(BJ|TJ|HE)$/;
 
 /** Parses an inter-region clearing account name, or undefined for any other account. */
 export function parseClearingAccount(account: string): { from: Region; to: Region; side: ClearingSide } | undefined {
   const m = CLEARING.exec(account);
-  if (!m) return undefined;
-  return { from: m[1] as Region, to: m[2] as Region, side: m[3] as ClearingSide };
+  if (!m || m[2] === m[3]) return undefined;
+  return { from: m[2] as Region, to: m[3] as Region, side: m[1] === 'clearing' ? 'payable' : 'receivable' };
 }
 
 /** The account class (the part before the first colon). */

@@ -339,7 +339,13 @@ export function settleClaim(
   const done = st.claims[c.claimId];
   if (done) return { state: st, settlement: settlementOf(c, done, [{ rule: 'duplicate', version: done.pv, detail: `claim ${c.claimId} already applied` }], nowMs) };
 
-  const next: PersonMedicalState = structuredClone(st);
+  // Copy what changes: the accumulations (small) and the claim map (records are replaced, not edited).
+  const next: PersonMedicalState = {
+    v: 1,
+    seq: st.seq,
+    years: Object.fromEntries(Object.entries(st.years).map(([y, acc]) => [y, Object.fromEntries(Object.entries(acc).map(([t, a]) => [t, { ...a }]))])),
+    claims: { ...st.claims },
+  };
   const year = shanghaiYear(c.deviceTime);
   next.seq += 1;
   let record: ClaimRecord;
@@ -362,7 +368,7 @@ export function settleClaim(
         acc.medfeeFen -= a.medfee_sumamt;
         acc.claims -= 1;
       }
-      orig.rev = c.claimId;
+      next.claims[c.reversesClaimId] = { ...orig, rev: c.claimId };
       record = { n: next.seq, y: orig.y, t: orig.t, s: 'V', reason: 'OK', a: orig.a, pv: orig.pv, of: c.reversesClaimId, ins: orig.ins, trt: orig.trt, inst: orig.inst };
       trace = [{ rule: 'reversal', version: orig.pv, detail: `reverses ${c.reversesClaimId}: restores deductible ${a.deductible_amt} and fund ${a.hifp_pay} of ${orig.y} ${orig.t.toLowerCase()}` }];
     }

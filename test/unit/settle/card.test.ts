@@ -245,6 +245,15 @@ describe('card state - idempotency, determinism, bounds', () => {
     expect(b.state).toEqual(a.state);
   });
 
+  it('never changes the state it is given', () => {
+    const st = run([taps[0]!]).state;
+    const before = structuredClone(st);
+    settleDecision(data(), st, decision(taps[1]!), NOW);
+    sweepExpired(data(), st, at('2026-03-03T00:00'));
+    settleDecision(data(), st, decision({ id: 'late', venue: 'bj-subway:国贸', dir: 'ENTRY', time: '2026-03-01T08:00' }), NOW);
+    expect(st).toEqual(before);
+  });
+
   it('the state survives JSON and gives the same answers', () => {
     const st = run([taps[0]!]).state;
     const viaJson = JSON.parse(JSON.stringify(st)) as CardSettleState;
@@ -292,8 +301,8 @@ describe('purse taps, cross-region clearing, entries and no-charge scenes', () =
     const r = run([{ id: 'b1', venue: 'tj-bus:8:0', time: '2026-03-02T08:00', cardRegion: 'BJ' }]);
     expect(r.settlements[0]!.ledger.map((e) => [e.account, e.debitFen, e.creditFen])).toEqual([
       ['card:BJ', 180, 0],
-      ['clearing:BJ->TJ:payable', 0, 180],
-      ['clearing:BJ->TJ:receivable', 180, 0],
+      ['clearing:BJ:TJ', 0, 180],
+      ['clearing-receivable:BJ:TJ', 180, 0],
       ['operator:tj-bus', 0, 180],
     ]);
   });

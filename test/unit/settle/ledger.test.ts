@@ -17,8 +17,8 @@ describe('ledger - postings', () => {
     const e = postCardPayment({ settlementId: 's', amountFen: 250, cardAccount: ACCOUNTS.card('TJ'), cardRegion: 'TJ', terminalRegion: 'HE', operatorId: 'sjz-bus' });
     expect(e).toEqual([
       { entryId: 's#1', account: 'card:TJ', debitFen: 250, creditFen: 0 },
-      { entryId: 's#2', account: 'clearing:TJ->HE:payable', debitFen: 0, creditFen: 250 },
-      { entryId: 's#3', account: 'clearing:TJ->HE:receivable', debitFen: 250, creditFen: 0 },
+      { entryId: 's#2', account: 'clearing:TJ:HE', debitFen: 0, creditFen: 250 },
+      { entryId: 's#3', account: 'clearing-receivable:TJ:HE', debitFen: 250, creditFen: 0 },
       { entryId: 's#4', account: 'operator:sjz-bus', debitFen: 0, creditFen: 250 },
     ]);
   });
@@ -61,7 +61,7 @@ describe('ledger - net positions', () => {
   });
 
   it('flags receivables that do not mirror payables', () => {
-    const one = pay('BJ', 'TJ', 1000, 'a').filter((e) => !e.account.endsWith('receivable'));
+    const one = pay('BJ', 'TJ', 1000, 'a').filter((e) => !e.account.startsWith('clearing-receivable:'));
     expect(netPositions(one).consistent).toBe(false);
   });
 
@@ -74,7 +74,9 @@ describe('ledger - net positions', () => {
   });
 
   it('parses clearing account names', () => {
-    expect(parseClearingAccount('clearing:HE->BJ:payable')).toEqual({ from: 'HE', to: 'BJ', side: 'payable' });
+    expect(parseClearingAccount('clearing:HE:BJ')).toEqual({ from: 'HE', to: 'BJ', side: 'payable' });
+    expect(parseClearingAccount('clearing-receivable:HE:BJ')).toEqual({ from: 'HE', to: 'BJ', side: 'receivable' });
+    expect(parseClearingAccount('clearing:BJ:BJ')).toBeUndefined();
     expect(parseClearingAccount('card:BJ')).toBeUndefined();
   });
 });

@@ -147,6 +147,14 @@ describe('medical - idempotency and reversal', () => {
     expect(unknown.settlement.claim).toMatchObject({ status: 'REJECTED', reason: 'CLAIM_NOT_FOUND' });
   });
 
+  it('never changes the state it is given', () => {
+    const { state } = settleAll([claim({ claimId: 'c1', items: [A(300_000)] })]);
+    const before = structuredClone(state);
+    settleClaim(data(), state, claim({ claimId: 'r1', items: [], reversesClaimId: 'c1' }), 0);
+    settleClaim(data(), state, claim({ claimId: 'c2', items: [A(1_000)] }), 0);
+    expect(state).toEqual(before);
+  });
+
   it('a claim without items is rejected and accumulates nothing', () => {
     const r = settleClaim(data(), undefined, claim({ claimId: 'e', items: [] }), 0);
     expect(r.settlement).toMatchObject({ kind: 'MEDICAL', amountFen: 0, ledger: [], claim: { status: 'REJECTED' } });
@@ -167,8 +175,8 @@ describe('medical - clearing', () => {
     expect(s.ledger.map((e) => [e.account, e.debitFen, e.creditFen])).toEqual([
       ['fund:HE', 25_000, 0],
       ['medacct:HE', 10_000, 0],
-      ['clearing:HE->BJ:payable', 0, 35_000],
-      ['clearing:HE->BJ:receivable', 35_000, 0],
+      ['clearing:HE:BJ', 0, 35_000],
+      ['clearing-receivable:HE:BJ', 35_000, 0],
       ['cash:BJ', 65_000, 0],
       ['institution:hospital:BJ:pumch', 0, 100_000],
     ]);
