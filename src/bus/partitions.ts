@@ -15,8 +15,8 @@
  * loser's writes fail and nothing is counted twice.
  *
  * Each owned partition runs a loop per consumer: fetch up to `batch` messages, hand them to the
- * handler, and acknowledge the last one (ack policy "all") only after the handler resolved. A
- * handler failure naks the batch (redelivered in order after a short delay).
+ * handler, and acknowledge them only after the handler resolved. A handler failure naks the
+ * batch (redelivered in order after a short delay).
  */
 import type { JsMsg } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
@@ -37,8 +37,11 @@ export interface ConsumerSpec {
 export interface PartitionHandler {
   /** Consumers to run for partition p (e.g. the settler: its decisions and its claims). */
   consumers(p: number): ConsumerSpec[];
-  /** Process a batch in order. Resolve only when its effects are durable. */
-  handle(p: number, consumer: ConsumerSpec, msgs: JsMsg[]): Promise<void>;
+  /**
+   * Process a batch in order. Resolve only when its effects are durable. Messages returned in
+   * `nak` were not processed (e.g. behind a gap) and are handed back for redelivery.
+   */
+  handle(p: number, consumer: ConsumerSpec, msgs: JsMsg[]): Promise<void | { nak: JsMsg[] }>;
   /** Called when the partition is gained (before the first batch) and lost (after the last). */
   onAcquire?(p: number): Promise<void> | void;
   onRelease?(p: number): void;
@@ -187,6 +190,8 @@ export class PartitionWorker {
       if (o.stop) break;
       const buffer: JsMsg[] = [];
       let wake: (() => void) | undefined;
+      // Set when this subscription is given up: anything it still delivers goes straight back.
+      let dead = false;
       let sub: Awaited<ReturnType<Awaited<ReturnType<typeof bus.js.consumers.get>>['consume']>>;
       try {
         const consumer = await bus.js.consumers.get(stream, spec.durable);
@@ -194,6 +199,10 @@ export class PartitionWorker {
           max_messages: Math.max(max * 2, 256),
           expires: 5000,
           callback: (m) => {
+            if (dead) {
+              m.nak();
+              return;
+            }
             buffer.push(m);
             wake?.();
           },
@@ -203,6 +212,7 @@ export class PartitionWorker {
         backoff = Math.min(2000, backoff * 2 || 100);
         continue;
       }
+      log.debug({ partition: p, consumer: spec.durable }, 'consuming');
       let failed = false;
       let closed = false;
       void sub.closed().then(
@@ -240,8 +250,12 @@ export class PartitionWorker {
         }
         const msgs = buffer.splice(0, max);
         try {
-          await handler.handle(p, spec, msgs);
-          msgs[msgs.length - 1]!.ack();
+          const r = await handler.handle(p, spec, msgs);
+          const back = new Set(r ? r.nak : []);
+          for (const m of msgs) {
+            if (back.has(m)) m.nak(250);
+            else m.ack();
+          }
           this.o.onPending?.(spec.stream, p, msgs[msgs.length - 1]!.info.pending);
           backoff = 0;
         } catch (err) {
@@ -253,7 +267,8 @@ export class PartitionWorker {
         }
       }
       // Lost the partition, stopping, or failed: give back what is buffered, in order.
-      await sub.close().catch(() => undefined);
+      dead = true;
+      sub.stop();
       for (const m of buffer.splice(0)) m.nak();
     }
   }

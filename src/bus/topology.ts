@@ -41,7 +41,7 @@ export function consumerPlan(partitions: number): { stream: StreamName; name: st
 /** How many messages a consumer may hold unacknowledged: bounds memory under overload. */
 export const MAX_ACK_PENDING = 4096;
 /** Redelivery after this long without an ack (s). */
-export const ACK_WAIT_S = 60;
+export const ACK_WAIT_S = 20;
 
 export async function ensureTopology(bus: Bus, o: TopologyOptions): Promise<void> {
   for (const key of Object.keys(Streams) as StreamName[]) {
@@ -72,7 +72,7 @@ export async function ensureTopology(bus: Bus, o: TopologyOptions): Promise<void
     const cfg: Partial<ConsumerConfig> = {
       durable_name: c.name,
       filter_subject: c.filter,
-      ack_policy: AckPolicy.All,
+      ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
       ack_wait: ACK_WAIT_S * NS_PER_S,
       max_ack_pending: MAX_ACK_PENDING,

@@ -13,6 +13,7 @@ import type { Bus } from '../bus/connection.js';
 import { decodeDecision, decodeRiskFlag, decodeSettlement } from '../bus/codec.js';
 import { deadLetter } from '../bus/dead-letter.js';
 import { PartitionWorker, type ConsumerSpec } from '../bus/partitions.js';
+import { Streams } from '../bus/subjects.js';
 import type { JsPublisher } from '../bus/publisher.js';
 import type { BucketSet } from '../bus/topology.js';
 import type { Logger } from '../observe/log.js';
@@ -40,8 +41,17 @@ const CONSUMERS: ConsumerSpec[] = [
   { stream: 'RISK', durable: 'sink-risk' },
 ];
 
+/** The tables each stream feeds. */
+const STREAM_TABLES: Record<string, StoreTable[]> = {
+  DECISIONS: ['decisions'],
+  SETTLEMENTS: ['settlements', 'ledger', 'claims'],
+  RISK: ['risk_flags'],
+};
+
 export class SinkRole {
   private marks?: Record<StoreTable, number>;
+  /** Per stream: every message at or below it is stored. */
+  private cursors = new Map<string, number>();
   private readonly worker: PartitionWorker;
   private lastInsertOk = true;
 
@@ -62,6 +72,7 @@ export class SinkRole {
         consumers: () => consumers,
         onAcquire: async () => {
           this.marks = await highWaterMarks(o.engine);
+          this.cursors.clear();
           o.log.info({ marks: this.marks }, 'sink owns the streams; high-water marks loaded');
         },
         handle: (_p, spec, msgs) => this.handle(spec, msgs),
@@ -82,9 +93,45 @@ export class SinkRole {
     return this.lastInsertOk;
   }
 
-  private async handle(spec: ConsumerSpec, msgs: JsMsg[]): Promise<void> {
+  /**
+   * The messages of a batch to store now, in stream order: those up to the first gap. A gap
+   * is a message not seen yet (delivered to a subscription that has since gone, say): it comes
+   * back after the consumer's ack wait, and nothing behind it may be stored before it, or the
+   * high-water marks would skip it.
+   */
+  private async inOrder(spec: ConsumerSpec, msgs: JsMsg[]): Promise<{ take: JsMsg[]; later: JsMsg[] }> {
+    const marks = this.marks!;
+    const stream = spec.stream;
+    let cursor = this.cursors.get(stream) ?? Math.min(...STREAM_TABLES[stream]!.map((t) => marks[t]));
+    const sorted = [...msgs].sort((a, b) => a.seq - b.seq);
+    const take: JsMsg[] = [];
+    let i = 0;
+    for (; i < sorted.length; i++) {
+      const m = sorted[i]!;
+      if (m.seq <= cursor) take.push(m); // stored already (its rows are skipped by the marks)
+      else if (m.seq === cursor + 1) {
+        take.push(m);
+        cursor = m.seq;
+      } else {
+        // A gap: messages acknowledged before (stored, then removed from the stream) are no gap.
+        const info = await this.o.bus.jsm.consumers.info(Streams[stream].name, spec.durable);
+        const floor = Math.max(info.ack_floor.stream_seq, (await this.o.bus.jsm.streams.info(Streams[stream].name)).state.first_seq - 1);
+        if (floor >= m.seq - 1) {
+          take.push(m);
+          cursor = m.seq;
+        } else break;
+      }
+    }
+    this.cursors.set(stream, cursor);
+    return { take, later: sorted.slice(i) };
+  }
+
+  private async handle(spec: ConsumerSpec, all: JsMsg[]): Promise<void | { nak: JsMsg[] }> {
     this.marks ??= await highWaterMarks(this.o.engine);
     const marks = this.marks;
+    const { take: msgs, later } = await this.inOrder(spec, all);
+    if (later.length > 0) this.o.log.debug({ stream: spec.stream, waitingFor: (this.cursors.get(spec.stream) ?? 0) + 1, held: later.length }, 'sink: gap in the stream; holding later messages');
+    if (msgs.length === 0) return { nak: later };
     const { engine, metrics } = this.o;
     const rows: Partial<Record<StoreTable, Record<string, unknown>[]>> = {};
     const push = (t: StoreTable, seq: number, r: object) => {
@@ -112,6 +159,7 @@ export class SinkRole {
     }
     const first = msgs[0]!.seq;
     const last = msgs[msgs.length - 1]!.seq;
+    const done = { nak: later };
     try {
       for (const [table, r] of Object.entries(rows) as [StoreTable, Record<string, unknown>[]][]) {
         // The token drops a retry of an insert that did commit although it reported an error.
@@ -124,10 +172,12 @@ export class SinkRole {
       this.lastInsertOk = false;
       // An insert may have committed before failing: read the marks again before the retry.
       this.marks = undefined;
+      this.cursors.clear();
       throw new TapflowError('TF_STORE_FAILED', (err as Error).message, { cause: err });
     }
     const now = Date.now();
     for (const t of ingestTimes) metrics.tapToStore.observe(Math.max(0, now - t) / 1000);
+    return done;
   }
 }
 

@@ -96,7 +96,9 @@ export async function createValidatorRole(ctx: AppContext): Promise<Role> {
       }
     }
     try {
+      log.debug({ partition: p, n: taps.length }, 'validator batch: loading state');
       await store.load(taps.map((t) => t.tap.cardToken));
+      log.debug({ partition: p }, 'validator batch: state loaded');
       const d = data();
       const pubs: Promise<unknown>[] = [];
       const now = Date.now();
@@ -111,7 +113,9 @@ export async function createValidatorRole(ctx: AppContext): Promise<Role> {
         for (const f of r.flags) metrics.riskFlags.inc({ rule: f.ruleId, severity: f.severity });
       }
       await Promise.all(pubs);
+      log.debug({ partition: p }, 'validator batch: published');
       await store.flush();
+      log.debug({ partition: p }, 'validator batch: flushed');
     } catch (err) {
       store.clear();
       throw err;
