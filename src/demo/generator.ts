@@ -96,11 +96,14 @@ export class TapGenerator {
     }
     for (const [r, k] of Object.entries(o.keys.regions) as [Region, { qrPrivateKey?: KeyObject }][]) if (k.qrPrivateKey) this.privateKeys[r] = k.qrPrivateKey;
     const regions: Region[] = ['BJ', 'BJ', 'BJ', 'BJ', 'BJ', 'TJ', 'TJ', 'HE', 'HE', 'HE'];
+    // Card numbers start at a seed-dependent offset, so that runs with different seeds use
+    // different cards (validators remember cards' counters and last taps across runs).
+    const base = 10_000_000 + Math.floor(this.random() * 8_000_000_000);
     for (let i = 0; i < o.cards; i++) {
       const region = regions[i % regions.length]!;
       const r = this.random();
       const rider: RiderCategory = r < 0.8 ? 'ADULT' : r < 0.9 ? 'STUDENT' : r < 0.98 ? 'SENIOR' : 'DISABLED';
-      this.cards.push({ number: `${PROVINCE[region]}${String(10_000_000 + i).padStart(10, '0')}`, region, counter: 0, rider, hotlisted: false });
+      this.cards.push({ number: `${PROVINCE[region]}${String(base + i).padStart(10, '0')}`, region, counter: Math.floor(this.random() * 1000), rider, hotlisted: false });
     }
   }
 
