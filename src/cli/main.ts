@@ -10,8 +10,10 @@ import { ROLES, startApp, type RoleName } from '../runtime/app.js';
 import { ROLE_FACTORIES } from './roles.js';
 import { registerDataCommands } from './data-commands.js';
 import { registerReportCommands } from './report-commands.js';
+import { registerQuoteCommands } from './quote-commands.js';
 import { runDemoFleet } from '../demo/fleet.js';
 import { summary } from '../store/mod.js';
+import { failuresMarkdown, reasonsMarkdown } from '../domain/reasons.js';
 
 /** Flags shared by the commands that run roles; each overrides its environment variable. */
 function withRunFlags(cmd: Command): Command {
@@ -115,8 +117,18 @@ export function buildProgram(): Command {
       for (const [k, v] of Object.entries(cfg)) console.log(`${k}=${/KEY|PASSWORD/.test(k) && v ? '(set)' : (v ?? '')}`);
     });
 
+  program
+    .command('reasons')
+    .description('print the reason codes of decisions and the failure codes, as Markdown tables')
+    .action(() => {
+      console.log(reasonsMarkdown());
+      console.log();
+      console.log(failuresMarkdown());
+    });
+
   registerDataCommands(program);
   registerReportCommands(program);
+  registerQuoteCommands(program);
   return program;
 }
 

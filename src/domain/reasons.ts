@@ -115,3 +115,15 @@ export function toTapflowError(err: unknown, fallback: FailureCode): TapflowErro
   const message = err instanceof Error ? err.message : String(err);
   return new TapflowError(fallback, message, { cause: err });
 }
+
+/** The README's table of reason codes. */
+export function reasonsMarkdown(): string {
+  const rows = Object.entries(ReasonCodes).map(([code, info]) => `| \`${code}\` | ${info.meaning} | ${'risk' in info ? info.risk : ''} |`);
+  return ['| reason code | meaning | risk flag |', '| --- | --- | --- |', ...rows].join('\n');
+}
+
+/** The README's table of failure codes. */
+export function failuresMarkdown(): string {
+  const rows = Object.entries(FailureCodes).map(([code, f]) => `| \`${code}\` | ${f.meaning} | ${f.grpc} | ${f.bus} | ${f.retryable ? 'yes' : 'no'} |`);
+  return ['| failure code | meaning | gRPC status | JetStream action | retry |', '| --- | --- | --- | --- | --- |', ...rows].join('\n');
+}
