@@ -9,7 +9,7 @@ import { ConfigError, configMarkdown, loadConfig, type Config, type ConfigKey } 
 import { ROLES, startApp, type RoleName } from '../runtime/app.js';
 import { ROLE_FACTORIES } from './roles.js';
 import { registerDataCommands } from './data-commands.js';
-import { registerReportCommands } from './report-commands.js';
+import { formatSummary, registerReportCommands } from './report-commands.js';
 import { registerQuoteCommands } from './quote-commands.js';
 import { runDemoFleet } from '../demo/fleet.js';
 import { summary } from '../store/mod.js';
@@ -61,7 +61,7 @@ async function runRoles(roles: RoleName[], flags: Record<string, string | undefi
       durationS: demo.durationS,
       log: app.ctx.log,
       out: process.stdout,
-      storedSummary: app.ctx.engine ? () => summary(app.ctx.engine!) : undefined,
+      storedSummary: app.ctx.engine ? async () => formatSummary(await summary(app.ctx.engine!)) : undefined,
     });
     await app.shutdown('demo finished');
     process.exit(0);

@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { loadConfig, type Config } from '../config/config.js';
 import { openStore, todayInShanghai } from '../store/sink.js';
-import { clearingReport, ledgerBalance, summary, type ClickHouseEngine } from '../store/mod.js';
+import { clearingReport, ledgerBalance, summary, type ClearingReport, type ClickHouseEngine, type LedgerBalance, type StoreSummary } from '../store/mod.js';
 
 async function fromRunning(cfg: Config, path: string): Promise<unknown | undefined> {
   try {
@@ -37,8 +37,38 @@ async function withStore<T>(cfg: Config, fn: (e: ClickHouseEngine) => Promise<T>
 
 const fen = (n: number) => `¥${(n / 100).toFixed(2)}`;
 
-export function printSummary(s: Awaited<ReturnType<typeof summary>>, out: (line: string) => void = console.log): void {
-  out(JSON.stringify(s, null, 2));
+/** The main aggregates as text. */
+export function formatSummary(s: StoreSummary): string {
+  const lines: string[] = [];
+  const pct = (n: number) => (s.taps > 0 ? ((100 * n) / s.taps).toFixed(1) : '0.0');
+  lines.push(`taps decided: ${s.taps}  (accepted ${s.byVerdict.ACCEPTED ?? 0} = ${pct(s.byVerdict.ACCEPTED ?? 0)}%, rejected ${s.byVerdict.REJECTED ?? 0} = ${pct(s.byVerdict.REJECTED ?? 0)}%)`);
+  if (s.topReasons.length > 0) {
+    lines.push('top rejection reasons:');
+    for (const r of s.topReasons) lines.push(`  ${r.reason.padEnd(24)} ${String(r.taps).padStart(8)}`);
+  }
+  lines.push('fares by region and network:');
+  for (const f of s.fares) lines.push(`  ${f.terminalRegion} ${f.network.padEnd(12)} ${String(f.settlements).padStart(8)} settlements  ${fen(f.amountFen).padStart(14)}`);
+  lines.push('settlements by kind:');
+  for (const k of s.settlementsByKind) lines.push(`  ${k.kind.padEnd(12)} ${String(k.settlements).padStart(8)}  ${fen(k.amountFen).padStart(14)}`);
+  lines.push(`ledger: ${s.ledger.entries} entries, debits ${fen(s.ledger.debitFen)}, credits ${fen(s.ledger.creditFen)} ${s.ledger.debitFen === s.ledger.creditFen ? '(balanced)' : '(NOT BALANCED)'}`);
+  if (s.riskFlags.length > 0) {
+    lines.push('risk flags:');
+    for (const r of s.riskFlags) lines.push(`  ${r.ruleId.padEnd(32)} ${r.severity.padEnd(8)} ${String(r.flags).padStart(8)}`);
+  }
+  return lines.join('\n');
+}
+
+/** A day's clearing report as text. */
+export function formatClearing(r: ClearingReport, b?: LedgerBalance): string {
+  const lines: string[] = [`clearing report for business day ${r.businessDay} (Asia/Shanghai)`, '', 'account                                        debit            credit               net'];
+  for (const a of r.accounts) lines.push(`${a.account.padEnd(40)} ${fen(a.debitFen).padStart(14)} ${fen(a.creditFen).padStart(17)} ${fen(a.netFen).padStart(17)}`);
+  lines.push(`${'total'.padEnd(40)} ${fen(r.totals.debitFen).padStart(14)} ${fen(r.totals.creditFen).padStart(17)}   ${r.totals.balanced ? 'balanced' : 'NOT BALANCED'}`);
+  lines.push('', 'net positions between regions:');
+  if (r.positions.length === 0) lines.push('  none (no cross-region activity)');
+  for (const p of r.positions) lines.push(`  ${p.debtor} owes ${p.creditor} ${fen(p.amountFen)}`);
+  lines.push(`  per region (owed to it minus it owes): ${Object.entries(r.regionNet).map(([k, v]) => `${k} ${fen(v)}`).join(', ')}`);
+  if (b) lines.push('', `ledger overall: ${b.entries} entries, ${b.balanced ? 'balanced' : 'NOT BALANCED'}; settlements with unbalanced entries: ${b.unbalancedSettlements}`);
+  return lines.join('\n');
 }
 
 export function registerReportCommands(program: Command): void {
@@ -49,8 +79,8 @@ export function registerReportCommands(program: Command): void {
     .option('--json', 'as JSON')
     .action(async (flags) => {
       const cfg = loadConfig(process.env, { TAPFLOW_METRICS_PORT: flags.metricsPort });
-      const s = ((await fromRunning(cfg, '/summary')) ?? (await withStore(cfg, (e) => summary(e)))) as Awaited<ReturnType<typeof summary>>;
-      printSummary(s);
+      const s = ((await fromRunning(cfg, '/summary')) ?? (await withStore(cfg, (e) => summary(e)))) as StoreSummary;
+      console.log(flags.json ? JSON.stringify(s, null, 2) : formatSummary(s));
     });
 
   const clearing = program.command('clearing').description('inter-region clearing from the ledger');
@@ -68,7 +98,6 @@ export function registerReportCommands(program: Command): void {
         ? { report: viaHttp as Awaited<ReturnType<typeof clearingReport>>, balance: (await fromRunning(cfg, '/ledger-balance')) as Awaited<ReturnType<typeof ledgerBalance>> }
         : await withStore(cfg, async (e) => ({ report: await clearingReport(e, flags.day), balance: await ledgerBalance(e) }));
       if (flags.json) return console.log(JSON.stringify(r, null, 2));
-      console.log(JSON.stringify(r.report, null, 2));
-      void fen;
+      console.log(formatClearing(r.report, r.balance));
     });
 }

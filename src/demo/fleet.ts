@@ -32,7 +32,7 @@ export interface DemoOptions {
   log: Logger;
   out: Writable;
   /** Reads the main aggregates from ClickHouse, for the closing summary. */
-  storedSummary?: () => Promise<unknown>;
+  storedSummary?: () => Promise<string>;
 }
 
 type LabelValues = { labels: Record<string, string | number>; value: number }[];
@@ -138,6 +138,6 @@ export async function runDemoFleet(o: DemoOptions): Promise<void> {
     await new Promise((r) => setTimeout(r, 200));
   }
   await print(true);
-  if (o.storedSummary) o.out.write(`ClickHouse: ${JSON.stringify(await o.storedSummary(), null, 2)}\n`);
+  if (o.storedSummary) o.out.write(`\nClickHouse (all runs in this data dir):\n${await o.storedSummary()}\n`);
   client.close();
 }

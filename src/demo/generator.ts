@@ -42,7 +42,10 @@ export interface GeneratorOptions {
 
 export interface FleetCard {
   number: string;
+  /** Issuing region. */
   region: Region;
+  /** Where the card is used during the run: its home region, or another one for visitors. */
+  city: Region;
   counter: number;
   rider: RiderCategory;
   /** Open journey: network, entry venue, entry time. */
@@ -103,7 +106,10 @@ export class TapGenerator {
       const region = regions[i % regions.length]!;
       const r = this.random();
       const rider: RiderCategory = r < 0.8 ? 'ADULT' : r < 0.9 ? 'STUDENT' : r < 0.98 ? 'SENIOR' : 'DISABLED';
-      this.cards.push({ number: `${PROVINCE[region]}${String(base + i).padStart(10, '0')}`, region, counter: Math.floor(this.random() * 1000), rider, hotlisted: false });
+      // About one card in six is a visitor from another region: cross-region taps are cleared.
+      const visit = this.random();
+      const city: Region = visit < 0.84 ? region : (['BJ', 'TJ', 'HE'] as const).filter((x) => x !== region)[visit < 0.92 ? 0 : 1]!;
+      this.cards.push({ number: `${PROVINCE[region]}${String(base + i).padStart(10, '0')}`, region, city, counter: Math.floor(this.random() * 1000), rider, hotlisted: false });
     }
   }
 
@@ -181,16 +187,16 @@ export class TapGenerator {
     let edge = b.malformed;
     if (r < edge) {
       const c = this.pick(this.cards);
-      const v = this.pick(this.byRegionScene.get(`${c.region}:RAIL`) ?? []);
+      const v = this.pick(this.byRegionScene.get(`${c.city}:RAIL`) ?? []);
       const t = this.tap(c, v, Direction.ENTRY, now);
       t.tap.venueId = '';
       return { kind: 'tap', ...t, expect: 'malformed' };
     }
     if (r < (edge += b.unlistedVenue)) {
       const c = this.pick(this.cards);
-      const terminalId = this.terminalFor(c.region, 'CULTURE');
+      const terminalId = this.terminalFor(c.city, 'CULTURE');
       const seq = this.nextSeq(terminalId);
-      const venueId = `museum:${c.region}:not-on-the-list`;
+      const venueId = `museum:${c.city}:not-on-the-list`;
       return {
         kind: 'tap',
         terminalId,
@@ -200,14 +206,14 @@ export class TapGenerator {
     }
     if (r < (edge += b.qrReplay) && this.usedQr.length > 0) {
       const c = this.pick(this.cards);
-      const v = this.pick(this.byRegionScene.get(`${c.region}:CULTURE`) ?? []);
+      const v = this.pick(this.byRegionScene.get(`${c.city}:CULTURE`) ?? []);
       const t = this.tap(c, v, Direction.SINGLE, now);
       t.tap.card = { $case: 'qr', value: { payload: this.pick(this.usedQr) } };
       return { kind: 'tap', ...t, expect: 'qr-replay' };
     }
     if (r < (edge += b.impossibleTravel)) {
       // A Beijing card that just tapped in Beijing, now at a Shijiazhuang station.
-      const c = this.cards.find((x) => x.region === 'BJ' && x.last && now - x.last.at < 10 * 60_000 && !x.open && !x.hotlisted);
+      const c = this.cards.find((x) => x.city === 'BJ' && x.last && now - x.last.at < 10 * 60_000 && !x.open && !x.hotlisted);
       const sjz = this.byRegionScene.get('HE:RAIL') ?? [];
       if (c && sjz.length > 0) return { kind: 'tap', ...this.tap(c, this.pick(sjz), Direction.ENTRY, now), expect: 'impossible-travel' };
     }
@@ -215,7 +221,7 @@ export class TapGenerator {
       const hot = this.cards.filter((x) => x.hotlisted);
       if (hot.length > 0) {
         const c = this.pick(hot);
-        const v = this.pick(this.byRegionScene.get(`${c.region}:CULTURE`) ?? []);
+        const v = this.pick(this.byRegionScene.get(`${c.city}:CULTURE`) ?? []);
         return { kind: 'tap', ...this.tap(c, v, Direction.SINGLE, now), expect: 'hotlisted' };
       }
     }
@@ -227,7 +233,7 @@ export class TapGenerator {
       // Close the journey at a reachable station (or stop) of the same network.
       const elapsed = now - c.open.at;
       const scene = c.open.venue.scene;
-      const options = this.reachable(c.region, scene, c.open.venue, elapsed, c.open.venue.network).filter((v) => v.id !== c.open!.venue.id);
+      const options = this.reachable(c.city, scene, c.open.venue, elapsed, c.open.venue.network).filter((v) => v.id !== c.open!.venue.id);
       const exit = options.length > 0 ? this.pick(options) : c.open.venue;
       c.open = undefined;
       return { kind: 'tap', ...this.tap(c, exit, Direction.EXIT, now), expect: 'ok' };
@@ -235,7 +241,7 @@ export class TapGenerator {
     const sinceLast = c.last ? now - c.last.at : 3_600_000;
     const s = this.random();
     const scene: Scene = s < 0.62 ? 'RAIL' : s < 0.9 ? 'BUS' : 'CULTURE';
-    const options = this.reachable(c.region, scene, c.last?.venue, sinceLast);
+    const options = this.reachable(c.city, scene, c.last?.venue, sinceLast);
     if (options.length === 0) return { kind: 'idle' };
     const v = this.pick(options);
     const flat = scene === 'BUS' && v.region !== 'BJ';
