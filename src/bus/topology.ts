@@ -23,6 +23,23 @@ export interface TopologyOptions {
 
 const NS_PER_S = 1_000_000_000;
 
+/** Topology options from the configuration. */
+export function topologyOptions(cfg: {
+  TAPFLOW_PARTITIONS: number;
+  TAPFLOW_DUPLICATE_WINDOW_S: number;
+  TAPFLOW_STREAM_MAX_BYTES: number;
+  TAPFLOW_STREAM_MAX_AGE_S: number;
+  TAPFLOW_LEASE_TTL_MS: number;
+}): TopologyOptions {
+  return {
+    partitions: cfg.TAPFLOW_PARTITIONS,
+    duplicateWindowS: cfg.TAPFLOW_DUPLICATE_WINDOW_S,
+    streamMaxBytes: cfg.TAPFLOW_STREAM_MAX_BYTES,
+    streamMaxAgeS: cfg.TAPFLOW_STREAM_MAX_AGE_S,
+    leaseTtlMs: cfg.TAPFLOW_LEASE_TTL_MS,
+  };
+}
+
 /** Durable consumers: name, stream, filter subject. */
 export function consumerPlan(partitions: number): { stream: StreamName; name: string; filter: string }[] {
   const plan: { stream: StreamName; name: string; filter: string }[] = [];

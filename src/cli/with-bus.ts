@@ -1,7 +1,7 @@
 /** Runs a command against the JetStream of a tapflow deployment (starting a local NATS if allowed). */
 import type { Config } from '../config/config.js';
 import { connectBus, type Bus } from '../bus/connection.js';
-import { ensureTopology, openBuckets, type BucketSet } from '../bus/topology.js';
+import { ensureTopology, openBuckets, topologyOptions, type BucketSet } from '../bus/topology.js';
 import { createLogger } from '../observe/log.js';
 import { ensureNats } from '../runtime/app.js';
 
@@ -10,13 +10,7 @@ export async function withBus<T>(cfg: Config, fn: (bus: Bus, buckets: BucketSet)
   const server = await ensureNats(cfg, log);
   const bus = await connectBus(cfg.NATS_URL, 'tapflow-cli', log);
   try {
-    await ensureTopology(bus, {
-      partitions: cfg.TAPFLOW_PARTITIONS,
-      duplicateWindowS: cfg.TAPFLOW_DUPLICATE_WINDOW_S,
-      streamMaxBytes: cfg.TAPFLOW_STREAM_MAX_BYTES,
-      streamMaxAgeS: cfg.TAPFLOW_STREAM_MAX_AGE_S,
-      leaseTtlMs: cfg.TAPFLOW_LEASE_TTL_MS,
-    });
+    await ensureTopology(bus, topologyOptions(cfg));
     return await fn(bus, await openBuckets(bus, cfg.TAPFLOW_LEASE_TTL_MS));
   } finally {
     await bus.close();

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import type { Config } from '../config/config.js';
 import { connectBus, type Bus } from '../bus/connection.js';
 import { JsPublisher } from '../bus/publisher.js';
-import { ensureTopology, openBuckets, type BucketSet } from '../bus/topology.js';
+import { ensureTopology, openBuckets, topologyOptions, type BucketSet } from '../bus/topology.js';
 import { createLogger, type Logger } from '../observe/log.js';
 import { createMetrics, serveMetrics, type HealthCheck, type Metrics } from '../observe/metrics.js';
 import { ensureNatsServer, isNatsReachable, parseNatsAddress, startNatsServer, type NatsServerHandle } from './nats-server.js';
@@ -77,13 +77,7 @@ export async function startApp(cfg: Config, factories: { name: string; create: R
   const natsServer = await ensureNats(cfg, log);
   const instanceId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const bus = await connectBus(cfg.NATS_URL, `tapflow:${factories.map((f) => f.name).join('+')}:${instanceId}`, log);
-  await ensureTopology(bus, {
-    partitions: cfg.TAPFLOW_PARTITIONS,
-    duplicateWindowS: cfg.TAPFLOW_DUPLICATE_WINDOW_S,
-    streamMaxBytes: cfg.TAPFLOW_STREAM_MAX_BYTES,
-    streamMaxAgeS: cfg.TAPFLOW_STREAM_MAX_AGE_S,
-    leaseTtlMs: cfg.TAPFLOW_LEASE_TTL_MS,
-  });
+  await ensureTopology(bus, topologyOptions(cfg));
   const buckets = await openBuckets(bus, cfg.TAPFLOW_LEASE_TTL_MS);
   const publisher = new JsPublisher(bus.nc, cfg.TAPFLOW_PUBLISH_TIMEOUT_MS);
   const metrics = createMetrics();
