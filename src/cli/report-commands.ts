@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { loadConfig, type Config } from '../config/config.js';
 import { openStore, todayInShanghai } from '../store/sink.js';
-import { clearingReport, ledgerBalance, summary, type ClearingReport, type ClickHouseEngine, type LedgerBalance, type StoreSummary } from '../store/mod.js';
+import { clearingReport, ledgerBalance, summary, venueEntries, type VenueHourEntries, type ClearingReport, type ClickHouseEngine, type LedgerBalance, type StoreSummary } from '../store/mod.js';
 
 async function fromRunning(cfg: Config, path: string): Promise<unknown | undefined> {
   try {
@@ -81,6 +81,22 @@ export function registerReportCommands(program: Command): void {
       const cfg = loadConfig(process.env, { TAPFLOW_METRICS_PORT: flags.metricsPort });
       const s = ((await fromRunning(cfg, '/summary')) ?? (await withStore(cfg, (e) => summary(e)))) as StoreSummary;
       console.log(flags.json ? JSON.stringify(s, null, 2) : formatSummary(s));
+    });
+
+  program
+    .command('entries')
+    .description('culture and tourism entries per venue and hour of a business day')
+    .option('--day <YYYY-MM-DD>', 'business day (Asia/Shanghai)', todayInShanghai())
+    .option('--metrics-port <port>', 'metrics port of a running tapflow')
+    .option('--json', 'as JSON')
+    .action(async (flags) => {
+      if (!/^\d{4}-\d{2}-\d{2}$/.test(flags.day)) throw new Error(`--day must be YYYY-MM-DD, got ${flags.day}`);
+      const cfg = loadConfig(process.env, { TAPFLOW_METRICS_PORT: flags.metricsPort });
+      const rows = ((await fromRunning(cfg, `/entries?day=${flags.day}`)) ?? (await withStore(cfg, (e) => venueEntries(e, flags.day)))) as VenueHourEntries[];
+      if (flags.json) return console.log(JSON.stringify(rows, null, 2));
+      console.log(`entries per venue and hour, ${flags.day} (Asia/Shanghai)`);
+      if (rows.length === 0) console.log('  none');
+      for (const r of rows) console.log(`  ${r.hour}  ${r.venueId.padEnd(40)} ${String(r.entries).padStart(6)}  (${r.crossRegion} from other regions)`);
     });
 
   const clearing = program.command('clearing').description('inter-region clearing from the ledger');

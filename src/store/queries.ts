@@ -217,3 +217,29 @@ export async function ledgerBalance(engine: ClickHouseEngine): Promise<LedgerBal
     unbalancedSettlements: unbalanced[0]?.n ?? 0,
   };
 }
+
+export interface VenueHourEntries {
+  hour: string;
+  venueId: string;
+  entries: number;
+  /** Of which by cards of another region than the venue's. */
+  crossRegion: number;
+}
+
+/**
+ * Culture and tourism entries per venue and hour of a business day (Asia/Shanghai), from the
+ * materialized aggregate venue_entries_per_hour (summed: SummingMergeTree merges lazily).
+ */
+export async function venueEntries(engine: ClickHouseEngine, day: string): Promise<VenueHourEntries[]> {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(day)) throw new RangeError(`day must be YYYY-MM-DD, got ${JSON.stringify(day)}`);
+  const rows = await engine.query<{ hour_text: string; venue_id: string; n: number; cross_region: number }>(
+    `SELECT formatDateTime(hour, '%Y-%m-%d %H:00') AS hour_text, venue_id, sum(entries) AS n,
+            sumIf(entries, card_region != terminal_region) AS cross_region
+       FROM venue_entries_per_hour
+      WHERE toDate(hour) = toDate({day:String})
+      GROUP BY hour_text, venue_id
+      ORDER BY hour_text, venue_id`,
+    { day },
+  );
+  return rows.map((r) => ({ hour: r.hour_text, venueId: r.venue_id, entries: Number(r.n), crossRegion: Number(r.cross_region) }));
+}

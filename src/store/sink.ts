@@ -20,7 +20,7 @@ import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import { TapflowError } from '../domain/reasons.js';
 import { join } from 'node:path';
-import { clearingReport, decisionRow, highWaterMarks, ledgerBalance, migrate, openClickHouse, riskFlagRow, settlementRows, summary, type ClickHouseEngine, type StoreTable } from './mod.js';
+import { clearingReport, venueEntries, decisionRow, highWaterMarks, ledgerBalance, migrate, openClickHouse, riskFlagRow, settlementRows, summary, type ClickHouseEngine, type StoreTable } from './mod.js';
 
 export interface SinkOptions {
   bus: Bus;
@@ -205,6 +205,7 @@ export async function createSinkRole(ctx: import('../runtime/app.js').AppContext
   // Reports read through the running process (the embedded engine allows one process per data dir).
   ctx.endpoints.set('/summary', () => summary(engine));
   ctx.endpoints.set('/ledger-balance', () => ledgerBalance(engine));
+  ctx.endpoints.set('/entries', (q) => venueEntries(engine, q.get('day') ?? todayInShanghai()));
   ctx.endpoints.set('/clearing', (q) => clearingReport(engine, q.get('day') ?? todayInShanghai()));
   return {
     name: 'sink',
