@@ -37,6 +37,7 @@ export const settings = {
   TAPFLOW_SINK_MAX_ROWS: { schema: positiveInt, default: '20000', doc: 'Rows the sink gathers before an insert.' },
   TAPFLOW_SINK_FLUSH_MS: { schema: positiveInt, default: '250', doc: 'Longest time the sink holds rows before an insert (ms).' },
   TAPFLOW_LEASE_TTL_MS: { schema: positiveInt.min(1000), default: '6000', doc: 'Partition lease time (ms): a replica that stops renewing loses its partitions after this.' },
+  TAPFLOW_CLOCK_SKEW_MS: { schema: positiveInt, default: '300000', doc: 'A live tap whose device time is further than this from ingest time (ms) is counted as clock skew (metric tapflow_clock_skew_taps_total, alert TapflowClockSkew).' },
   TAPFLOW_CLAIM_WAIT_MS: { schema: positiveInt, default: '2000', doc: 'How long SettleClaim waits for the split before answering PENDING (ms).' },
   TAPFLOW_SHUTDOWN_TIMEOUT_MS: { schema: positiveInt, default: '15000', doc: 'On SIGTERM: longest time to drain in-flight work before exiting (ms).' },
   TAPFLOW_TOKEN_KEY: { schema: z.string().regex(/^[0-9a-f]{64}$/i).optional(), default: undefined, doc: 'Hex 32-byte key of card/ID tokens. Unset: generated once into <data dir>/keys/token.key (development only).' },

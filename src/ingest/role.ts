@@ -27,6 +27,7 @@ export async function createIngestRole(ctx: AppContext): Promise<IngestRole> {
     maxInflight: cfg.TAPFLOW_MAX_INFLIGHT,
     batchMaxTaps: cfg.TAPFLOW_BATCH_MAX_TAPS,
     claimWaitMs: cfg.TAPFLOW_CLAIM_WAIT_MS,
+    clockSkewMs: cfg.TAPFLOW_CLOCK_SKEW_MS,
     metrics: ctx.metrics,
     log,
   });

@@ -59,6 +59,8 @@ export interface IngestOptions {
   maxInflight: number;
   batchMaxTaps: number;
   claimWaitMs: number;
+  /** Live taps further than this from ingest time count as clock skew (ms). */
+  clockSkewMs: number;
   metrics: Metrics;
   log: Logger;
   /** Injected clock (epoch ms). */
@@ -152,6 +154,7 @@ export class IngestService {
     }
     const c = checked.tap;
     const eventId = `${t.terminalId}:${t.seq}`;
+    if (!offline && Math.abs(t.deviceTime - t0) > this.o.clockSkewMs) m.clockSkew.inc({ region: terminal.region });
     const cardToken = tokenize(this.o.tokenKey, 'card', c.cardNumber);
     const partition = partitionOf(cardToken, this.o.partitions);
     const venue = this.o.venues.get(t.venueId);

@@ -21,6 +21,7 @@ export function createMetrics() {
     tapsDuplicate: new Counter({ name: 'tapflow_taps_duplicate_total', help: 'Taps answered DUPLICATE.', registers: [registry] }),
     tapsInvalid: new Counter({ name: 'tapflow_taps_invalid_total', help: 'Taps answered INVALID, by the offending field.', labelNames: ['field'], registers: [registry] }),
     ingestRefused: new Counter({ name: 'tapflow_ingest_refused_total', help: 'Taps or calls refused (overload, JetStream unavailable, auth), by failure code.', labelNames: ['code'], registers: [registry] }),
+    clockSkew: new Counter({ name: 'tapflow_clock_skew_taps_total', help: 'Live taps whose device time is further from ingest time than TAPFLOW_CLOCK_SKEW_MS, by terminal region.', labelNames: ['region'], registers: [registry] }),
     inflight: new Gauge({ name: 'tapflow_inflight_publishes', help: 'Publishes awaiting a JetStream PubAck.', registers: [registry] }),
     ackLatency: new Histogram({ name: 'tapflow_ack_latency_seconds', help: 'From receiving a tap to sending its ack.', buckets: LATENCY_BUCKETS, registers: [registry] }),
     decisions: new Counter({ name: 'tapflow_decisions_total', help: 'Decisions by verdict and reason.', labelNames: ['verdict', 'reason', 'scene', 'region'], registers: [registry] }),

@@ -19,8 +19,9 @@ export const TAPFLOW_METRICS = {
     'tapflow_ledger_imbalanced_total',
     'tapflow_stored_rows_total',
     'tapflow_dead_letters_total',
+    'tapflow_clock_skew_taps_total',
   ],
-  gauges: ['tapflow_ledger_imbalance_fen', 'tapflow_inflight_publishes', 'tapflow_consumer_pending', 'tapflow_role_up'],
+  gauges: ['tapflow_ledger_imbalance_fen', 'tapflow_inflight_publishes', 'tapflow_consumer_pending', 'tapflow_role_up', 'tapflow_partitions_owned'],
   histograms: ['tapflow_ack_latency_seconds', 'tapflow_tap_to_store_latency_seconds'],
 } as const;
 
