@@ -109,11 +109,14 @@ export async function runDemoFleet(o: DemoOptions): Promise<void> {
   process.once('SIGTERM', onSig);
   const tickMs = 50;
   let credit = 0;
+  let lastTick = Date.now();
   while (!stop && (!o.durationS || Date.now() - started < o.durationS * 1000)) {
-    credit += (o.rate * tickMs) / 1000;
     const now = Date.now();
+    // Open loop: the offered rate follows the clock, not how fast this loop gets to run.
+    credit = Math.min(credit + (o.rate * (now - lastTick)) / 1000, o.rate);
+    lastTick = now;
     let guard = 0;
-    while (credit >= 1 && guard++ < o.rate) {
+    while (credit >= 1 && guard++ < 4 * o.rate) {
       const e = gen.next(now);
       if (e.kind === 'idle') continue;
       credit -= 1;
