@@ -17,6 +17,19 @@
  * Each owned partition runs a loop per consumer: fetch up to `batch` messages, hand them to the
  * handler, and acknowledge them only after the handler resolved. A handler failure naks the
  * batch (redelivered in order after a short delay).
+ *
+ * Order across a hand-over: messages delivered to a previous subscription and never
+ * acknowledged (its process was killed, or they were in flight when it stopped) stay pending on
+ * the server until the consumer's ack wait expires, while the server already hands newer
+ * messages to the new subscription. Processing those first would decide a card's taps out of
+ * stream order. So a new subscription holds everything it receives until the consumer has no
+ * unacknowledged message outside its own buffer (num_ack_pending ≤ what it holds), then
+ * processes what it holds sorted by stream sequence. Every message pending elsewhere comes back
+ * to it (after the ack wait at the latest), and every message never delivered has a higher
+ * sequence than those delivered, so stream order is kept. One check per subscription suffices:
+ * a released or dead subscription is gone from the server before the lease can move (release
+ * unsubscribes before deleting the lease; a killed process's connection closes before its lease
+ * expires), and the server hands no message to a pull request whose inbox lost its interest.
  */
 import type { JsMsg } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
@@ -115,10 +128,11 @@ export class PartitionWorker {
     const { leases, role, instanceId, partitions } = this.o;
     try {
       this.memberRev = await leases.put(this.memberKey(), instanceId);
-      const members: string[] = [];
-      for await (const k of await leases.keys(`member.${role}.*`)) members.push(k.slice(`member.${role}.`.length));
-      if (!members.includes(instanceId)) members.push(instanceId);
-      members.sort();
+      // A set: the KV key listing yields a key again when it is updated while being listed (the
+      // members renew every TTL/3), and a duplicate would change everyone's share for a round.
+      const found = new Set<string>([instanceId]);
+      for await (const k of await leases.keys(`member.${role}.*`)) found.add(k.slice(`member.${role}.`.length));
+      const members = [...found].sort();
       const me = members.indexOf(instanceId);
       const mine = new Set<number>();
       for (let p = 0; p < partitions; p++) if (p % members.length === me) mine.add(p);
@@ -215,6 +229,11 @@ export class PartitionWorker {
       log.debug({ partition: p, consumer: spec.durable }, 'consuming');
       let failed = false;
       let closed = false;
+      // Until the in-order gate opens (module comment), nothing is handed to the handler.
+      let gated = true;
+      let gateLogged = false;
+      const subscribedAt = Date.now();
+      let gateDeadline: number | undefined;
       void sub.closed().then(
         () => (closed = true),
         () => (closed = true),
@@ -243,6 +262,41 @@ export class PartitionWorker {
             });
             wake = undefined;
           }
+        }
+        if (gated) {
+          // Count what we hold before asking: what reaches us after the count is newer. Distinct
+          // sequences: a message held past the ack wait is delivered to us a second time.
+          const n = buffer.length;
+          const held = new Set(buffer.slice(0, n).map((m) => m.seq)).size;
+          let pending: number;
+          try {
+            const info = await bus.jsm.consumers.info(stream, spec.durable);
+            pending = info.num_ack_pending;
+            // Bound the wait: whatever is pending comes back within one ack wait; should a message
+            // never come back (e.g. state lost in a server crash), the partition must not stall.
+            gateDeadline ??= Date.now() + 2 * Math.ceil((info.config.ack_wait ?? 30e9) / 1e6) + 1000;
+          } catch (err) {
+            log.debug({ partition: p, consumer: spec.durable, err: (err as Error).message }, 'consumer info failed; gate stays closed');
+            await sleep(100);
+            continue;
+          }
+          if (pending > held && Date.now() > gateDeadline!) {
+            log.warn({ role: this.o.role, partition: p, consumer: spec.durable, held, pending }, 'messages of a previous owner did not come back within twice the ack wait; going on without them');
+          } else if (pending > held) {
+            // Messages in flight to us count too: only a wait that lasts is worth a log line.
+            if (!gateLogged && Date.now() - subscribedAt > 1000) {
+              gateLogged = true;
+              log.info({ role: this.o.role, partition: p, consumer: spec.durable, held, pending }, 'holding messages until those delivered to a previous owner come back (ack wait)');
+            }
+            if (closed && buffer.length === 0) break;
+            await sleep(100);
+            continue;
+          }
+          // One delivery per message (the latest), in stream order.
+          const first = [...new Map(buffer.splice(0, n).map((m) => [m.seq, m])).values()].sort((a, b) => a.seq - b.seq);
+          buffer.unshift(...first);
+          gated = false;
+          if (gateLogged) log.info({ role: this.o.role, partition: p, consumer: spec.durable, held }, "previous owner's messages are back; resuming in stream order");
         }
         if (buffer.length === 0) {
           if (closed) break;

@@ -1,0 +1,227 @@
+/**
+ * A replica run for the replica tests: a fresh nats-server, the sink in this process (embedded
+ * ClickHouse, one database per run in a shared chdb dir), and ingest, validators and settlers as
+ * child processes (`tapflow ingest|validator|settler`) sharing one data dir (keys, tariffs).
+ * Streams a script, optionally SIGKILLs replicas part-way, waits until every consumer is
+ * drained, and reads back what reached ClickHouse.
+ *
+ * The children log at info (TAPFLOW_TEST_CHILD_LOG_LEVEL overrides it: with `debug` the run's
+ * notes list every partition hand-over).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig, type Config, type ConfigKey } from '../../../src/config/config.js';
+import { startApp, type RunningApp } from '../../../src/runtime/app.js';
+import { ROLE_FACTORIES } from '../../../src/cli/roles.js';
+import { createLogger } from '../../../src/observe/log.js';
+import { consumerPlan } from '../../../src/bus/topology.js';
+import { Streams } from '../../../src/bus/subjects.js';
+import { tokenize } from '../../../src/domain/card/token.js';
+import { parseDataText } from '../../../src/domain/validate/data-format.js';
+import { putHotlistEntry, putProjectList, putRiskRule } from '../../../src/validate/data-store.js';
+import type { HotlistReason } from '../../../src/domain/validate/index.js';
+import { startTestNats } from '../../support/nats.js';
+import { REPO_ROOT, ingestPortOf, spawnRole, stopAll, type RoleProcess } from '../../support/processes.js';
+import { sendScript, TapSender, type AckLog, type ScriptStep } from '../../support/scenario.js';
+import { TapStatus } from '../../../src/gen/tapflow/v1/ingest.js';
+
+export interface RunOptions {
+  /** Names the ClickHouse database of the run. */
+  name: string;
+  dataDir: string;
+  validators: number;
+  settlers: number;
+  partitions: number;
+  steps: ScriptStep[];
+  hotlist: { cardNumber: string; reason: HotlistReason }[];
+  /** SIGKILL validator #1 and settler #1 (0-based) once this many steps are written. */
+  killAfterSteps?: number;
+  burst: number;
+  pauseMs: number;
+}
+
+/** What one run stored, keyed for comparison (wall-clock fields left out: see the test). */
+export interface RunResult {
+  acks: AckLog;
+  /** event id → "verdict reason [trace rules]" */
+  decisions: Map<string, string>;
+  /** settlement id → "kind event amount_fen base_fare_fen distance_m" */
+  settlements: Map<string, string>;
+  /** entry id → "settlement account debit credit" */
+  ledger: Map<string, string>;
+  /** flag id → "rule@version severity" (card-keyed and built-in flags) */
+  cardFlags: Map<string, string>;
+  /** Rows per table, duplicates included. */
+  rows: { decisions: number; settlements: number; ledger: number; flags: number };
+  /** Settlements whose ledger entries do not balance ("id: debits != credits"); must be empty. */
+  unbalanced: string[];
+  killed: string[];
+  /** Seconds from first tap to drained pipeline. */
+  seconds: number;
+  /** The processes' warnings, lease changes and in-order holds after a hand-over (for the report). */
+  notes: string[];
+}
+
+/** Ack wait of every consumer in these runs (ms). */
+export const ACK_WAIT_MS = 4000;
+
+const until = async (fn: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> => {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+};
+
+/** Owners of every partition of a role, from the lease bucket (undefined when one is unowned). */
+async function owners(app: RunningApp, role: string, partitions: number): Promise<string[] | undefined> {
+  const out: string[] = [];
+  for (let p = 0; p < partitions; p++) {
+    const e = await app.ctx.buckets.leases.get(`part.${role}.${p}`);
+    if (!e || e.operation !== 'PUT') return undefined;
+    out.push(e.string());
+  }
+  return out;
+}
+
+/** True when every durable consumer has nothing left to deliver and nothing unacknowledged. */
+async function drained(app: RunningApp, partitions: number): Promise<boolean> {
+  for (const c of consumerPlan(partitions)) {
+    const i = await app.ctx.bus.jsm.consumers.info(Streams[c.stream].name, c.name);
+    if (i.num_pending > 0 || i.num_ack_pending > 0) return false;
+  }
+  return true;
+}
+
+export async function runReplicas(o: RunOptions): Promise<RunResult> {
+  const nats = await startTestNats();
+  const env: Partial<Record<ConfigKey, string>> = {
+    NATS_URL: nats.url,
+    TAPFLOW_NATS_AUTOSTART: 'false',
+    TAPFLOW_DATA_DIR: o.dataDir,
+    TAPFLOW_TARIFF_DIR: join(REPO_ROOT, 'data'),
+    TAPFLOW_GRPC_HOST: '127.0.0.1',
+    TAPFLOW_GRPC_PORT: '0',
+    TAPFLOW_METRICS_PORT: '0',
+    TAPFLOW_PARTITIONS: String(o.partitions),
+    // Short leases: a killed replica's partitions move after about 2 s.
+    TAPFLOW_LEASE_TTL_MS: '2000',
+    TAPFLOW_SINK_FLUSH_MS: '100',
+    TAPFLOW_PUBLISH_TIMEOUT_MS: '5000',
+    TAPFLOW_SHUTDOWN_TIMEOUT_MS: '10000',
+    TAPFLOW_LOG_LEVEL: process.env.TAPFLOW_TEST_CHILD_LOG_LEVEL ?? 'info',
+  };
+  const cfg: Config = loadConfig({}, { ...env, CLICKHOUSE_DATABASE: `replicas_${o.name}`, TAPFLOW_LOG_LEVEL: process.env.TAPFLOW_TEST_LOG_LEVEL ?? 'warn' });
+  const procs: RoleProcess[] = [];
+  let sink: RunningApp | undefined;
+  let sender: TapSender | undefined;
+  try {
+    sink = await startApp(cfg, [{ name: 'sink', create: ROLE_FACTORIES.sink }], { installSignalHandlers: false, log: createLogger(cfg.TAPFLOW_LOG_LEVEL, { test: o.name }) });
+    const b = sink.ctx.buckets;
+    // Run-time data before any validator starts, so every replica starts from the same view.
+    const tariffDir = cfg.TAPFLOW_TARIFF_DIR;
+    await putProjectList(b.projects, parseDataText(readFileSync(join(tariffDir, 'projects', 'default.yaml'), 'utf8'), 'yaml'));
+    const rules = parseDataText(readFileSync(join(tariffDir, 'risk-rules', 'default.yaml'), 'utf8'), 'yaml') as { rules: unknown[] };
+    for (const r of rules.rules) await putRiskRule(b.riskRules, r);
+    for (const h of o.hotlist) await putHotlistEntry(b.hotlist, { cardToken: tokenize(sink.ctx.keys.tokenKey, 'card', h.cardNumber), reason: h.reason, since: 0 });
+
+    // A short ack wait: messages a killed replica held come back after it (the default, 20 s,
+    // only makes the hand-over stall longer; order and answers do not depend on it).
+    for (const c of consumerPlan(o.partitions)) {
+      const stream = Streams[c.stream].name;
+      const info = await sink.ctx.bus.jsm.consumers.info(stream, c.name);
+      await sink.ctx.bus.jsm.consumers.update(stream, c.name, { ...info.config, ack_wait: ACK_WAIT_MS * 1_000_000 });
+    }
+    const childEnv = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
+    const ingest = spawnRole('ingest', { env: childEnv, name: 'ingest' });
+    const validators = Array.from({ length: o.validators }, (_, i) => spawnRole('validator', { env: childEnv, name: `validator#${i}` }));
+    const settlers = Array.from({ length: o.settlers }, (_, i) => spawnRole('settler', { env: childEnv, name: `settler#${i}` }));
+    procs.push(ingest, ...validators, ...settlers);
+    const ingestPort = await ingestPortOf(ingest);
+    // Every replica up and holding its final share of the partitions (partition p belongs to
+    // member p mod n, members sorted: see src/bus/partitions.ts) before the first tap, so the
+    // only hand-overs during the stream are those a kill causes.
+    const shared = async (role: string, n: number) => {
+      const w = await owners(sink!, role, o.partitions);
+      const found = new Set<string>();
+      for await (const k of await sink!.ctx.buckets.leases.keys(`member.${role}.*`)) found.add(k.slice(`member.${role}.`.length));
+      const members = [...found].sort();
+      return w !== undefined && members.length === n && w.every((owner, p) => owner === members[p % n]);
+    };
+    await until(async () => (await shared('validator', o.validators)) && (await shared('settler', o.settlers)), 60_000, 'every replica to own its partitions').catch((err: Error) => {
+      throw new Error(`${err.message}\n${procs.map((p) => `--- ${p.name}\n${p.tail(10)}`).join('\n')}`);
+    });
+    sender = new TapSender(`127.0.0.1:${ingestPort}`, sink.ctx.keys.fleetKey);
+    const killed: string[] = [];
+    const t0 = Date.now();
+    const acks = await sendScript(sender, o.steps, {
+      burst: o.burst,
+      pauseMs: o.pauseMs,
+      onBurst: async (written) => {
+        if (o.killAfterSteps === undefined || killed.length > 0 || written < o.killAfterSteps) return;
+        // Mid-stream: taps of earlier bursts are still being decided and settled.
+        const victims = [validators[1]!, settlers[1]!];
+        await Promise.all(victims.map((v) => v.kill('SIGKILL')));
+        killed.push(...victims.map((v) => `${v.name} (pid ${v.pid}) after ${written} steps`));
+      },
+    });
+    const durable = [...acks.values()].filter((l) => l.some((a) => a.status === TapStatus.ACCEPTED_DURABLE)).length;
+    const engine = sink.ctx.engine!;
+    const count = async (sql: string) => Number((await engine.query<{ n: number }>(sql))[0]!.n);
+    await until(async () => (await count('SELECT count() AS n FROM decisions')) >= durable && (await drained(sink!, o.partitions)), 90_000, `${durable} decisions and drained consumers`).catch(async (err: Error) => {
+      throw new Error(`${err.message} (decisions stored: ${await count('SELECT count() AS n FROM decisions')})\n${procs.map((p) => `--- ${p.name}\n${p.tail(8)}`).join('\n')}`);
+    });
+    // Drained twice in a row, 500 ms apart: a journey sweep or a late redelivery would show.
+    await new Promise((r) => setTimeout(r, 500));
+    await until(() => drained(sink!, o.partitions), 30_000, 'drained consumers');
+    const seconds = (Date.now() - t0) / 1000;
+
+    const decisions = new Map<string, string>();
+    for (const d of await engine.query<{ event_id: string; verdict: string; reason: string; trace: string }>('SELECT event_id, verdict, reason, trace FROM decisions')) {
+      const rules = (JSON.parse(d.trace) as { rule: string }[]).map((s) => s.rule).join(',');
+      decisions.set(d.event_id, `${d.verdict} ${d.reason} [${rules}]`);
+    }
+    const settlements = new Map<string, string>();
+    for (const s of await engine.query<{ settlement_id: string; kind: string; event_id: string; amount_fen: number; base_fare_fen: number; distance_m: number }>(
+      'SELECT settlement_id, kind, event_id, amount_fen, base_fare_fen, distance_m FROM settlements',
+    )) {
+      settlements.set(s.settlement_id, `${s.kind} ${s.event_id} ${s.amount_fen} ${s.base_fare_fen} ${s.distance_m}`);
+    }
+    const ledger = new Map<string, string>();
+    for (const l of await engine.query<{ entry_id: string; settlement_id: string; account: string; debit_fen: number; credit_fen: number }>('SELECT entry_id, settlement_id, account, debit_fen, credit_fen FROM ledger')) {
+      ledger.set(l.entry_id, `${l.settlement_id} ${l.account} ${l.debit_fen} ${l.credit_fen}`);
+    }
+    const cardFlags = new Map<string, string>();
+    for (const f of await engine.query<{ flag_id: string; rule_id: string; rule_version: string; severity: string }>("SELECT flag_id, rule_id, rule_version, severity FROM risk_flags WHERE key_kind = 'card'")) {
+      cardFlags.set(f.flag_id, `${f.rule_id}@${f.rule_version} ${f.severity}`);
+    }
+    const unbalanced = (
+      await engine.query<{ settlement_id: string; d: number; c: number }>('SELECT settlement_id, sum(debit_fen) AS d, sum(credit_fen) AS c FROM ledger GROUP BY settlement_id HAVING d != c')
+    ).map((r) => `${r.settlement_id}: ${r.d} != ${r.c}`);
+    const rows = {
+      decisions: await count('SELECT count() AS n FROM decisions'),
+      settlements: await count('SELECT count() AS n FROM settlements'),
+      ledger: await count('SELECT count() AS n FROM ledger'),
+      flags: await count("SELECT count() AS n FROM risk_flags WHERE key_kind = 'card'"),
+    };
+    const notes = procs.flatMap((p) => p.logs.filter((l) => ((l.level ?? 0) >= 40 && !/demo terminal registry/.test(String(l.msg))) || /previous owner|lease|partition acquired/.test(String(l.msg))).map((l) => `${p.name}: ${l.msg} ${JSON.stringify({ t: l.time, role: l.role, partition: l.partition, consumer: l.consumer, held: l.held, pending: l.pending, code: l.code, err: l.err })}`));
+    return { acks, decisions, settlements, ledger, cardFlags, rows, unbalanced, killed, seconds, notes };
+  } finally {
+    await sender?.close().catch(() => undefined);
+    await stopAll(procs);
+    await sink?.shutdown('test done');
+    await nats.stop();
+  }
+}
+
+/** Differences between two keyed results: "key: a → b" for changed, missing and extra keys. */
+export function differences(a: Map<string, string>, b: Map<string, string>): string[] {
+  const out: string[] = [];
+  for (const [k, v] of a) {
+    const w = b.get(k);
+    if (w !== v) out.push(`${k}: ${v} → ${w ?? '(missing)'}`);
+  }
+  for (const [k, w] of b) if (!a.has(k)) out.push(`${k}: (missing) → ${w}`);
+  return out.sort();
+}

@@ -1,0 +1,147 @@
+/**
+ * Shape checks of what terminals send (src/ingest/shape.ts): every field error is named, and a
+ * good tap comes back with its domain values.
+ */
+import { describe, expect, it } from 'vitest';
+import { checkCard, checkTap, ID_NUMBER_PATTERN, MAX_AMOUNT_FEN, MIN_DEVICE_TIME } from '../../../src/ingest/shape.js';
+import { Direction, RiderCategory, Scene, type Tap } from '../../../src/gen/tapflow/v1/ingest.js';
+import { encodeQrBody, formatQrPayload } from '../../../src/domain/card/qr.js';
+
+const TERMINAL = 'BJ-RAIL-0001';
+
+function tap(over: Partial<Tap> = {}): Tap {
+  return {
+    terminalId: TERMINAL,
+    seq: 7,
+    deviceTime: Date.UTC(2026, 2, 10, 2, 0),
+    scene: Scene.RAIL,
+    venueId: 'bj-subway:西直门',
+    direction: Direction.ENTRY,
+    card: { $case: 'chip', value: { cardNumber: '110000000001', counter: 3, mac: Buffer.alloc(8, 1) } },
+    amountFen: 0,
+    riderCategory: RiderCategory.STUDENT,
+    ...over,
+  };
+}
+
+function qr(body: Record<string, unknown>, signature = Buffer.alloc(64, 2)): string {
+  return `TFQR1.${Buffer.from(JSON.stringify(body)).toString('base64url')}.${signature.toString('base64url')}`;
+}
+
+/** The field a bad tap is refused for (or 'ok'). */
+function fieldOf(t: Tap, terminal = TERMINAL): string {
+  const r = checkTap(t, terminal);
+  return r.ok ? 'ok' : r.error.field;
+}
+
+describe('shape - checkTap', () => {
+  it('accepts a good chip tap and converts its enums', () => {
+    const r = checkTap(tap(), TERMINAL);
+    expect(r).toEqual({
+      ok: true,
+      tap: {
+        scene: 'RAIL',
+        direction: 'ENTRY',
+        riderCategory: 'STUDENT',
+        credentials: { kind: 'chip', cardNumber: '110000000001', counter: 3, mac: Buffer.alloc(8, 1) },
+        cardNumber: '110000000001',
+        cardRegion: 'BJ',
+      },
+    });
+  });
+
+  it('reads an unspecified rider category as ADULT', () => {
+    const r = checkTap(tap({ riderCategory: RiderCategory.RIDER_CATEGORY_UNSPECIFIED }), TERMINAL);
+    expect(r.ok && r.tap.riderCategory).toBe('ADULT');
+  });
+
+  it.each([
+    ['terminal_id', tap({ terminalId: '' })],
+    ['terminal_id', tap({ terminalId: 'BJ RAIL 1' })],
+    ['terminal_id', tap({ terminalId: 'BJ-RAIL-0002' })], // not the authenticated terminal
+    ['seq', tap({ seq: 0 })],
+    ['seq', tap({ seq: 1.5 })],
+    ['seq', tap({ seq: Number.MAX_SAFE_INTEGER + 2 })],
+    ['device_time', tap({ deviceTime: 0 })],
+    ['device_time', tap({ deviceTime: MIN_DEVICE_TIME - 1 })],
+    ['scene', tap({ scene: Scene.SCENE_UNSPECIFIED })],
+    ['scene', tap({ scene: 99 as Scene })],
+    ['venue_id', tap({ venueId: '' })],
+    ['venue_id', tap({ venueId: 'x'.repeat(129) })],
+    ['direction', tap({ direction: Direction.DIRECTION_UNSPECIFIED })],
+    ['direction', tap({ direction: 7 as Direction })],
+    ['rider_category', tap({ riderCategory: 42 as RiderCategory })],
+    ['amount_fen', tap({ amountFen: -1 })],
+    ['amount_fen', tap({ amountFen: MAX_AMOUNT_FEN + 1 })],
+    ['amount_fen', tap({ amountFen: 0.5 })],
+    ['card', tap({ card: undefined })],
+    ['card.chip.card_number', tap({ card: { $case: 'chip', value: { cardNumber: '990000000001', counter: 1, mac: Buffer.alloc(8) } } })],
+    ['card.chip.card_number', tap({ card: { $case: 'chip', value: { cardNumber: '11abc', counter: 1, mac: Buffer.alloc(8) } } })],
+    ['card.chip.mac', tap({ card: { $case: 'chip', value: { cardNumber: '110000000001', counter: 1, mac: Buffer.alloc(4) } } })],
+    ['card.qr.payload', tap({ card: { $case: 'qr', value: { payload: 'not a qr code' } } })],
+  ])('names %s', (field, t) => {
+    expect(fieldOf(t)).toBe(field);
+  });
+
+  it('accepts the edges of the ranges', () => {
+    expect(fieldOf(tap({ deviceTime: MIN_DEVICE_TIME }))).toBe('ok');
+    expect(fieldOf(tap({ amountFen: MAX_AMOUNT_FEN }))).toBe('ok');
+    expect(fieldOf(tap({ venueId: 'x'.repeat(128) }))).toBe('ok');
+    expect(fieldOf(tap({ terminalId: 'B'.repeat(64) }), 'B'.repeat(64))).toBe('ok');
+  });
+
+  it('gives a message with each error', () => {
+    const r = checkTap(tap({ terminalId: 'BJ-RAIL-0002' }), TERMINAL);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error.message).toContain(TERMINAL);
+  });
+});
+
+describe('shape - checkCard', () => {
+  const body = { c: '120000000042', r: 'TJ', iat: 1_773_000_000_000, exp: 1_773_000_060_000, n: 'bm9uY2U', l: 2 };
+
+  it('takes the card number and issuer of a QR code from its body (not verified here)', () => {
+    const payload = formatQrPayload(encodeQrBody({ cardNumber: '120000000042', issuer: 'TJ', issuedAt: body.iat, expiresAt: body.exp, nonce: body.n, level: 2 }), Buffer.alloc(64));
+    expect(checkCard({ $case: 'qr', value: { payload } }, 'card')).toEqual({
+      ok: true,
+      card: { credentials: { kind: 'qr', payload }, cardNumber: '120000000042', cardRegion: 'TJ' },
+    });
+  });
+
+  it.each([
+    ['wrong prefix', 'TFQR2.e30.AA', 'expected'],
+    ['body not JSON', `TFQR1.${Buffer.from('{').toString('base64url')}.AA`, 'not JSON'],
+    ['no card number', qr({ ...body, c: '' }), 'body.c'],
+    ['unknown issuer', qr({ ...body, r: 'SH' }), 'body.r'],
+    ['level 3', qr({ ...body, l: 3 }), 'body.l'],
+    ['no signature', qr(body, Buffer.alloc(0)), 'signature'],
+    ['malformed card number', qr({ ...body, c: '99x' }), 'malformed card number'],
+  ])('refuses a QR code with %s, naming card.qr.payload', (_what, payload, message) => {
+    const r = checkCard({ $case: 'qr', value: { payload } }, 'card');
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.error.field).toBe('card.qr.payload');
+      expect(r.error.message).toContain(message);
+    }
+  });
+
+  it('prefixes the field name it is given', () => {
+    const r = checkCard(undefined, 'claim.card');
+    expect(r.ok ? '' : r.error.field).toBe('claim.card');
+  });
+
+  it('derives the card region from the province code', () => {
+    for (const [n, region] of [['110000000001', 'BJ'], ['120000000001', 'TJ'], ['13ABCDEFG12', 'HE']] as const) {
+      const r = checkCard({ $case: 'chip', value: { cardNumber: n, counter: 0, mac: Buffer.alloc(8) } }, 'card');
+      expect(r.ok && r.card.cardRegion).toBe(region);
+    }
+  });
+});
+
+describe('shape - ID numbers', () => {
+  it('accepts 17 digits and a check character', () => {
+    expect(ID_NUMBER_PATTERN.test('11010519491231002X')).toBe(true);
+    expect(ID_NUMBER_PATTERN.test('110105194912310021')).toBe(true);
+    for (const bad of ['11010519491231002x', '1101051949123100', '1101051949123100211', 'A10105194912310021']) expect(ID_NUMBER_PATTERN.test(bad)).toBe(false);
+  });
+});

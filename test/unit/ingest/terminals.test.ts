@@ -1,0 +1,129 @@
+/**
+ * The terminal registry (src/ingest/terminals.ts): the YAML file registry (hashed secrets,
+ * disabled terminals, format errors) and the demo registry (secrets derived from the fleet key).
+ */
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { demoRegistry, demoTerminalSecret, fileRegistry, TERMINAL_ID_PATTERN } from '../../../src/ingest/terminals.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tapflow-terminals-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+function registryFile(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+const good = registryFile(
+  'terminals.yaml',
+  `terminals:
+  - id: BJ-GATE-0001
+    region: BJ
+    operator: bj-subway
+    secret_sha256: ${sha('gate-secret')}
+  - id: TJ-CLINIC-7
+    region: TJ
+    secret_sha256: ${sha('clinic-secret').toUpperCase()}
+  - id: HE-BUS-3
+    region: HE
+    secret_sha256: ${sha('bus-secret')}
+    disabled: true
+`,
+);
+
+describe('terminals - file registry', () => {
+  const reg = fileRegistry(good);
+
+  it('authenticates a terminal with its secret and gives region and operator', () => {
+    expect(reg.authenticate('BJ-GATE-0001', 'gate-secret')).toEqual({ ok: true, terminal: { id: 'BJ-GATE-0001', region: 'BJ', operatorId: 'bj-subway' } });
+    // Hex case of the stored hash does not matter.
+    const r = reg.authenticate('TJ-CLINIC-7', 'clinic-secret');
+    expect(r.ok && r.terminal.region).toBe('TJ');
+    expect(r.ok && r.terminal.operatorId).toBeUndefined();
+  });
+
+  it('refuses a missing credential, a wrong secret and an unknown terminal with UNAUTHENTICATED', () => {
+    for (const [id, secret] of [
+      [undefined, 'gate-secret'],
+      ['BJ-GATE-0001', undefined],
+      ['BJ-GATE-0001', ''],
+      ['BJ-GATE-0001', 'gate-secret '],
+      ['BJ-GATE-0001', 'clinic-secret'], // another terminal's secret
+      ['BJ-GATE-0002', 'gate-secret'],
+    ] as const) {
+      const r = reg.authenticate(id, secret);
+      expect(r.ok ? 'ok' : r.code, `${id}/${secret}`).toBe('UNAUTHENTICATED');
+    }
+  });
+
+  it('refuses a disabled terminal with PERMISSION_DENIED, only after its secret is right', () => {
+    const r = reg.authenticate('HE-BUS-3', 'bus-secret');
+    expect(r.ok ? 'ok' : r.code).toBe('PERMISSION_DENIED');
+    expect(r.ok ? '' : r.message).toContain('disabled');
+    // A wrong secret must not reveal that the terminal exists and is disabled.
+    const wrong = reg.authenticate('HE-BUS-3', 'nope');
+    expect(wrong.ok ? 'ok' : wrong.code).toBe('UNAUTHENTICATED');
+  });
+
+  it('names the file and the problem when the file is malformed', () => {
+    const cases: [string, string][] = [
+      ['bad-region.yaml', `terminals:\n  - { id: X-1, region: SH, secret_sha256: ${sha('x')} }\n`],
+      ['bad-hash.yaml', 'terminals:\n  - { id: BJ-1, region: BJ, secret_sha256: abc }\n'],
+      ['bad-id.yaml', `terminals:\n  - { id: "BJ 1", region: BJ, secret_sha256: ${sha('x')} }\n`],
+      ['no-list.yaml', 'terminal: []\n'],
+    ];
+    for (const [name, text] of cases) {
+      const p = registryFile(name, text);
+      expect(() => fileRegistry(p), name).toThrow(`terminal registry ${p}`);
+    }
+    expect(() => fileRegistry(join(dir, 'missing.yaml'))).toThrow(/terminal registry .*missing\.yaml/);
+  });
+});
+
+describe('terminals - demo registry', () => {
+  const fleetKey = Buffer.alloc(32, 7);
+  const reg = demoRegistry(fleetKey);
+
+  it('accepts <REGION>-… ids with the secret derived from the fleet key', () => {
+    for (const [id, region] of [['BJ-RAIL-0001', 'BJ'], ['TJ-BUS-9', 'TJ'], ['HE-CLINIC-x', 'HE']] as const) {
+      const r = reg.authenticate(id, demoTerminalSecret(fleetKey, id));
+      expect(r).toEqual({ ok: true, terminal: { id, region } });
+    }
+  });
+
+  it('refuses another fleet key, another terminal secret and ids outside the scheme', () => {
+    const id = 'BJ-RAIL-0001';
+    const cases: [string | undefined, string | undefined][] = [
+      [id, demoTerminalSecret(Buffer.alloc(32, 8), id)],
+      [id, demoTerminalSecret(fleetKey, 'BJ-RAIL-0002')],
+      ['SH-RAIL-1', demoTerminalSecret(fleetKey, 'SH-RAIL-1')],
+      ['BJRAIL-1', demoTerminalSecret(fleetKey, 'BJRAIL-1')],
+      ['BJ-RAIL 1', demoTerminalSecret(fleetKey, 'BJ-RAIL 1')],
+      [id, undefined],
+      [undefined, 'x'],
+    ];
+    for (const [i, s] of cases) {
+      const r = reg.authenticate(i, s);
+      expect(r.ok ? 'ok' : r.code, `${i}`).toBe('UNAUTHENTICATED');
+    }
+  });
+
+  it('derives distinct, stable secrets', () => {
+    expect(demoTerminalSecret(fleetKey, 'BJ-A-1')).toBe(demoTerminalSecret(Buffer.alloc(32, 7), 'BJ-A-1'));
+    expect(demoTerminalSecret(fleetKey, 'BJ-A-1')).not.toBe(demoTerminalSecret(fleetKey, 'BJ-A-2'));
+    expect(demoTerminalSecret(fleetKey, 'BJ-A-1')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+
+  it('terminal ids: 1-64 of [A-Za-z0-9._-]', () => {
+    expect(TERMINAL_ID_PATTERN.test('a'.repeat(64))).toBe(true);
+    expect(TERMINAL_ID_PATTERN.test('a'.repeat(65))).toBe(false);
+    expect(TERMINAL_ID_PATTERN.test('BJ-GATE_0.1')).toBe(true);
+    expect(TERMINAL_ID_PATTERN.test('BJ/GATE')).toBe(false);
+  });
+});
