@@ -89,6 +89,8 @@ export class PartitionWorker {
   private timer?: NodeJS.Timeout;
   private stopping = false;
   private memberRev = 0;
+  /** When the last lease round renewed everything we own (ms): fencing for stalled owners. */
+  private renewedAt = Date.now();
   private ticking?: Promise<void>;
 
   constructor(private readonly o: PartitionWorkerOptions) {}
@@ -159,6 +161,7 @@ export class PartitionWorker {
           // Held by another replica until it releases it or its lease expires.
         }
       }
+      this.renewedAt = Date.now();
       this.o.onOwned?.(this.owned.size);
     } catch (err) {
       this.o.log.warn({ role, err: (err as Error).message }, 'lease round failed');
@@ -300,6 +303,12 @@ export class PartitionWorker {
         }
         if (buffer.length === 0) {
           if (closed) break;
+          continue;
+        }
+        // Fencing: an owner whose leases were not renewed for 2/3 of their life may have lost
+        // them without knowing; it starts no batch until a lease round succeeds again.
+        if (Date.now() - this.renewedAt > (this.o.leaseTtlMs * 2) / 3) {
+          await sleep(50);
           continue;
         }
         const msgs = buffer.splice(0, max);

@@ -19,6 +19,8 @@ export interface TopologyOptions {
   streamMaxBytes: number;
   streamMaxAgeS: number;
   leaseTtlMs: number;
+  /** Consumers' ack wait (s): a message delivered and not acked is redelivered after it. */
+  ackWaitS?: number;
 }
 
 const NS_PER_S = 1_000_000_000;
@@ -30,6 +32,7 @@ export function topologyOptions(cfg: {
   TAPFLOW_STREAM_MAX_BYTES: number;
   TAPFLOW_STREAM_MAX_AGE_S: number;
   TAPFLOW_LEASE_TTL_MS: number;
+  TAPFLOW_ACK_WAIT_S: number;
 }): TopologyOptions {
   return {
     partitions: cfg.TAPFLOW_PARTITIONS,
@@ -37,6 +40,7 @@ export function topologyOptions(cfg: {
     streamMaxBytes: cfg.TAPFLOW_STREAM_MAX_BYTES,
     streamMaxAgeS: cfg.TAPFLOW_STREAM_MAX_AGE_S,
     leaseTtlMs: cfg.TAPFLOW_LEASE_TTL_MS,
+    ackWaitS: cfg.TAPFLOW_ACK_WAIT_S,
   };
 }
 
@@ -57,7 +61,7 @@ export function consumerPlan(partitions: number): { stream: StreamName; name: st
 
 /** How many messages a consumer may hold unacknowledged: bounds memory under overload. */
 export const MAX_ACK_PENDING = 4096;
-/** Redelivery after this long without an ack (s). */
+/** Redelivery after this long without an ack (s), unless configured (TAPFLOW_ACK_WAIT_S). */
 export const ACK_WAIT_S = 20;
 
 export async function ensureTopology(bus: Bus, o: TopologyOptions): Promise<void> {
@@ -91,12 +95,13 @@ export async function ensureTopology(bus: Bus, o: TopologyOptions): Promise<void
       filter_subject: c.filter,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
-      ack_wait: ACK_WAIT_S * NS_PER_S,
+      ack_wait: (o.ackWaitS ?? ACK_WAIT_S) * NS_PER_S,
       max_ack_pending: MAX_ACK_PENDING,
       max_deliver: -1,
     };
     const existing = await bus.jsm.consumers.info(Streams[c.stream].name, c.name).catch(() => undefined);
     if (!existing) await bus.jsm.consumers.add(Streams[c.stream].name, cfg);
+    else if (existing.config.ack_wait !== cfg.ack_wait) await bus.jsm.consumers.update(Streams[c.stream].name, c.name, { ...existing.config, ack_wait: cfg.ack_wait! });
   }
   await openBuckets(bus, o.leaseTtlMs);
 }

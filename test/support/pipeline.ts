@@ -44,6 +44,7 @@ export async function startTestPipeline(overrides: Partial<Record<ConfigKey, str
       TAPFLOW_METRICS_PORT: '0',
       TAPFLOW_PARTITIONS: '4',
       TAPFLOW_LEASE_TTL_MS: '3000',
+      TAPFLOW_ACK_WAIT_S: '5',
       TAPFLOW_SINK_FLUSH_MS: '100',
       TAPFLOW_PUBLISH_TIMEOUT_MS: '2000',
       TAPFLOW_LOG_LEVEL: process.env.TAPFLOW_TEST_LOG_LEVEL ?? 'warn',

@@ -107,6 +107,9 @@ export async function runReplicas(o: RunOptions): Promise<RunResult> {
     TAPFLOW_PARTITIONS: String(o.partitions),
     // Short leases: a killed replica's partitions move after about 2 s.
     TAPFLOW_LEASE_TTL_MS: '2000',
+    // A short ack wait: messages a killed replica held come back after it (the default, 20 s,
+    // only makes the hand-over stall longer; order and answers do not depend on it).
+    TAPFLOW_ACK_WAIT_S: String(ACK_WAIT_MS / 1000),
     TAPFLOW_SINK_FLUSH_MS: '100',
     TAPFLOW_PUBLISH_TIMEOUT_MS: '5000',
     TAPFLOW_SHUTDOWN_TIMEOUT_MS: '10000',
@@ -126,12 +129,10 @@ export async function runReplicas(o: RunOptions): Promise<RunResult> {
     for (const r of rules.rules) await putRiskRule(b.riskRules, r);
     for (const h of o.hotlist) await putHotlistEntry(b.hotlist, { cardToken: tokenize(sink.ctx.keys.tokenKey, 'card', h.cardNumber), reason: h.reason, since: 0 });
 
-    // A short ack wait: messages a killed replica held come back after it (the default, 20 s,
-    // only makes the hand-over stall longer; order and answers do not depend on it).
+    // (The short ack wait is set through TAPFLOW_ACK_WAIT_S for every process.)
     for (const c of consumerPlan(o.partitions)) {
-      const stream = Streams[c.stream].name;
-      const info = await sink.ctx.bus.jsm.consumers.info(stream, c.name);
-      await sink.ctx.bus.jsm.consumers.update(stream, c.name, { ...info.config, ack_wait: ACK_WAIT_MS * 1_000_000 });
+      const info = await sink.ctx.bus.jsm.consumers.info(Streams[c.stream].name, c.name);
+      if (info.config.ack_wait !== ACK_WAIT_MS * 1_000_000) throw new Error(`consumer ${c.name} has ack wait ${info.config.ack_wait} ns, not the configured ${ACK_WAIT_MS} ms`);
     }
     const childEnv = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
     const ingest = spawnRole('ingest', { env: childEnv, name: 'ingest' });
