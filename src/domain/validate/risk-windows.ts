@@ -172,18 +172,40 @@ export function observeSeries(
   while (drop < b.length && b[drop]![0] <= newest - span) drop++;
   if (drop > 0) b.splice(0, drop);
 
+  // Every window that contains the new decision: those ending at its bucket and, when it
+  // arrived late, those ending after it up to the newest bucket seen. Checking only the window
+  // ending at the new decision would make the answer depend on arrival order.
+  const lastEnd = Math.min(newest, k + span - 1);
+  const lo = k - span + 1;
+  const cells = lastEnd - lo + 1;
+  const cn = new Array<number>(cells).fill(0);
+  const cr = new Array<number>(cells).fill(0);
+  const ca = new Array<number>(cells).fill(0);
+  for (const [idx, bn, br, bamt] of b) {
+    if (idx < lo || idx > lastEnd) continue;
+    cn[idx - lo]! += bn;
+    cr[idx - lo]! += br;
+    ca[idx - lo]! += bamt;
+  }
   let n = 0;
   let rejects = 0;
   let amount = 0;
-  for (const [idx, cn, cr, ca] of b) {
-    if (idx <= k - span || idx > k) continue;
-    n += cn;
-    rejects += cr;
-    amount += ca;
+  for (let i2 = 0; i2 <= k - lo; i2++) {
+    n += cn[i2]!;
+    rejects += cr[i2]!;
+    amount += ca[i2]!;
+  }
+  let over = overThreshold(rule, n, rejects, amount);
+  for (let end = k + 1; !over && end <= lastEnd; end++) {
+    const add = end - lo;
+    const sub = end - span - lo;
+    n += cn[add]! - (sub >= 0 ? cn[sub]! : 0);
+    rejects += cr[add]! - (sub >= 0 ? cr[sub]! : 0);
+    amount += ca[add]! - (sub >= 0 ? ca[sub]! : 0);
+    over = overThreshold(rule, n, rejects, amount);
   }
   const series: WindowSeries = { ver: rule.version, w: width, b, lastT };
   let flagT = s?.flagT;
-  const over = overThreshold(rule, n, rejects, amount);
   let flag: RiskFlag | undefined;
   if (over && (flagT === undefined || rule.cooldownMs === 0 || Math.abs(d.deviceTime - flagT) >= rule.cooldownMs)) {
     flag = makeFlag(rule, d, key, d.terminalRegion, over, nowMs);

@@ -186,6 +186,16 @@ describe('risk windows - terminal, venue and institution rules', () => {
     expect(b.flags[0]).toContain('terminal-reject-rate');
   });
 
+  it('does not depend on arrival order: the same rejections flag whether they arrive in order or newest first', () => {
+    const ds = Array.from({ length: 20 }, (_, i) => decision(T0 + i * 1000, 'REJECTED', { venue: `bj-subway:v${i}` }));
+    const count = (xs: Decision[]) => observeAll(xs).flags.flat().filter((f) => f === 'terminal-reject-rate').length;
+    expect(count(ds)).toBe(1);
+    // The newest first, then the rest in order: every window holding all 20 is checked when the
+    // 20th arrives, although it is not the window ending at that decision's own device time.
+    expect(count([ds[19]!, ...ds.slice(0, 19)])).toBe(1);
+    expect(count([...ds].reverse())).toBe(1);
+  });
+
   it('no flag below the minimum sample, whatever the rate', () => {
     const ds = Array.from({ length: 19 }, (_, i) => decision(T0 + i * 1000, 'REJECTED', { venue: `bj-subway:v${i}` }));
     expect(observeAll(ds).flags.flat().filter((f) => f === 'terminal-reject-rate')).toEqual([]);
