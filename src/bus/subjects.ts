@@ -35,3 +35,9 @@ export const Buckets = {
   WINDOW_STATE: 'tapflow_window_state',
   CLAIMS: 'tapflow_claims',
 } as const;
+
+/** Keys of per-key state in the state buckets. Card state is keyed by the card token itself. */
+export const stateKeys = {
+  /** A person's medical accumulations, in tapflow_settler_state next to card state. */
+  person: (personToken: string) => `person.${personToken}`,
+};

@@ -8,6 +8,7 @@
  * Every bad input is a {@link QuoteInputError} whose message starts with the flag (or claim file
  * field) at fault, e.g. `--from: unknown station 西直们 on bj-subway; close: 西直门 (Xizhimen)`.
  */
+import { stateKeys } from '../bus/subjects.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -424,8 +425,7 @@ async function livePersonState(cfg: Config, idNumber: string): Promise<PersonMed
   try {
     // Open, never create: a lookup must not change the deployment.
     const kv = await new Kvm(bus.js).open(Buckets.SETTLER_STATE);
-    // Key layout of the settler (src/settle/role.ts): person state under "person.<token>".
-    const e = await kv.get(`person.${token}`);
+    const e = await kv.get(stateKeys.person(token));
     if (!e || e.operation !== 'PUT' || e.value.length === 0) return undefined;
     return JSON.parse(new TextDecoder().decode(e.value)) as PersonMedicalState;
   } finally {

@@ -203,7 +203,8 @@ export class IngestService {
         this.admit();
         terminal = this.authenticate(call.metadata);
       } catch (err) {
-        call.destroy(err as grpc.ServiceError);
+        // emit('error') sends the status to the client; destroy() would leave the call hanging.
+        call.emit('error', err as grpc.ServiceError);
         return;
       }
       const m = this.o.metrics;
@@ -273,7 +274,10 @@ export class IngestService {
         this.admit();
         terminal = this.authenticate(call.metadata);
         const b: TapBatch = call.request;
-        if (b.terminalId !== terminal.id) throw serviceError('TF_INGEST_PERMISSION_DENIED', `batch terminal_id ${b.terminalId} is not the authenticated terminal ${terminal.id}`);
+        if (b.terminalId !== terminal.id) {
+          this.o.metrics.ingestRefused.inc({ code: 'TF_INGEST_PERMISSION_DENIED' });
+          throw serviceError('TF_INGEST_PERMISSION_DENIED', `batch terminal_id ${b.terminalId} is not the authenticated terminal ${terminal.id}`);
+        }
         if (b.taps.length === 0) throw serviceError('TF_INGEST_INVALID', 'taps: empty batch');
         if (b.taps.length > this.o.batchMaxTaps) throw serviceError('TF_INGEST_INVALID', `taps: at most ${this.o.batchMaxTaps} per batch, got ${b.taps.length}`);
         if (this.o.publisher.inflight + b.taps.length > this.o.maxInflight) {
@@ -319,7 +323,7 @@ export class IngestService {
     const terminal = this.authenticate(md);
     const ev = this.checkClaim(c, terminal);
     const key = claimKey(c.claimId);
-    const existing = await this.readClaim(key);
+    const existing = await this.readClaim(key, terminal.id);
     if (existing && existing.status !== ClaimStatus.PENDING) return existing;
     // Listen before publishing so the answer cannot slip past.
     const sub = this.o.bus.nc.subscribe(subjects.claimResult(key), { max: 1 });
@@ -340,21 +344,27 @@ export class IngestService {
       clearTimeout(timer);
     }
     // Settled meanwhile by a redelivery, or still pending.
-    return (await this.readClaim(key)) ?? pendingResult(c.claimId);
+    return (await this.readClaim(key, terminal.id)) ?? pendingResult(c.claimId);
   }
 
   private async getClaim(md: grpc.Metadata, q: ClaimQuery): Promise<ClaimResult> {
-    this.authenticate(md);
+    const terminal = this.authenticate(md);
     if (!q.claimId) throw serviceError('TF_INGEST_INVALID', 'claim_id: required');
-    const r = await this.readClaim(claimKey(q.claimId));
+    const r = await this.readClaim(claimKey(q.claimId), terminal.id);
     if (!r) throw serviceError('TF_CLAIM_NOT_FOUND', `no claim ${q.claimId}`);
     return r;
   }
 
-  private async readClaim(key: string): Promise<ClaimResult | undefined> {
+  /**
+   * A stored claim result; only the terminal that submitted the claim may read it (another
+   * terminal is told there is no such claim, which reveals nothing about other institutions).
+   */
+  private async readClaim(key: string, terminalId: string): Promise<ClaimResult | undefined> {
     const e = await this.o.claimsKv.get(key).catch(() => null);
     if (!e || e.operation !== 'PUT') return undefined;
-    return claimSplitToPb(JSON.parse(new TextDecoder().decode(e.value)) as ClaimSplit);
+    const stored = JSON.parse(new TextDecoder().decode(e.value)) as ClaimSplit & { terminalId?: string };
+    if (stored.terminalId !== undefined && stored.terminalId !== terminalId) return undefined;
+    return claimSplitToPb(stored);
   }
 
   private checkClaim(c: MedicalClaim, terminal: Terminal): MedicalClaimEvent {

@@ -21,13 +21,13 @@ import { decodeBusClaim, decodeDecision, encodeSettlement } from '../bus/codec.j
 import { deadLetter } from '../bus/dead-letter.js';
 import { PartitionWorker, type ConsumerSpec } from '../bus/partitions.js';
 import { StateStore } from '../bus/state-store.js';
-import { Buckets, subjects } from '../bus/subjects.js';
+import { Buckets, stateKeys, subjects } from '../bus/subjects.js';
 import { checkBalanced, loadSettlerData, settleClaim, settleDecision, sweepExpired, type CardSettleState, type PersonMedicalState } from '../domain/settle/index.js';
 import type { Decision, MedicalClaimEvent, Settlement } from '../domain/types.js';
 import { claimKey } from '../ingest/server.js';
 
 /** Person state shares the bucket with card state, under its own key prefix. */
-const personKey = (token: string) => `person.${token}`;
+const personKey = stateKeys.person;
 
 export async function createSettlerRole(ctx: AppContext): Promise<Role> {
   const { cfg, log, metrics, publisher, buckets } = ctx;
@@ -99,8 +99,10 @@ export async function createSettlerRole(ctx: AppContext): Promise<Role> {
     try {
       await store.load(claims.map((c) => personKey(c.personToken)));
       const out: Settlement[] = [];
+      const submittedBy = new Map<string, string>();
       const now = Date.now();
       for (const c of claims) {
+        submittedBy.set(c.claimId, c.terminalId);
         const r = settleClaim(data, store.get(personKey(c.personToken)), c, now);
         store.set(personKey(c.personToken), r.state);
         out.push({ ...r.settlement, personToken: c.personToken });
@@ -110,7 +112,8 @@ export async function createSettlerRole(ctx: AppContext): Promise<Role> {
       await Promise.all(
         out.map((s) => {
           const key = claimKey(s.claim!.claimId);
-          return buckets.claims.put(key, JSON.stringify(s.claim));
+          // The submitting terminal is kept with the result: only it may read the claim back.
+          return buckets.claims.put(key, JSON.stringify({ ...s.claim, terminalId: submittedBy.get(s.claim!.claimId) }));
         }),
       );
       await store.flush();
