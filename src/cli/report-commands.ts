@@ -60,9 +60,9 @@ export function formatSummary(s: StoreSummary): string {
 
 /** A day's clearing report as text. */
 export function formatClearing(r: ClearingReport, b?: LedgerBalance): string {
-  const lines: string[] = [`clearing report for business day ${r.businessDay} (Asia/Shanghai)`, '', 'account                                        debit            credit               net'];
-  for (const a of r.accounts) lines.push(`${a.account.padEnd(40)} ${fen(a.debitFen).padStart(14)} ${fen(a.creditFen).padStart(17)} ${fen(a.netFen).padStart(17)}`);
-  lines.push(`${'total'.padEnd(40)} ${fen(r.totals.debitFen).padStart(14)} ${fen(r.totals.creditFen).padStart(17)}   ${r.totals.balanced ? 'balanced' : 'NOT BALANCED'}`);
+  const lines: string[] = [`clearing report for business day ${r.businessDay} (Asia/Shanghai)`, '', `${'account'.padEnd(44)} ${'debit'.padStart(14)} ${'credit'.padStart(17)} ${'net'.padStart(17)}`];
+  for (const a of r.accounts) lines.push(`${a.account.padEnd(44)} ${fen(a.debitFen).padStart(14)} ${fen(a.creditFen).padStart(17)} ${fen(a.netFen).padStart(17)}`);
+  lines.push(`${'total'.padEnd(44)} ${fen(r.totals.debitFen).padStart(14)} ${fen(r.totals.creditFen).padStart(17)}   ${r.totals.balanced ? 'balanced' : 'NOT BALANCED'}`);
   lines.push('', 'net positions between regions:');
   if (r.positions.length === 0) lines.push('  none (no cross-region activity)');
   for (const p of r.positions) lines.push(`  ${p.debtor} owes ${p.creditor} ${fen(p.amountFen)}`);
