@@ -18,6 +18,8 @@ interface Cached<T> {
 
 export class StateStore<T> {
   private readonly cache = new Map<string, Cached<T>>();
+  /** Keys changed since the last flush (so a flush costs what changed, not what is cached). */
+  private readonly dirty = new Set<string>();
 
   constructor(
     private readonly kv: KV,
@@ -48,14 +50,17 @@ export class StateStore<T> {
     if (!c) throw new Error(`state for ${key} was not loaded before being set`);
     c.value = value;
     c.dirty = true;
+    this.dirty.add(key);
   }
 
   /** Writes every changed key; resolves when all are durable. */
   async flush(): Promise<void> {
     const writes: Promise<void>[] = [];
-    for (const [key, c] of this.cache) {
-      if (!c.dirty) continue;
-      const data = new TextEncoder().encode(JSON.stringify(c.value));
+    const enc = new TextEncoder();
+    for (const key of this.dirty) {
+      const c = this.cache.get(key);
+      if (!c || !c.dirty) continue;
+      const data = enc.encode(JSON.stringify(c.value));
       writes.push(
         this.publisher
           .publish(`$KV.${this.bucket}.${key}`, data, undefined, { expectLastSubjectSeq: c.revision })
@@ -66,11 +71,12 @@ export class StateStore<T> {
           }),
       );
     }
+    this.dirty.clear();
     const results = await Promise.allSettled(writes);
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) {
       // Our view may be stale: forget it all and reload on the next batch.
-      this.cache.clear();
+      this.clear();
       throw (failed as PromiseRejectedResult).reason;
     }
     this.evict();
@@ -84,6 +90,7 @@ export class StateStore<T> {
   /** Drops the cache (on losing the partition or after a failure). */
   clear(): void {
     this.cache.clear();
+    this.dirty.clear();
   }
 
   private evict(): void {

@@ -61,6 +61,11 @@ export function consumerPlan(partitions: number): { stream: StreamName; name: st
 
 /** How many messages a consumer may hold unacknowledged: bounds memory under overload. */
 export const MAX_ACK_PENDING = 4096;
+/**
+ * The sink acknowledges only after an insert of up to TAPFLOW_SINK_MAX_ROWS rows: its window
+ * must hold more than one such batch, or it alternates between filling and inserting.
+ */
+export const SINK_MAX_ACK_PENDING = 65_536;
 /** Redelivery after this long without an ack (s), unless configured (TAPFLOW_ACK_WAIT_S). */
 export const ACK_WAIT_S = 20;
 
@@ -96,12 +101,14 @@ export async function ensureTopology(bus: Bus, o: TopologyOptions): Promise<void
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
       ack_wait: (o.ackWaitS ?? ACK_WAIT_S) * NS_PER_S,
-      max_ack_pending: MAX_ACK_PENDING,
+      max_ack_pending: c.name.startsWith('sink-') ? SINK_MAX_ACK_PENDING : MAX_ACK_PENDING,
       max_deliver: -1,
     };
     const existing = await bus.jsm.consumers.info(Streams[c.stream].name, c.name).catch(() => undefined);
     if (!existing) await bus.jsm.consumers.add(Streams[c.stream].name, cfg);
-    else if (existing.config.ack_wait !== cfg.ack_wait) await bus.jsm.consumers.update(Streams[c.stream].name, c.name, { ...existing.config, ack_wait: cfg.ack_wait! });
+    else if (existing.config.ack_wait !== cfg.ack_wait || existing.config.max_ack_pending !== cfg.max_ack_pending) {
+      await bus.jsm.consumers.update(Streams[c.stream].name, c.name, { ...existing.config, ack_wait: cfg.ack_wait!, max_ack_pending: cfg.max_ack_pending! });
+    }
   }
   await openBuckets(bus, o.leaseTtlMs);
 }

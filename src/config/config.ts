@@ -37,7 +37,7 @@ export const settings = {
   TAPFLOW_SINK_MAX_ROWS: { schema: positiveInt, default: '20000', doc: 'Rows the sink gathers before an insert.' },
   TAPFLOW_SINK_FLUSH_MS: { schema: positiveInt, default: '250', doc: 'Longest time the sink holds rows before an insert (ms).' },
   TAPFLOW_ACK_WAIT_S: { schema: positiveInt.max(3600), default: '20', doc: 'Consumers\' ack wait (s): a message delivered to a replica that died is redelivered after it; a new partition owner waits for such messages to keep stream order. Longer than any batch takes.' },
-  TAPFLOW_LEASE_TTL_MS: { schema: positiveInt.min(1000), default: '6000', doc: 'Partition lease time (ms): a replica that stops renewing loses its partitions after this.' },
+  TAPFLOW_LEASE_TTL_MS: { schema: positiveInt.min(1000), default: '15000', doc: 'Partition lease time (ms): a replica that stops renewing loses its partitions after this.' },
   TAPFLOW_CLOCK_SKEW_MS: { schema: positiveInt, default: '300000', doc: 'A live tap whose device time is further than this from ingest time (ms) is counted as clock skew (metric tapflow_clock_skew_taps_total, alert TapflowClockSkew).' },
   TAPFLOW_CLAIM_WAIT_MS: { schema: positiveInt, default: '2000', doc: 'How long SettleClaim waits for the split before answering PENDING (ms).' },
   TAPFLOW_SHUTDOWN_TIMEOUT_MS: { schema: positiveInt, default: '15000', doc: 'On SIGTERM: longest time to drain in-flight work before exiting (ms).' },

@@ -14,8 +14,27 @@ const VERSION = 0x01;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 
+/**
+ * GCM needs a nonce never repeated under one key. Deterministic construction (NIST SP 800-38D
+ * 8.2.1): a random 64-bit field chosen per process (and again after 2^32 seals) followed by a
+ * 32-bit counter — unique without drawing random bytes for every tap.
+ */
+let nonceField = randomBytes(8);
+let nonceCounter = 0;
+
+function nextIv(): Buffer {
+  if (nonceCounter === 0xffff_ffff) {
+    nonceField = randomBytes(8);
+    nonceCounter = 0;
+  }
+  const iv = Buffer.allocUnsafe(IV_BYTES);
+  nonceField.copy(iv, 0);
+  iv.writeUInt32BE(nonceCounter++, 8);
+  return iv;
+}
+
 export function seal(key: Uint8Array, plaintext: Uint8Array, aad: string): Buffer {
-  const iv = randomBytes(IV_BYTES);
+  const iv = nextIv();
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   cipher.setAAD(Buffer.from(aad, 'utf8'));
   const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
