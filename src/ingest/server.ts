@@ -23,7 +23,7 @@ import {
   ClaimStatus,
   type BatchAck,
   type ClaimQuery,
-  type ClaimResult,
+  ClaimResult,
   type MedicalClaim,
   type Tap,
   type TapAck,
@@ -411,21 +411,7 @@ export class IngestService {
 }
 
 function pendingResult(claimId: string): ClaimResult {
-  return {
-    claimId,
-    status: ClaimStatus.PENDING,
-    reason: 'not settled within the wait; query GetClaim with this claim_id',
-    medfeeSumamt: 0,
-    fulamtOwnpayAmt: 0,
-    preselfpayAmt: 0,
-    inscpScpAmt: 0,
-    deductibleAmt: 0,
-    hifpPay: 0,
-    acctPay: 0,
-    cashPayamt: 0,
-    overCapAmt: 0,
-    policyVersion: '',
-  };
+  return ClaimResult.fromPartial({ claimId, status: ClaimStatus.PENDING, reason: 'not settled within the wait; query GetClaim with this claim_id' });
 }
 
 const descriptorPath = fileURLToPath(new URL('../gen/tapflow.binpb', import.meta.url));

@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import type { Config } from '../config/config.js';
 import { connectBus, type Bus } from '../bus/connection.js';
 import { JsPublisher } from '../bus/publisher.js';
+import { PartitionWorker, type PartitionHandler } from '../bus/partitions.js';
 import { ensureTopology, openBuckets, topologyOptions, type BucketSet } from '../bus/topology.js';
 import { createLogger, type Logger } from '../observe/log.js';
 import { createMetrics, serveMetrics, type HealthCheck, type Metrics } from '../observe/metrics.js';
@@ -45,6 +46,27 @@ export interface Role {
 }
 
 export type RoleFactory = (ctx: AppContext) => Promise<Role>;
+
+/**
+ * A partition worker of a card-partitioned role (validator, settler) with the deployment's
+ * partitions, leases, batch size and the role's ownership and backlog metrics.
+ */
+export function partitionedWorker(ctx: AppContext, role: string, handler: PartitionHandler): PartitionWorker {
+  const { cfg, metrics } = ctx;
+  return new PartitionWorker({
+    bus: ctx.bus,
+    leases: ctx.buckets.leases,
+    role,
+    instanceId: ctx.instanceId,
+    partitions: cfg.TAPFLOW_PARTITIONS,
+    leaseTtlMs: cfg.TAPFLOW_LEASE_TTL_MS,
+    batch: cfg.TAPFLOW_CONSUMER_BATCH,
+    log: ctx.log,
+    onOwned: (n) => metrics.partitionsOwned.set({ role }, n),
+    onPending: (stream, _p, n) => metrics.consumerPending.set({ role, stream }, n),
+    handler,
+  });
+}
 
 export interface RunningApp {
   ctx: AppContext;

@@ -16,10 +16,10 @@
  * tapflow_ledger_imbalance_fen stays 0; an unbalanced one is counted and logged).
  */
 import type { JsMsg } from '@nats-io/jetstream';
-import type { AppContext, Role } from '../runtime/app.js';
+import { partitionedWorker, type AppContext, type Role } from '../runtime/app.js';
 import { decodeBusClaim, decodeDecision, encodeSettlement } from '../bus/codec.js';
 import { deadLetter } from '../bus/dead-letter.js';
-import { PartitionWorker, type ConsumerSpec } from '../bus/partitions.js';
+import type { ConsumerSpec } from '../bus/partitions.js';
 import { StateStore } from '../bus/state-store.js';
 import { Buckets, stateKeys, subjects } from '../bus/subjects.js';
 import { checkBalanced, loadSettlerData, settleClaim, settleDecision, sweepExpired, type CardSettleState, type PersonMedicalState } from '../domain/settle/index.js';
@@ -124,54 +124,42 @@ export async function createSettlerRole(ctx: AppContext): Promise<Role> {
     }
   };
 
-  const worker = new PartitionWorker({
-    bus: ctx.bus,
-    leases: buckets.leases,
-    role: 'settler',
-    instanceId: ctx.instanceId,
-    partitions: cfg.TAPFLOW_PARTITIONS,
-    leaseTtlMs: cfg.TAPFLOW_LEASE_TTL_MS,
-    batch: cfg.TAPFLOW_CONSUMER_BATCH,
-    log,
-    onOwned: (n) => metrics.partitionsOwned.set({ role: 'settler' }, n),
-    onPending: (stream, _p, n) => metrics.consumerPending.set({ role: 'settler', stream }, n),
-    handler: {
-      consumers: (p): ConsumerSpec[] => [
-        { stream: 'DECISIONS', durable: `settler-p${p}` },
-        { stream: 'TAPS', durable: `settler-claims-p${p}`, batch: 64, expiresMs: 250 },
-      ],
-      onAcquire: (p) => {
-        cards.set(p, new StateStore<CardSettleState>(buckets.settlerState, Buckets.SETTLER_STATE, publisher));
-        persons.set(p, new StateStore<PersonMedicalState>(buckets.settlerState, Buckets.SETTLER_STATE, publisher));
-      },
-      onRelease: (p) => {
-        cards.delete(p);
-        persons.delete(p);
-      },
-      handle: (p, spec, msgs) => (spec.stream === 'TAPS' ? handleClaims(p, msgs) : handleDecisions(p, msgs)),
-      tickMs: 5000,
-      tick: async (p) => {
-        // Close journeys whose time limit passed, among the cards this partition has in memory.
-        const store = cards.get(p);
-        if (!store) return;
-        const now = Date.now();
-        const out: Settlement[] = [];
-        for (const [token, state] of store.entries()) {
-          const r = sweepExpired(data, state, now);
-          if (r.settlements.length > 0) {
-            store.set(token, r.state);
-            out.push(...r.settlements);
-          }
+  const worker = partitionedWorker(ctx, 'settler', {
+    consumers: (p): ConsumerSpec[] => [
+      { stream: 'DECISIONS', durable: `settler-p${p}` },
+      { stream: 'TAPS', durable: `settler-claims-p${p}`, batch: 64, expiresMs: 250 },
+    ],
+    onAcquire: (p) => {
+      cards.set(p, new StateStore<CardSettleState>(buckets.settlerState, Buckets.SETTLER_STATE, publisher));
+      persons.set(p, new StateStore<PersonMedicalState>(buckets.settlerState, Buckets.SETTLER_STATE, publisher));
+    },
+    onRelease: (p) => {
+      cards.delete(p);
+      persons.delete(p);
+    },
+    handle: (p, spec, msgs) => (spec.stream === 'TAPS' ? handleClaims(p, msgs) : handleDecisions(p, msgs)),
+    tickMs: 5000,
+    tick: async (p) => {
+      // Close journeys whose time limit passed, among the cards this partition has in memory.
+      const store = cards.get(p);
+      if (!store) return;
+      const now = Date.now();
+      const out: Settlement[] = [];
+      for (const [token, state] of store.entries()) {
+        const r = sweepExpired(data, state, now);
+        if (r.settlements.length > 0) {
+          store.set(token, r.state);
+          out.push(...r.settlements);
         }
-        if (out.length === 0) return;
-        try {
-          await publishAll(p, out);
-          await store.flush();
-        } catch (err) {
-          store.clear();
-          throw err;
-        }
-      },
+      }
+      if (out.length === 0) return;
+      try {
+        await publishAll(p, out);
+        await store.flush();
+      } catch (err) {
+        store.clear();
+        throw err;
+      }
     },
   });
   await worker.start();

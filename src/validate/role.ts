@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JsMsg } from '@nats-io/jetstream';
-import type { AppContext, Role } from '../runtime/app.js';
+import { partitionedWorker, type AppContext, type Role } from '../runtime/app.js';
 import { decodeBusTap, decodeCredentials, decodeDecision, encodeDecision, encodeRiskFlag } from '../bus/codec.js';
 import { deadLetter } from '../bus/dead-letter.js';
 import { PartitionWorker } from '../bus/partitions.js';
@@ -122,23 +122,11 @@ export async function createValidatorRole(ctx: AppContext): Promise<Role> {
     }
   };
 
-  const worker = new PartitionWorker({
-    bus: ctx.bus,
-    leases: buckets.leases,
-    role: 'validator',
-    instanceId: ctx.instanceId,
-    partitions: cfg.TAPFLOW_PARTITIONS,
-    leaseTtlMs: cfg.TAPFLOW_LEASE_TTL_MS,
-    batch: cfg.TAPFLOW_CONSUMER_BATCH,
-    log,
-    onOwned: (n) => metrics.partitionsOwned.set({ role: 'validator' }, n),
-    onPending: (stream, _p, n) => metrics.consumerPending.set({ role: 'validator', stream }, n),
-    handler: {
-      consumers: (p) => [{ stream: 'TAPS', durable: `validator-p${p}` }],
-      onAcquire: (p) => void stores.set(p, new StateStore<CardValidationState>(buckets.validatorState, Buckets.VALIDATOR_STATE, publisher)),
-      onRelease: (p) => void stores.delete(p),
-      handle: (p, _spec, msgs) => handle(p, msgs),
-    },
+  const worker = partitionedWorker(ctx, 'validator', {
+    consumers: (p) => [{ stream: 'TAPS', durable: `validator-p${p}` }],
+    onAcquire: (p) => void stores.set(p, new StateStore<CardValidationState>(buckets.validatorState, Buckets.VALIDATOR_STATE, publisher)),
+    onRelease: (p) => void stores.delete(p),
+    handle: (p, _spec, msgs) => handle(p, msgs),
   });
   await worker.start();
   const windows = createRiskWindows(ctx, live);
