@@ -36,7 +36,7 @@ describe('config - defaults', () => {
       TAPFLOW_BATCH_MAX_TAPS: 5000,
       TAPFLOW_CLAIM_WAIT_MS: 2000, // DESIGN: "configurable, default 2 s"
       TAPFLOW_SHUTDOWN_TIMEOUT_MS: 15000,
-      TAPFLOW_LEASE_TTL_MS: 6000,
+      TAPFLOW_LEASE_TTL_MS: 15000,
       TAPFLOW_TARIFF_DIR: './data',
       TAPFLOW_LOG_LEVEL: 'info',
     });
