@@ -17,14 +17,33 @@
  */
 import type { JsMsg } from '@nats-io/jetstream';
 import { partitionedWorker, type AppContext, type Role } from '../runtime/app.js';
-import { decodeBusClaim, decodeDecision, encodeSettlement } from '../bus/codec.js';
+import { decodeBusClaim, decodeDecision, encodeRiskFlag, encodeSettlement } from '../bus/codec.js';
 import { deadLetter } from '../bus/dead-letter.js';
 import type { ConsumerSpec } from '../bus/partitions.js';
 import { StateStore } from '../bus/state-store.js';
 import { Buckets, stateKeys, subjects } from '../bus/subjects.js';
 import { checkBalanced, loadSettlerData, settleClaim, settleDecision, sweepExpired, type CardSettleState, type PersonMedicalState } from '../domain/settle/index.js';
-import type { Decision, MedicalClaimEvent, Settlement } from '../domain/types.js';
+import type { Decision, MedicalClaimEvent, RiskFlag, Settlement } from '../domain/types.js';
 import { claimKey } from '../ingest/server.js';
+
+/** Rule id and version of the flag raised when a terminal's purse debit differs from the tariff. */
+export const PURSE_MISMATCH_RULE = { id: 'builtin:PURSE_MISMATCH', version: '1' } as const;
+
+function purseMismatchFlag(d: Decision, debitedFen: number, tariffFen: number, nowMs: number): RiskFlag {
+  return {
+    flagId: `${d.eventId}:${PURSE_MISMATCH_RULE.id}`,
+    eventId: d.eventId,
+    ruleId: PURSE_MISMATCH_RULE.id,
+    ruleVersion: PURSE_MISMATCH_RULE.version,
+    severity: 'WARNING',
+    keyKind: 'terminal',
+    key: d.terminalId,
+    detail: `terminal debited ${debitedFen} fen, the tariff says ${tariffFen} fen`,
+    deviceTime: d.deviceTime,
+    flagTime: nowMs,
+    region: d.terminalRegion,
+  };
+}
 
 /** Person state shares the bucket with card state, under its own key prefix. */
 const personKey = stateKeys.person;
@@ -72,12 +91,23 @@ export async function createSettlerRole(ctx: AppContext): Promise<Role> {
       await store.load(decided.map((d) => d.cardToken));
       const out: Settlement[] = [];
       const now = Date.now();
+      const flags: RiskFlag[] = [];
       for (const d of decided) {
         const r = settleDecision(data, store.get(d.cardToken), d, now);
         store.set(d.cardToken, r.state);
         out.push(...r.settlements);
+        for (const n of r.notices) {
+          // A terminal that debited a purse other than the tariff: flagged for the risk team.
+          if (n.kind === 'PURSE_MISMATCH') flags.push(purseMismatchFlag(d, n.debitedFen, n.tariffFen, now));
+        }
       }
-      await publishAll(p, out);
+      await Promise.all([
+        publishAll(p, out),
+        ...flags.map((f) => {
+          metrics.riskFlags.inc({ rule: f.ruleId, severity: f.severity });
+          return publisher.publish(subjects.risk(p), encodeRiskFlag(f), f.flagId);
+        }),
+      ]);
       await store.flush();
     } catch (err) {
       store.clear();

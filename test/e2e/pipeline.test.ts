@@ -27,10 +27,10 @@ afterAll(async () => {
 });
 
 /** A chip tap with a correct MAC. */
-function chipTap(terminalId: string, seq: number, cardNumber: string, counter: number, venueId: string, scene: Scene, direction: Direction, deviceTime: number): Tap {
+function chipTap(terminalId: string, seq: number, cardNumber: string, counter: number, venueId: string, scene: Scene, direction: Direction, deviceTime: number, amountFen = 0): Tap {
   const region = cardNumber.startsWith('11') ? 'BJ' : cardNumber.startsWith('12') ? 'TJ' : 'HE';
-  const mac = computeChipMac(hmacSha256Mac, master[region]!, { cardNumber, counter, terminalId, deviceTime, amountFen: 0, venueId });
-  return { terminalId, seq, deviceTime, scene, venueId, direction, card: { $case: 'chip', value: { cardNumber, counter, mac: Buffer.from(mac) } }, amountFen: 0, riderCategory: RiderCategory.ADULT };
+  const mac = computeChipMac(hmacSha256Mac, master[region]!, { cardNumber, counter, terminalId, deviceTime, amountFen, venueId });
+  return { terminalId, seq, deviceTime, scene, venueId, direction, card: { $case: 'chip', value: { cardNumber, counter, mac: Buffer.from(mac) } }, amountFen, riderCategory: RiderCategory.ADULT };
 }
 
 /** Streams taps on one StreamTaps call and collects every ack. */
@@ -105,6 +105,22 @@ describe('pipeline - gRPC to ClickHouse', () => {
     expect(dup[0]!.n).toBe(0);
     const dupS = await p.query<{ n: number }>('SELECT count() AS n FROM (SELECT settlement_id FROM settlements GROUP BY settlement_id HAVING count() > 1)');
     expect(dupS[0]!.n).toBe(0);
+  });
+});
+
+describe('pipeline - purse taps', () => {
+  it('flags a terminal whose purse debit differs from the tariff, and charges the tariff', async () => {
+    const bus = 'TJ-BUS-0002';
+    const t0 = Date.now() - 30_000;
+    // The Tianjin flat fare is 180 fen for a card holder; this validator debited 300.
+    const acks = await stream(bus, [chipTap(bus, 1, '120000000077', 1, tjBusStop(), Scene.BUS, Direction.SINGLE, t0, 300)]);
+    expect(acks.map((a) => TapStatus[a.status])).toEqual(['ACCEPTED_DURABLE']);
+    await p.until(async () => (await p.query<{ n: number }>(`SELECT count() AS n FROM risk_flags WHERE event_id = '${bus}:1'`))[0]!.n >= 1, 30_000, 'the purse flag');
+    const flags = await p.query<{ rule_id: string; key_kind: string; key: string; detail: string }>(`SELECT rule_id, key_kind, key, detail FROM risk_flags WHERE event_id = '${bus}:1'`);
+    expect(flags).toEqual([{ rule_id: 'builtin:PURSE_MISMATCH', key_kind: 'terminal', key: bus, detail: 'terminal debited 300 fen, the tariff says 180 fen' }]);
+    await p.until(async () => (await p.query<{ n: number }>(`SELECT count() AS n FROM settlements WHERE event_id = '${bus}:1'`))[0]!.n >= 1, 30_000, 'the fare');
+    const [fare] = await p.query<{ amount_fen: number }>(`SELECT amount_fen FROM settlements WHERE event_id = '${bus}:1'`);
+    expect(fare!.amount_fen).toBe(180);
   });
 });
 
