@@ -16,17 +16,14 @@
 import type { SettlerData } from '../../src/domain/settle/index.js';
 import { settleClaim, settleDecision, type CardSettleState } from '../../src/domain/settle/index.js';
 import { partitionOf, regionOfCardNumber, tokenize } from '../../src/domain/card/token.js';
-import type { Decision, Direction, MedicalClaimEvent, Region, RiderCategory, Scene, Settlement } from '../../src/domain/types.js';
+import type { Decision, Direction, MedicalClaimEvent, RiderCategory, Scene, Settlement } from '../../src/domain/types.js';
 import {
-  CatalogueClass as PbClass,
   Direction as PbDirection,
-  InstitutionLevel as PbLevel,
-  Region as PbRegion,
   RiderCategory as PbRider,
   Scene as PbScene,
-  Treatment as PbTreatment,
 } from '../../src/gen/tapflow/v1/ingest.js';
 import type { SimClaim, SimTap } from './fleet.js';
+import { claimEvent } from '../../src/ingest/shape.js';
 
 export interface KindTotal {
   settlements: number;
@@ -79,25 +76,9 @@ export function expectedDecision(s: SimTap, data: SettlerData, tokenKey: Uint8Ar
 /** The claim event the settler should see. */
 export function expectedClaim(c: SimClaim, tokenKey: Uint8Array, partitions: number): MedicalClaimEvent {
   const m = c.claim;
-  const personToken = tokenize(tokenKey, 'person', m.idNumber);
   const cardNumber = m.card?.$case === 'chip' ? m.card.value.cardNumber : c.cardNumber;
-  return {
-    claimId: m.claimId,
-    terminalId: m.terminalId,
-    institutionId: m.institutionId,
-    institutionLevel: PbLevel[m.institutionLevel] as MedicalClaimEvent['institutionLevel'],
-    treatment: PbTreatment[m.treatment] as MedicalClaimEvent['treatment'],
-    cardToken: tokenize(tokenKey, 'card', cardNumber),
-    personToken,
-    insuredRegion: PbRegion[m.insuredRegion] as Region,
-    treatmentRegion: c.terminalRegion,
-    deviceTime: m.deviceTime,
-    ingestTime: 0,
-    items: m.items.map((i) => ({ code: i.code, name: i.name, catalogueClass: PbClass[i.catalogueClass] as 'CLASS_A', amountFen: i.amountFen })),
-    reversesClaimId: m.reversesClaimId,
-    personalAccountBalanceFen: m.personalAccountBalanceFen,
-    partition: partitionOf(personToken, partitions),
-  };
+  // The same conversion ingest applies (src/ingest/shape.ts); ingest time does not affect money.
+  return claimEvent(m, { cardNumber, treatmentRegion: c.terminalRegion, tokenKey, partitions, ingestTime: 0 });
 }
 
 /** Runs the settle core over the accepted taps and the claims; see the module comment. */

@@ -35,6 +35,12 @@ async function withStore<T>(cfg: Config, fn: (e: ClickHouseEngine) => Promise<T>
   }
 }
 
+/** The --day flag: a business day YYYY-MM-DD. */
+function day(flags: { day: string }): string {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(flags.day)) throw new Error(`--day must be YYYY-MM-DD, got ${flags.day}`);
+  return flags.day;
+}
+
 const fen = (n: number) => `¥${(n / 100).toFixed(2)}`;
 
 /** The main aggregates as text. */
@@ -90,7 +96,7 @@ export function registerReportCommands(program: Command): void {
     .option('--metrics-port <port>', 'metrics port of a running tapflow')
     .option('--json', 'as JSON')
     .action(async (flags) => {
-      if (!/^\d{4}-\d{2}-\d{2}$/.test(flags.day)) throw new Error(`--day must be YYYY-MM-DD, got ${flags.day}`);
+      day(flags);
       const cfg = loadConfig(process.env, { TAPFLOW_METRICS_PORT: flags.metricsPort });
       const rows = ((await fromRunning(cfg, `/entries?day=${flags.day}`)) ?? (await withStore(cfg, (e) => venueEntries(e, flags.day)))) as VenueHourEntries[];
       if (flags.json) return console.log(JSON.stringify(rows, null, 2));
@@ -107,7 +113,7 @@ export function registerReportCommands(program: Command): void {
     .option('--metrics-port <port>', 'metrics port of a running tapflow')
     .option('--json', 'as JSON')
     .action(async (flags) => {
-      if (!/^\d{4}-\d{2}-\d{2}$/.test(flags.day)) throw new Error(`--day must be YYYY-MM-DD, got ${flags.day}`);
+      day(flags);
       const cfg = loadConfig(process.env, { TAPFLOW_METRICS_PORT: flags.metricsPort });
       const viaHttp = await fromRunning(cfg, `/clearing?day=${flags.day}`);
       const r = viaHttp

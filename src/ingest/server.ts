@@ -34,7 +34,7 @@ import {
   CatalogueClass as PbClass,
   Region as PbRegion,
 } from '../gen/tapflow/v1/ingest.js';
-import { claimSplitToPb, encodeBusClaim, encodeBusTap, encodeCredentials, enums } from '../bus/codec.js';
+import { claimSplitToPb, encodeBusClaim, encodeBusTap, encodeCredentials } from '../bus/codec.js';
 import type { Bus } from '../bus/connection.js';
 import type { JsPublisher } from '../bus/publisher.js';
 import { subjects } from '../bus/subjects.js';
@@ -44,7 +44,7 @@ import { FailureCodes, TapflowError, toTapflowError, type FailureCode } from '..
 import type { ClaimSplit, MedicalClaimEvent, TapEvent, VenueDirectory } from '../domain/types.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
-import { checkCard, checkTap, ID_NUMBER_PATTERN } from './shape.js';
+import { checkCard, checkTap, claimEvent, ID_NUMBER_PATTERN } from './shape.js';
 import type { Terminal, TerminalRegistry } from './terminals.js';
 
 export interface IngestOptions {
@@ -389,24 +389,7 @@ export class IngestService {
     });
     const card = checkCard(c.card, 'card');
     if (!card.ok) throw bad(card.error.field, card.error.message);
-    const personToken = tokenize(this.o.tokenKey, 'person', c.idNumber);
-    return {
-      claimId: c.claimId,
-      terminalId: c.terminalId,
-      institutionId: c.institutionId,
-      institutionLevel: PbLevel[c.institutionLevel] as MedicalClaimEvent['institutionLevel'],
-      treatment: PbTreatment[c.treatment] as MedicalClaimEvent['treatment'],
-      cardToken: tokenize(this.o.tokenKey, 'card', card.card.cardNumber),
-      personToken,
-      insuredRegion: enums.region(c.insuredRegion),
-      treatmentRegion: terminal.region,
-      deviceTime: c.deviceTime,
-      ingestTime: this.now(),
-      items: c.items.map((i) => ({ code: i.code, name: i.name, catalogueClass: PbClass[i.catalogueClass] as 'CLASS_A', amountFen: i.amountFen })),
-      reversesClaimId: c.reversesClaimId,
-      personalAccountBalanceFen: c.personalAccountBalanceFen,
-      partition: partitionOf(personToken, this.o.partitions),
-    };
+    return claimEvent(c, { cardNumber: card.card.cardNumber, treatmentRegion: terminal.region, tokenKey: this.o.tokenKey, partitions: this.o.partitions, ingestTime: this.now() });
   }
 }
 

@@ -2,10 +2,19 @@
  * Shape checks of what terminals send: pure functions that name the offending field. A tap that
  * fails is answered INVALID (reason "<field>: <problem>") and nothing is published.
  */
-import { CARD_NUMBER_PATTERN, regionOfCardNumber } from '../domain/card/token.js';
+import { CARD_NUMBER_PATTERN, partitionOf, regionOfCardNumber, tokenize } from '../domain/card/token.js';
 import { parseQrPayload } from '../domain/card/qr.js';
-import type { CardCredentials, Direction, Region, RiderCategory, Scene } from '../domain/types.js';
-import { Direction as PbDirection, RiderCategory as PbRider, Scene as PbScene, type MedicalClaim, type Tap } from '../gen/tapflow/v1/ingest.js';
+import type { CardCredentials, CatalogueClass, Direction, MedicalClaimEvent, Region, RiderCategory, Scene } from '../domain/types.js';
+import {
+  CatalogueClass as PbClass,
+  Direction as PbDirection,
+  InstitutionLevel as PbLevel,
+  RiderCategory as PbRider,
+  Scene as PbScene,
+  Treatment as PbTreatment,
+  type MedicalClaim,
+  type Tap,
+} from '../gen/tapflow/v1/ingest.js';
 import { enums } from '../bus/codec.js';
 import { TERMINAL_ID_PATTERN } from './terminals.js';
 
@@ -80,3 +89,31 @@ export function checkCard(
 
 /** Mainland resident ID numbers: 17 digits and a check character. */
 export const ID_NUMBER_PATTERN = /^[0-9]{17}[0-9X]$/;
+
+/**
+ * The tokenised claim ingest publishes for a checked MedicalClaim (also what the bench expects
+ * the settlers to see). `cardNumber` is the card's number as read by checkCard.
+ */
+export function claimEvent(
+  c: MedicalClaim,
+  o: { cardNumber: string; treatmentRegion: Region; tokenKey: Uint8Array; partitions: number; ingestTime: number },
+): MedicalClaimEvent {
+  const personToken = tokenize(o.tokenKey, 'person', c.idNumber);
+  return {
+    claimId: c.claimId,
+    terminalId: c.terminalId,
+    institutionId: c.institutionId,
+    institutionLevel: PbLevel[c.institutionLevel] as MedicalClaimEvent['institutionLevel'],
+    treatment: PbTreatment[c.treatment] as MedicalClaimEvent['treatment'],
+    cardToken: tokenize(o.tokenKey, 'card', o.cardNumber),
+    personToken,
+    insuredRegion: enums.region(c.insuredRegion),
+    treatmentRegion: o.treatmentRegion,
+    deviceTime: c.deviceTime,
+    ingestTime: o.ingestTime,
+    items: c.items.map((i) => ({ code: i.code, name: i.name, catalogueClass: PbClass[i.catalogueClass] as CatalogueClass, amountFen: i.amountFen })),
+    reversesClaimId: c.reversesClaimId,
+    personalAccountBalanceFen: c.personalAccountBalanceFen,
+    partition: partitionOf(personToken, o.partitions),
+  };
+}
