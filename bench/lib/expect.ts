@@ -23,7 +23,7 @@ import {
   Scene as PbScene,
 } from '../../src/gen/tapflow/v1/ingest.js';
 import type { SimClaim, SimTap } from './fleet.js';
-import { claimEvent } from '../../src/ingest/shape.js';
+import { checkClaim, wireClaimOf } from '../../src/ingest/shape.js';
 
 export interface KindTotal {
   settlements: number;
@@ -73,12 +73,12 @@ export function expectedDecision(s: SimTap, data: SettlerData, tokenKey: Uint8Ar
   };
 }
 
-/** The claim event the settler should see. */
+/** The claim event the settler should see (the fleet's claims are all accepted by validators). */
 export function expectedClaim(c: SimClaim, tokenKey: Uint8Array, partitions: number): MedicalClaimEvent {
-  const m = c.claim;
-  const cardNumber = m.card?.$case === 'chip' ? m.card.value.cardNumber : c.cardNumber;
   // The same conversion ingest applies (src/ingest/shape.ts); ingest time does not affect money.
-  return claimEvent(m, { cardNumber, treatmentRegion: c.terminalRegion, tokenKey, partitions, ingestTime: 0 });
+  const r = checkClaim(wireClaimOf(c.claim), { id: c.claim.terminalId, region: c.terminalRegion }, { tokenKey, partitions, ingestTime: 0 });
+  if (!r.ok) throw new Error(`the fleet made a claim ingest refuses: ${r.error.field}: ${r.error.message}`);
+  return r.claim;
 }
 
 /** Runs the settle core over the accepted taps and the claims; see the module comment. */

@@ -730,7 +730,8 @@ export class FleetSimulator {
       institutionId: p.venue.id,
       institutionLevel: PbLevel[p.venue.institutionLevel ?? 'PRIMARY'],
       treatment: inpatient ? PbTreatment.INPATIENT : PbTreatment.OUTPATIENT,
-      card: { $case: 'chip', value: { cardNumber: card.number, counter: 1, mac: Buffer.from(computeChipMac(hmacSha256Mac, this.masters[card.issuer]!, { cardNumber: card.number, counter: 1, terminalId, deviceTime: Math.round(at), amountFen: 0, venueId: p.venue.id })) } },
+      // A claim's MAC covers the bill's total as its amount and the institution as its venue.
+      card: { $case: 'chip', value: { cardNumber: card.number, counter: 1, mac: Buffer.from(computeChipMac(hmacSha256Mac, this.masters[card.issuer]!, { cardNumber: card.number, counter: 1, terminalId, deviceTime: Math.round(at), amountFen: items.reduce((n, i) => n + i.amountFen, 0), venueId: p.venue.id })) } },
       idNumber: first17 + idCheckChar(first17),
       insuredRegion: PbRegion[card.issuer],
       deviceTime: Math.round(at),

@@ -5,6 +5,7 @@
 import {
   BusClaim as PbBusClaim,
   BusTap as PbBusTap,
+  ClaimDecision as PbClaimDecision,
   CardCredentials as PbCardCredentials,
   CardForm as PbCardForm,
   Decision as PbDecision,
@@ -28,11 +29,13 @@ import {
 import type {
   CardCredentials,
   CardForm,
+  ClaimDecision,
+  ClaimItem,
+  ClaimSubmission,
   ClaimSplit,
   ClaimStatus,
   Decision,
   Direction,
-  MedicalClaimEvent,
   Region,
   RiderCategory,
   RiskFlag,
@@ -42,6 +45,38 @@ import type {
   Severity,
   TapEvent,
 } from '../domain/types.js';
+import { MAX_ACCOUNT_BALANCE_FEN, MAX_CLAIM_ITEM_FEN, MAX_CLAIM_ITEMS, MAX_CLAIM_TOTAL_FEN, MAX_DEVICE_TIME, MAX_SEQ, MAX_TAP_AMOUNT_FEN, MIN_DEVICE_TIME, inRange } from '../domain/limits.js';
+import { TapflowError } from '../domain/reasons.js';
+
+/**
+ * Range checks of what a decoder produced: the pure core relies on them (integer fen whose sums
+ * stay exact, plausible times). A message outside them is a data error (TF_EVENT_INVALID): it is
+ * dead-lettered, never retried. Ingest refuses such values from terminals, so on the bus they
+ * mean a corrupt or forged message.
+ */
+function need(ok: boolean, field: string, what: string): void {
+  if (!ok) throw new TapflowError('TF_EVENT_INVALID', `${field}: ${what}`);
+}
+
+function checkTapFields(t: { seq: number; deviceTime: number; ingestTime: number; amountFen: number }): void {
+  need(inRange(t.seq, 1, MAX_SEQ), 'seq', `${t.seq} is not an integer from 1 to 2^53-1`);
+  need(inRange(t.deviceTime, MIN_DEVICE_TIME, MAX_DEVICE_TIME), 'device_time', `${t.deviceTime} is not epoch ms from 2015 to 2100`);
+  need(inRange(t.ingestTime, 0, MAX_DEVICE_TIME), 'ingest_time', `${t.ingestTime} is not epoch ms`);
+  need(inRange(t.amountFen, 0, MAX_TAP_AMOUNT_FEN), 'amount_fen', `${t.amountFen} is not an integer from 0 to ${MAX_TAP_AMOUNT_FEN}`);
+}
+
+function checkClaimFields(c: { deviceTime: number; ingestTime: number; personalAccountBalanceFen: number; items: { amountFen: number }[] }): void {
+  need(inRange(c.deviceTime, MIN_DEVICE_TIME, MAX_DEVICE_TIME), 'device_time', `${c.deviceTime} is not epoch ms from 2015 to 2100`);
+  need(inRange(c.ingestTime, 0, MAX_DEVICE_TIME), 'ingest_time', `${c.ingestTime} is not epoch ms`);
+  need(inRange(c.personalAccountBalanceFen, 0, MAX_ACCOUNT_BALANCE_FEN), 'personal_account_balance_fen', `${c.personalAccountBalanceFen} is not an integer from 0 to ${MAX_ACCOUNT_BALANCE_FEN}`);
+  need(c.items.length <= MAX_CLAIM_ITEMS, 'items', `${c.items.length} items, at most ${MAX_CLAIM_ITEMS}`);
+  let total = 0;
+  c.items.forEach((it, i) => {
+    need(inRange(it.amountFen, 0, MAX_CLAIM_ITEM_FEN), `items[${i}].amount_fen`, `${it.amountFen} is not an integer from 0 to ${MAX_CLAIM_ITEM_FEN}`);
+    total += it.amountFen;
+  });
+  need(total <= MAX_CLAIM_TOTAL_FEN, 'items', `total ${total} fen is above ${MAX_CLAIM_TOTAL_FEN}`);
+}
 
 /** Name of a proto enum value, or throws naming the field when it is not a known value. */
 function nameOf<T extends string>(e: Record<number, string>, v: number, field: string, strip = ''): T {
@@ -88,11 +123,14 @@ export function encodeBusTap(t: TapEvent, sealedCard: Uint8Array): Uint8Array {
     riderCategory: enums.toRider(t.riderCategory),
     offline: t.offline,
     partition: t.partition,
+    contentDigest: t.contentDigest ?? '',
   }).finish();
 }
 
+/** Decodes a BusTap; throws TF_EVENT_INVALID naming the field when a value is out of range. */
 export function decodeBusTap(data: Uint8Array): { tap: TapEvent; sealedCard: Uint8Array } {
   const m = PbBusTap.decode(data);
+  checkTapFields(m);
   return {
     tap: {
       eventId: m.eventId,
@@ -112,6 +150,7 @@ export function decodeBusTap(data: Uint8Array): { tap: TapEvent; sealedCard: Uin
       riderCategory: enums.rider(m.riderCategory),
       offline: m.offline,
       partition: m.partition,
+      ...(m.contentDigest && { contentDigest: m.contentDigest }),
     },
     sealedCard: m.sealedCard,
   };
@@ -159,6 +198,7 @@ export function encodeDecision(d: Decision): Uint8Array {
 
 export function decodeDecision(data: Uint8Array): Decision {
   const m = PbDecision.decode(data);
+  checkTapFields(m);
   return {
     eventId: m.eventId,
     terminalId: m.terminalId,
@@ -293,9 +333,19 @@ export function decodeRiskFlag(data: Uint8Array): RiskFlag {
   return { ...m, severity: nameOf<Severity>(PbSeverity, m.severity, 'severity'), keyKind: m.keyKind as RiskFlag['keyKind'], region: enums.region(m.region) };
 }
 
-export function encodeBusClaim(c: MedicalClaimEvent): Uint8Array {
-  return PbBusClaim.encode({
+function itemsToPb(items: ClaimItem[]) {
+  return items.map((i) => ({ code: i.code, name: i.name, catalogueClass: valueOf(PbCatalogueClass, i.catalogueClass) as PbCatalogueClass, amountFen: i.amountFen }));
+}
+
+function itemsFromPb(items: { code: string; name: string; catalogueClass: PbCatalogueClass; amountFen: number }[]): ClaimItem[] {
+  return items.map((i, n) => ({ code: i.code, name: i.name, catalogueClass: nameOf(PbCatalogueClass, i.catalogueClass, `items[${n}].catalogue_class`), amountFen: i.amountFen }));
+}
+
+/** The fields a BusClaim and a ClaimDecision share. */
+function claimToPb(c: ClaimSubmission) {
+  return {
     claimId: c.claimId,
+    claimKey: c.claimKey,
     terminalId: c.terminalId,
     institutionId: c.institutionId,
     institutionLevel: valueOf(PbInstitutionLevel, c.institutionLevel) as PbInstitutionLevel,
@@ -306,17 +356,21 @@ export function encodeBusClaim(c: MedicalClaimEvent): Uint8Array {
     treatmentRegion: enums.toRegion(c.treatmentRegion),
     deviceTime: c.deviceTime,
     ingestTime: c.ingestTime,
-    items: c.items.map((i) => ({ code: i.code, name: i.name, catalogueClass: valueOf(PbCatalogueClass, i.catalogueClass) as PbCatalogueClass, amountFen: i.amountFen })),
+    items: itemsToPb(c.items),
     reversesClaimId: c.reversesClaimId,
     personalAccountBalanceFen: c.personalAccountBalanceFen,
     partition: c.partition,
-  }).finish();
+    cardPartition: c.cardPartition,
+    form: enums.toForm(c.form),
+    cardRegion: enums.toRegion(c.cardRegion),
+  };
 }
 
-export function decodeBusClaim(data: Uint8Array): MedicalClaimEvent {
-  const m = PbBusClaim.decode(data);
+function claimFromPb(m: ReturnType<typeof claimToPb>): ClaimSubmission {
+  checkClaimFields(m);
   return {
     claimId: m.claimId,
+    claimKey: m.claimKey,
     terminalId: m.terminalId,
     institutionId: m.institutionId,
     institutionLevel: nameOf(PbInstitutionLevel, m.institutionLevel, 'institution_level'),
@@ -327,9 +381,47 @@ export function decodeBusClaim(data: Uint8Array): MedicalClaimEvent {
     treatmentRegion: enums.region(m.treatmentRegion),
     deviceTime: m.deviceTime,
     ingestTime: m.ingestTime,
-    items: m.items.map((i) => ({ code: i.code, name: i.name, catalogueClass: nameOf(PbCatalogueClass, i.catalogueClass, 'catalogue_class'), amountFen: i.amountFen })),
+    items: itemsFromPb(m.items),
     reversesClaimId: m.reversesClaimId,
     personalAccountBalanceFen: m.personalAccountBalanceFen,
     partition: m.partition,
+    cardPartition: m.cardPartition,
+    form: enums.form(m.form),
+    cardRegion: enums.region(m.cardRegion),
+  };
+}
+
+/** A claim for the validators, with its card's credentials sealed. */
+export function encodeBusClaim(c: ClaimSubmission, sealedCard: Uint8Array): Uint8Array {
+  return PbBusClaim.encode({ ...claimToPb(c), sealedCard: Buffer.isBuffer(sealedCard) ? sealedCard : Buffer.from(sealedCard) }).finish();
+}
+
+/** Decodes a BusClaim; throws TF_EVENT_INVALID naming the field when a value is out of range. */
+export function decodeBusClaim(data: Uint8Array): { claim: ClaimSubmission; sealedCard: Uint8Array } {
+  const m = PbBusClaim.decode(data);
+  return { claim: claimFromPb(m), sealedCard: m.sealedCard };
+}
+
+export function encodeClaimDecision(d: ClaimDecision): Uint8Array {
+  return PbClaimDecision.encode({
+    ...claimToPb(d),
+    decisionTime: d.decisionTime,
+    verdict: d.verdict === 'ACCEPTED' ? PbVerdict.VERDICT_ACCEPTED : PbVerdict.VERDICT_REJECTED,
+    reason: d.reason,
+    trace: d.trace,
+    riskRules: d.riskRules,
+  }).finish();
+}
+
+/** Decodes a ClaimDecision; throws TF_EVENT_INVALID naming the field when a value is out of range. */
+export function decodeClaimDecision(data: Uint8Array): ClaimDecision {
+  const m = PbClaimDecision.decode(data);
+  return {
+    ...claimFromPb(m),
+    decisionTime: m.decisionTime,
+    verdict: m.verdict === PbVerdict.VERDICT_ACCEPTED ? 'ACCEPTED' : 'REJECTED',
+    reason: m.reason,
+    trace: m.trace,
+    riskRules: m.riskRules,
   };
 }

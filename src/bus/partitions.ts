@@ -15,8 +15,14 @@
  * loser's writes fail and nothing is counted twice.
  *
  * Each owned partition runs a loop per consumer: fetch up to `batch` messages, hand them to the
- * handler, and acknowledge them only after the handler resolved. A handler failure naks the
- * batch (redelivered in order after a short delay).
+ * handler, and acknowledge them only after the handler resolved. The failure table
+ * (src/domain/reasons.ts, src/bus/failures.ts) decides what happens when something fails:
+ * - a message the handler could not process (it returns it in `dead`, with a data error) is
+ *   dead-lettered and acknowledged; the rest of the batch goes on — one poison message never
+ *   stops its partition;
+ * - a batch that failed as a whole (the bus or the store unavailable) is nak'ed and redelivered
+ *   in order after a backoff (250 ms doubling to 30 s); a message delivered `maxDeliver` times
+ *   is dead-lettered as TF_RETRIES_EXHAUSTED instead, so nothing is retried forever.
  *
  * Order across a hand-over: messages delivered to a previous subscription and never
  * acknowledged (its process was killed, or they were in flight when it stopped) stay pending on
@@ -36,7 +42,8 @@ import type { KV } from '@nats-io/kv';
 import type { Bus } from './connection.js';
 import type { Logger } from '../observe/log.js';
 import { Streams, type StreamName } from './subjects.js';
-import { toTapflowError } from '../domain/reasons.js';
+import { FailureCodes, TapflowError, type FailureCode } from '../domain/reasons.js';
+import { batchFailure, redeliveryDelayMs } from './failures.js';
 
 export interface ConsumerSpec {
   stream: StreamName;
@@ -47,14 +54,31 @@ export interface ConsumerSpec {
   expiresMs?: number;
 }
 
+/** A message the handler could not process, and why (a data error: never retried). */
+export interface DeadMessage {
+  msg: JsMsg;
+  error: TapflowError;
+}
+
+/** What became of a batch besides the messages processed. */
+export interface BatchOutcome {
+  /** Not processed (e.g. behind a gap): handed back for redelivery. */
+  nak?: JsMsg[];
+  /** Not processable: dead-lettered, then acknowledged. */
+  dead?: DeadMessage[];
+}
+
 export interface PartitionHandler {
   /** Consumers to run for partition p (e.g. the settler: its decisions and its claims). */
   consumers(p: number): ConsumerSpec[];
   /**
-   * Process a batch in order. Resolve only when its effects are durable. Messages returned in
-   * `nak` were not processed (e.g. behind a gap) and are handed back for redelivery.
+   * Process a batch in order. Resolve only when its effects are durable. A message whose decoding
+   * or pure processing fails goes in `dead` and the others are processed; throw only when the
+   * batch as a whole failed (I/O), so that it is redelivered.
    */
-  handle(p: number, consumer: ConsumerSpec, msgs: JsMsg[]): Promise<void | { nak: JsMsg[] }>;
+  handle(p: number, consumer: ConsumerSpec, msgs: JsMsg[]): Promise<void | BatchOutcome>;
+  /** Called after a message of this handler was dead-lettered (e.g. to answer a waiting claim). */
+  onDeadLetter?(p: number, consumer: ConsumerSpec, dead: DeadMessage): Promise<void>;
   /** Called when the partition is gained (before the first batch) and lost (after the last). */
   onAcquire?(p: number): Promise<void> | void;
   onRelease?(p: number): void;
@@ -74,8 +98,14 @@ export interface PartitionWorkerOptions {
   batch: number;
   handler: PartitionHandler;
   log: Logger;
+  /** Deliveries of a message before a transient failure dead-letters it (TAPFLOW_MAX_DELIVER). */
+  maxDeliver: number;
+  /** Publishes a dead letter (durable when it resolves) and counts it. */
+  deadLetter: (consumer: string, dead: DeadMessage) => Promise<void>;
   onPending?: (stream: StreamName, p: number, pending: number) => void;
   onOwned?: (count: number) => void;
+  /** A batch failed as a whole with this code. */
+  onBatchFailure?: (code: FailureCode) => void;
 }
 
 interface Owned {
@@ -185,6 +215,44 @@ export class PartitionWorker {
     this.o.handler.onRelease?.(p);
     if (deleteLease) await this.o.leases.delete(this.partKey(p), { previousSeq: o.revision }).catch(() => undefined);
     this.o.onOwned?.(this.owned.size);
+  }
+
+  /** Dead-letters messages (durable when it resolves) and lets the handler react. */
+  private async bury(p: number, spec: ConsumerSpec, dead: DeadMessage[]): Promise<void> {
+    for (const d of dead) {
+      await this.o.deadLetter(spec.durable, d);
+      this.o.log.warn({ role: this.o.role, partition: p, consumer: spec.durable, seq: d.msg.seq, code: d.error.code, err: d.error.message }, 'message dead-lettered; the partition goes on');
+      await this.o.handler.onDeadLetter?.(p, spec, d);
+    }
+  }
+
+  /**
+   * A batch failed as a whole: the failure table decides. A `term-dead-letter` code dead-letters
+   * every message of the batch; otherwise the batch is redelivered after a backoff, except the
+   * messages already delivered `maxDeliver` times, which are dead-lettered as TF_RETRIES_EXHAUSTED.
+   */
+  private async failBatch(p: number, spec: ConsumerSpec, msgs: JsMsg[], e: TapflowError): Promise<void> {
+    this.o.onBatchFailure?.(e.code);
+    const poison = FailureCodes[e.code].bus === 'term-dead-letter';
+    const dead: DeadMessage[] = [];
+    const retry: JsMsg[] = [];
+    for (const m of msgs) {
+      if (poison) dead.push({ msg: m, error: e });
+      else if (m.info.deliveryCount >= this.o.maxDeliver) {
+        dead.push({ msg: m, error: new TapflowError('TF_RETRIES_EXHAUSTED', `${e.code} in each of ${m.info.deliveryCount} deliveries; last: ${e.message}`, { cause: e }) });
+      } else retry.push(m);
+    }
+    const deliveries = Math.max(...msgs.map((m) => m.info.deliveryCount));
+    this.o.log.warn({ role: this.o.role, partition: p, consumer: spec.durable, code: e.code, err: e.message, deliveries, deadLettered: dead.length }, dead.length > 0 ? 'batch failed; dead-lettering what cannot be retried' : 'batch failed; redelivering after a backoff');
+    try {
+      await this.bury(p, spec, dead);
+      for (const d of dead) d.msg.ack();
+    } catch (err) {
+      // The dead-letter stream is not reachable either: everything comes back and is tried again.
+      this.o.log.warn({ role: this.o.role, partition: p, consumer: spec.durable, err: (err as Error).message }, 'dead-lettering failed; redelivering');
+      for (const d of dead) d.msg.nak(redeliveryDelayMs(d.msg.info.deliveryCount));
+    }
+    for (const m of retry) m.nak(redeliveryDelayMs(m.info.deliveryCount));
   }
 
   /**
@@ -314,7 +382,9 @@ export class PartitionWorker {
         const msgs = buffer.splice(0, max);
         try {
           const r = await handler.handle(p, spec, msgs);
-          const back = new Set(r ? r.nak : []);
+          const back = new Set(r ? (r.nak ?? []) : []);
+          // Dead letters are durable before their messages are acknowledged.
+          await this.bury(p, spec, r ? (r.dead ?? []) : []);
           for (const m of msgs) {
             if (back.has(m)) m.nak(250);
             else m.ack();
@@ -322,9 +392,7 @@ export class PartitionWorker {
           this.o.onPending?.(spec.stream, p, msgs[msgs.length - 1]!.info.pending);
           backoff = 0;
         } catch (err) {
-          const e = toTapflowError(err, 'TF_BUS_UNAVAILABLE');
-          log.warn({ partition: p, consumer: spec.durable, code: e.code, err: e.message }, 'batch failed; redelivering');
-          for (const m of msgs) m.nak(500);
+          await this.failBatch(p, spec, msgs, batchFailure(err));
           failed = true;
           backoff = Math.min(2000, backoff * 2 || 100);
         }

@@ -33,6 +33,8 @@ const JS_ERR_WRONG_LAST_SEQ = new Set([10071, 10164]); // expected last (subject
 export interface PublishOptions {
   /** For CAS writes (KV): fail unless the subject's last sequence is this (0 = subject empty). */
   expectLastSubjectSeq?: number;
+  /** More headers (names as NATS headers, e.g. "Tapflow-Error-Code"). */
+  headers?: Record<string, string>;
 }
 
 export class JsPublisher {
@@ -62,6 +64,7 @@ export class JsPublisher {
     const h = natsHeaders();
     if (msgId !== undefined) h.set('Nats-Msg-Id', msgId);
     if (opts?.expectLastSubjectSeq !== undefined) h.set('Nats-Expected-Last-Subject-Sequence', String(opts.expectLastSubjectSeq));
+    if (opts?.headers) for (const [k, v] of Object.entries(opts.headers)) h.set(k, v);
     return new Promise<PubAckResult>((resolve, reject) => {
       this.pending.set(token, { resolve, reject, deadline: Date.now() + this.timeoutMs });
       try {

@@ -5,7 +5,7 @@
  */
 export const Streams = {
   TAPS: { name: 'TAPS', subjects: ['tapflow.taps.>', 'tapflow.claims.>'] },
-  DECISIONS: { name: 'DECISIONS', subjects: ['tapflow.decisions.>'] },
+  DECISIONS: { name: 'DECISIONS', subjects: ['tapflow.decisions.>', 'tapflow.claimdecisions.>'] },
   SETTLEMENTS: { name: 'SETTLEMENTS', subjects: ['tapflow.settlements.>'] },
   RISK: { name: 'RISK', subjects: ['tapflow.risk.>'] },
   DLQ: { name: 'DLQ', subjects: ['tapflow.dlq.>'] },
@@ -17,6 +17,8 @@ export const subjects = {
   tap: (p: number) => `tapflow.taps.${p}`,
   claim: (p: number) => `tapflow.claims.${p}`,
   decision: (p: number) => `tapflow.decisions.${p}`,
+  /** A claim's decision, for the settler of the person's partition p. */
+  claimDecision: (p: number) => `tapflow.claimdecisions.${p}`,
   settlement: (p: number) => `tapflow.settlements.${p}`,
   risk: (p: number) => `tapflow.risk.${p}`,
   deadLetter: (role: string) => `tapflow.dlq.${role}`,

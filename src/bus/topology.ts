@@ -49,8 +49,9 @@ export function consumerPlan(partitions: number): { stream: StreamName; name: st
   const plan: { stream: StreamName; name: string; filter: string }[] = [];
   for (let p = 0; p < partitions; p++) {
     plan.push({ stream: 'TAPS', name: `validator-p${p}`, filter: `tapflow.taps.${p}` });
-    plan.push({ stream: 'TAPS', name: `settler-claims-p${p}`, filter: `tapflow.claims.${p}` });
+    plan.push({ stream: 'TAPS', name: `validator-claims-p${p}`, filter: `tapflow.claims.${p}` });
     plan.push({ stream: 'DECISIONS', name: `settler-p${p}`, filter: `tapflow.decisions.${p}` });
+    plan.push({ stream: 'DECISIONS', name: `settler-claims-p${p}`, filter: `tapflow.claimdecisions.${p}` });
   }
   plan.push({ stream: 'DECISIONS', name: 'sink-decisions', filter: 'tapflow.decisions.>' });
   plan.push({ stream: 'DECISIONS', name: 'risk-windows', filter: 'tapflow.decisions.>' });
@@ -58,6 +59,9 @@ export function consumerPlan(partitions: number): { stream: StreamName; name: st
   plan.push({ stream: 'RISK', name: 'sink-risk', filter: 'tapflow.risk.>' });
   return plan;
 }
+
+/** Names of the durable consumers tapflow creates (consumerPlan). */
+const OWN_CONSUMER = /^(validator|settler|sink|risk-windows)(-|$)/;
 
 /** How many messages a consumer may hold unacknowledged: bounds memory under overload. */
 export const MAX_ACK_PENDING = 4096;
@@ -89,12 +93,27 @@ export async function ensureTopology(bus: Bus, o: TopologyOptions): Promise<void
       await bus.jsm.streams.add(cfg);
     } else {
       const c = existing.config;
-      if (c.max_bytes !== cfg.max_bytes || c.max_age !== cfg.max_age || c.duplicate_window !== cfg.duplicate_window || c.discard !== cfg.discard) {
-        await bus.jsm.streams.update(s.name, { ...c, max_bytes: cfg.max_bytes!, max_age: cfg.max_age!, duplicate_window: cfg.duplicate_window!, discard: DiscardPolicy.New });
+      const sameSubjects = [...(c.subjects ?? [])].sort().join(' ') === [...s.subjects].sort().join(' ');
+      if (!sameSubjects || c.max_bytes !== cfg.max_bytes || c.max_age !== cfg.max_age || c.duplicate_window !== cfg.duplicate_window || c.discard !== cfg.discard) {
+        await bus.jsm.streams.update(s.name, { ...c, subjects: [...s.subjects], max_bytes: cfg.max_bytes!, max_age: cfg.max_age!, duplicate_window: cfg.duplicate_window!, discard: DiscardPolicy.New });
       }
     }
   }
-  for (const c of consumerPlan(o.partitions)) {
+  const plan = consumerPlan(o.partitions);
+  // A consumer of tapflow's own from an older topology that the plan no longer has (or with
+  // another filter) would keep interest in messages nobody processes: interest retention would
+  // never remove them. Consumers named otherwise (an operator's) are left alone.
+  for (const key of Object.keys(Streams) as StreamName[]) {
+    if (key === 'DLQ') continue;
+    const name = Streams[key].name;
+    const wanted = new Map(plan.filter((c) => c.stream === key).map((c) => [c.name, c.filter]));
+    for await (const ci of bus.jsm.consumers.list(name)) {
+      const durable = ci.config.durable_name ?? '';
+      if (!OWN_CONSUMER.test(durable) || wanted.get(durable) === (ci.config.filter_subject ?? '')) continue;
+      await bus.jsm.consumers.delete(name, ci.name);
+    }
+  }
+  for (const c of plan) {
     const cfg: Partial<ConsumerConfig> = {
       durable_name: c.name,
       filter_subject: c.filter,

@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import { loadConfig, type Config } from '../config/config.js';
-import { openStore, todayInShanghai } from '../store/sink.js';
+import { openStore, todayInShanghai } from '../store/mod.js';
 import { clearingReport, ledgerBalance, summary, venueEntries, type VenueHourEntries, type ClearingReport, type ClickHouseEngine, type LedgerBalance, type StoreSummary } from '../store/mod.js';
 
 async function fromRunning(cfg: Config, path: string): Promise<unknown | undefined> {

@@ -43,6 +43,11 @@ export const ReasonCodes = {
   IMPOSSIBLE_TRAVEL: { meaning: 'The card could not have travelled from its previous tap in time.', risk: 'CRITICAL' },
   // credentials
   CREDENTIALS_UNREADABLE: { meaning: 'Sealed card credentials could not be opened (wrong seal key).' },
+  // medical claims (besides the card and project list reasons above)
+  INSTITUTION_NOT_IN_REGION: { meaning: 'Claim for an institution listed in another region than the submitting terminal\'s.', risk: 'WARNING' },
+  INSTITUTION_LEVEL_UNKNOWN: { meaning: 'Claim for an institution whose project list item gives no level: it cannot be settled.' },
+  // terminals
+  SEQ_REUSED: { meaning: 'A terminal sent other content under a (terminal_id, seq) it used before; the first tap counts.', risk: 'WARNING' },
 } as const satisfies Record<string, ReasonInfo>;
 
 export type ReasonCode = keyof typeof ReasonCodes;
@@ -63,6 +68,7 @@ export type GrpcStatusName =
   | 'RESOURCE_EXHAUSTED'
   | 'UNAVAILABLE'
   | 'NOT_FOUND'
+  | 'ALREADY_EXISTS'
   | 'INTERNAL';
 
 export interface FailureInfo {
@@ -72,7 +78,15 @@ export interface FailureInfo {
   retryable: boolean;
 }
 
-/** Failure codes: one table from failure to JetStream action and gRPC status. */
+/**
+ * Failure codes: one table from failure to JetStream action and gRPC status. The partition
+ * worker (src/bus/partitions.ts) applies the action:
+ * - `term-dead-letter`: the message goes to the dead-letter stream with the code and reason and
+ *   is acknowledged; the partition goes on with the next message.
+ * - `nak-delay`: the batch is redelivered after a backoff (250 ms doubling to 30 s); a message
+ *   delivered TAPFLOW_MAX_DELIVER times is dead-lettered as TF_RETRIES_EXHAUSTED (alerted).
+ * - `ack`: nothing to redo.
+ */
 export const FailureCodes = {
   TF_INGEST_INVALID: { meaning: 'Malformed tap or claim: a field is missing or out of range.', bus: 'term-dead-letter', grpc: 'INVALID_ARGUMENT', retryable: false },
   TF_INGEST_UNAUTHENTICATED: { meaning: 'Terminal credential missing or wrong.', bus: 'term-dead-letter', grpc: 'UNAUTHENTICATED', retryable: false },
@@ -82,9 +96,13 @@ export const FailureCodes = {
   TF_BUS_STREAM_FULL: { meaning: 'A stream reached its limits (discard new): back pressure.', bus: 'nak-delay', grpc: 'RESOURCE_EXHAUSTED', retryable: true },
   TF_DRAINING: { meaning: 'The process is shutting down; reconnect to another replica.', bus: 'nak-delay', grpc: 'UNAVAILABLE', retryable: true },
   TF_DECODE_FAILED: { meaning: 'A bus message could not be decoded.', bus: 'term-dead-letter', grpc: 'INTERNAL', retryable: false },
+  TF_EVENT_INVALID: { meaning: 'A bus message holds a value out of range or one the pure core cannot process (a data error); retrying cannot help.', bus: 'term-dead-letter', grpc: 'INTERNAL', retryable: false },
+  TF_RETRIES_EXHAUSTED: { meaning: 'A transient failure lasted through TAPFLOW_MAX_DELIVER deliveries of a message.', bus: 'term-dead-letter', grpc: 'INTERNAL', retryable: false },
+  TF_INTERNAL: { meaning: 'An unexpected error while processing a batch; retried like a transient failure, within the same bound.', bus: 'nak-delay', grpc: 'INTERNAL', retryable: true },
   TF_STATE_CONFLICT: { meaning: 'Per-card state changed under us (another owner); retried.', bus: 'nak-delay', grpc: 'UNAVAILABLE', retryable: true },
   TF_STORE_FAILED: { meaning: 'ClickHouse insert failed; retried.', bus: 'nak-delay', grpc: 'UNAVAILABLE', retryable: true },
-  TF_CLAIM_NOT_FOUND: { meaning: 'No claim with that id.', bus: 'ack', grpc: 'NOT_FOUND', retryable: false },
+  TF_CLAIM_NOT_FOUND: { meaning: 'No claim with that id sent durably by this terminal.', bus: 'ack', grpc: 'NOT_FOUND', retryable: false },
+  TF_CLAIM_ID_TAKEN: { meaning: 'The claim id was first sent by another terminal; claim ids belong to the terminal that first sent them.', bus: 'ack', grpc: 'ALREADY_EXISTS', retryable: false },
 } as const satisfies Record<string, FailureInfo>;
 
 export type FailureCode = keyof typeof FailureCodes;

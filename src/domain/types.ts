@@ -62,6 +62,11 @@ export interface TapEvent {
   /** Arrived in an offline batch upload. */
   offline: boolean;
   partition: number;
+  /**
+   * Digest of what the terminal sent for this (terminalId, seq) (src/ingest/digest.ts): a re-send
+   * of the same tap has the same digest, a seq reused for another tap a different one.
+   */
+  contentDigest?: string;
 }
 
 export type Verdict = 'ACCEPTED' | 'REJECTED';
@@ -134,7 +139,32 @@ export interface MedicalClaimEvent {
   /** Set on a reversal: the claim it undoes. */
   reversesClaimId: string;
   personalAccountBalanceFen: Fen;
+  /** Partition of the person token: the settler that settles the claim. */
   partition: number;
+}
+
+/** A claim as ingest publishes it for the validator of its card's partition. */
+export interface ClaimSubmission extends MedicalClaimEvent {
+  /** Hex SHA-256 prefix of the claim id: names the claim in subjects, KV keys and message ids. */
+  claimKey: string;
+  /** Partition of the card token: the validator that decides the claim. */
+  cardPartition: number;
+  form: CardForm;
+  /** Issuing region of the card. */
+  cardRegion: Region;
+}
+
+/**
+ * A validator's answer about a claim. `institutionLevel` and `treatmentRegion` are those of the
+ * institution's project list item once the claim got that far (the claim's own are not trusted).
+ */
+export interface ClaimDecision extends ClaimSubmission {
+  decisionTime: EpochMs;
+  verdict: Verdict;
+  /** Reason code from src/domain/reasons.ts; 'OK' when accepted. */
+  reason: string;
+  trace: TraceStep[];
+  riskRules: string[];
 }
 
 export type ClaimStatus = 'SETTLED' | 'PENDING' | 'REJECTED' | 'REVERSED';

@@ -28,6 +28,7 @@ export async function createIngestRole(ctx: AppContext): Promise<IngestRole> {
     batchMaxTaps: cfg.TAPFLOW_BATCH_MAX_TAPS,
     claimWaitMs: cfg.TAPFLOW_CLAIM_WAIT_MS,
     clockSkewMs: cfg.TAPFLOW_CLOCK_SKEW_MS,
+    seqMemory: cfg.TAPFLOW_INGEST_SEQ_MEMORY,
     metrics: ctx.metrics,
     log,
   });

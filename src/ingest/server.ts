@@ -1,15 +1,24 @@
 /**
  * The ingest role: tapflow's gRPC front door (service tapflow.v1.TerminalIngest).
  *
- * For each tap: authenticate the terminal (per call), check the shape, replace the card number
- * by its keyed token, seal the credentials for the validators, publish to
- * tapflow.taps.<partition> with Nats-Msg-Id "<terminal_id>:<seq>", and only after JetStream's
- * PubAck answer ACCEPTED_DURABLE (or DUPLICATE when JetStream saw that id before). At most
- * `maxInflight` publishes wait for a PubAck per process; beyond it taps are answered
- * OVERLOADED (RESOURCE_EXHAUSTED for unary calls). While JetStream is unreachable, taps are
- * answered UNAVAILABLE and new calls fail with UNAVAILABLE.
+ * For each tap: read the frame strictly (wire.ts), authenticate the terminal (per call), check
+ * the shape (shape.ts), look the (terminal_id, seq) up in the memory of recent taps
+ * (seq-memory.ts: DUPLICATE, or INVALID SEQ_REUSED), replace the card number by its keyed token,
+ * seal the credentials for the validators, publish to tapflow.taps.<partition> with Nats-Msg-Id
+ * "<terminal_id>:<seq>", and only after JetStream's PubAck answer ACCEPTED_DURABLE (or DUPLICATE
+ * when JetStream saw that id before). At most `maxInflight` publishes wait for a PubAck per
+ * process; beyond it taps are answered OVERLOADED (RESOURCE_EXHAUSTED for unary calls). While
+ * JetStream is unreachable, taps are answered UNAVAILABLE and new calls fail with UNAVAILABLE.
+ *
+ * A stream ends only when every tap published on it was answered: OK after the client
+ * half-closed, INVALID_ARGUMENT after a frame that cannot be read at all, UNAVAILABLE when the
+ * process drains (taps that arrive during a short grace are answered UNAVAILABLE; the client
+ * re-sends whatever was not answered, which is always safe).
+ *
+ * Medical claims: reserved for the submitting terminal in the tapflow_claims bucket
+ * (claims-store.ts), published with sealed credentials to tapflow.claims.<card partition> for
+ * the validator, answered with the settler's result within a bounded wait, or PENDING.
  */
-import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
@@ -21,31 +30,30 @@ import {
   TerminalIngestService,
   TapStatus,
   ClaimStatus,
+  ClaimResult,
   type BatchAck,
   type ClaimQuery,
-  ClaimResult,
-  type MedicalClaim,
-  type Tap,
   type TapAck,
-  type TapBatch,
-  type TerminalIngestServer,
-  InstitutionLevel as PbLevel,
-  Treatment as PbTreatment,
-  CatalogueClass as PbClass,
-  Region as PbRegion,
 } from '../gen/tapflow/v1/ingest.js';
-import { claimSplitToPb, encodeBusClaim, encodeBusTap, encodeCredentials } from '../bus/codec.js';
+import { claimSplitToPb, encodeBusClaim, encodeBusTap, encodeCredentials, encodeRiskFlag } from '../bus/codec.js';
 import type { Bus } from '../bus/connection.js';
 import type { JsPublisher } from '../bus/publisher.js';
 import { subjects } from '../bus/subjects.js';
+import { markPublished, readClaim, reserveClaim } from '../bus/claims-store.js';
 import { partitionOf, tokenize } from '../domain/card/token.js';
 import { seal } from '../domain/card/seal.js';
+import { MAX_MESSAGE_BYTES } from '../domain/limits.js';
 import { FailureCodes, TapflowError, toTapflowError, type FailureCode } from '../domain/reasons.js';
-import type { ClaimSplit, MedicalClaimEvent, TapEvent, VenueDirectory } from '../domain/types.js';
+import type { ClaimSplit, TapEvent, VenueDirectory } from '../domain/types.js';
+import { claimEventId, seqReusedFlag } from '../domain/validate/index.js';
+import { claimKey } from '../domain/claim-key.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
-import { checkCard, checkTap, claimEvent, ID_NUMBER_PATTERN } from './shape.js';
-import type { Terminal, TerminalRegistry } from './terminals.js';
+import { tapDigest } from './digest.js';
+import { SeqMemory } from './seq-memory.js';
+import { checkClaim, checkTap, terminalIdOf } from './shape.js';
+import { TERMINAL_ID_PATTERN, type Terminal, type TerminalRegistry } from './terminals.js';
+import { readBatch, readClaim as readClaimFrame, readClaimQuery, readTap, salvageIds, type Frame, type WireBatch, type WireClaim, type WireTap } from './wire.js';
 
 export interface IngestOptions {
   bus: Bus;
@@ -61,11 +69,19 @@ export interface IngestOptions {
   claimWaitMs: number;
   /** Live taps further than this from ingest time count as clock skew (ms). */
   clockSkewMs: number;
+  /** Recent (terminal_id, seq) remembered for DUPLICATE and SEQ_REUSED answers. */
+  seqMemory: number;
   metrics: Metrics;
   log: Logger;
   /** Injected clock (epoch ms). */
   now?: () => number;
 }
+
+/**
+ * How long a draining stream keeps answering taps that were already on their way (UNAVAILABLE)
+ * before it ends (ms).
+ */
+export const DRAIN_GRACE_MS = 300;
 
 const GRPC_CODE: Record<string, grpc.status> = {
   INVALID_ARGUMENT: grpc.status.INVALID_ARGUMENT,
@@ -74,6 +90,7 @@ const GRPC_CODE: Record<string, grpc.status> = {
   RESOURCE_EXHAUSTED: grpc.status.RESOURCE_EXHAUSTED,
   UNAVAILABLE: grpc.status.UNAVAILABLE,
   NOT_FOUND: grpc.status.NOT_FOUND,
+  ALREADY_EXISTS: grpc.status.ALREADY_EXISTS,
   INTERNAL: grpc.status.INTERNAL,
 };
 
@@ -85,24 +102,55 @@ function serviceError(code: FailureCode, message: string): grpc.ServiceError {
   return err;
 }
 
-/** Key of a claim id in subjects and KV (claim ids are chosen by institutions: any text). */
-export function claimKey(claimId: string): string {
-  return createHash('sha256').update(claimId).digest('hex').slice(0, 40);
+/** A field name as a metric label: list indices dropped, so the label set stays bounded. */
+function fieldLabel(field: string): string {
+  return field.replace(/\[\d+\]/g, '[]');
+}
+
+/** A StreamTaps frame as the deserializer hands it over: read, or not, with what could be salvaged. */
+type TapFrame = Frame<WireTap> & { salvaged?: { terminalId: string; seq: bigint | undefined } };
+
+/** What a live stream is doing; transitions in {@link IngestService.handlers}.streamTaps. */
+type StreamState = 'open' | 'ending' | 'ended';
+
+interface OpenStream {
+  /** Taps published and not answered yet. */
+  inflight: number;
+  state: StreamState;
+  /** Set when the drain's grace has passed: end as soon as nothing is in flight. */
+  drainDue: boolean;
+  tryEnd(): void;
 }
 
 export class IngestService {
-  private draining = false;
-  private readonly openStreams = new Set<{ inflight: number; end(): void }>();
+  private mode: 'serving' | 'draining' = 'serving';
+  private readonly openStreams = new Set<OpenStream>();
   private readonly now: () => number;
+  private readonly seqs: SeqMemory;
 
   constructor(private readonly o: IngestOptions) {
     this.now = o.now ?? Date.now;
+    this.seqs = new SeqMemory(o.seqMemory);
   }
 
-  /** Begins the drain: new calls are refused, open streams end once their taps are acked. */
+  /** True from the start of a drain: /healthz and /readyz report it. */
+  get draining(): boolean {
+    return this.mode === 'draining';
+  }
+
+  /**
+   * Begins the drain: new calls are refused; each open stream answers the taps in flight and
+   * those still arriving for DRAIN_GRACE_MS, then ends with UNAVAILABLE.
+   */
   startDrain(): void {
-    this.draining = true;
-    for (const s of this.openStreams) if (s.inflight === 0) s.end();
+    this.mode = 'draining';
+    const t = setTimeout(() => {
+      for (const s of this.openStreams) {
+        s.drainDue = true;
+        s.tryEnd();
+      }
+    }, DRAIN_GRACE_MS);
+    t.unref();
   }
 
   get openStreamCount(): number {
@@ -133,71 +181,103 @@ export class IngestService {
     }
   }
 
-  private ack(t: Tap, status: TapStatus, reason = ''): TapAck {
-    return { terminalId: t.terminalId, seq: t.seq, status, reason, eventId: `${t.terminalId}:${t.seq}` };
+  /** An ack; `seq` may be a bigint (a seq out of range is echoed exactly). */
+  private ack(terminalId: string, seq: number | bigint, status: TapStatus, reason = ''): TapAck {
+    // The generated encoder writes a bigint uint64 exactly; the type says number.
+    return { terminalId, seq: seq as number, status, reason, eventId: `${terminalId}:${seq}` };
+  }
+
+  /** The unreadable frame's ack: by its salvaged (terminal_id, seq), or undefined when it has no seq. */
+  private unreadableAck(frame: TapFrame & { ok: false }, terminal: Terminal): TapAck | undefined {
+    const ids = frame.salvaged;
+    if (!ids || ids.seq === undefined) return undefined;
+    const terminalId = TERMINAL_ID_PATTERN.test(ids.terminalId) ? ids.terminalId : terminal.id;
+    this.o.metrics.tapsInvalid.inc({ field: 'frame' });
+    return this.ack(terminalId, ids.seq, TapStatus.INVALID, `INVALID_ARGUMENT: ${frame.error}`);
   }
 
   /**
-   * Publishes one tap; resolves with its ack (never rejects). `reserved` says the caller already
-   * counted this tap against the in-flight bound.
+   * Answers one tap (never rejects). Checks it, consults the seq memory, publishes it, and
+   * answers from the PubAck.
    */
-  private async submit(t: Tap, terminal: Terminal, offline: boolean, t0: number): Promise<TapAck> {
+  private async submit(t: WireTap, terminal: Terminal, offline: boolean, t0: number): Promise<TapAck> {
     const m = this.o.metrics;
     const checked = checkTap(t, terminal.id);
     if (!checked.ok) {
-      m.tapsInvalid.inc({ field: checked.error.field });
-      return this.ack(t, TapStatus.INVALID, `INVALID_ARGUMENT: ${checked.error.field}: ${checked.error.message}`);
+      m.tapsInvalid.inc({ field: fieldLabel(checked.error.field) });
+      return this.ack(t.terminalId || terminal.id, t.seq, TapStatus.INVALID, `INVALID_ARGUMENT: ${checked.error.field}: ${checked.error.message}`);
+    }
+    const c = checked.tap;
+    const { terminalId, seq, deviceTime } = c.tap;
+    const eventId = `${terminalId}:${seq}`;
+    const digest = tapDigest(c.tap);
+    const known = this.seqs.get(terminalId, seq);
+    if (known === digest) {
+      m.tapsDuplicate.inc();
+      return this.ack(terminalId, seq, TapStatus.DUPLICATE, 'already received; counted once');
+    }
+    const cardToken = tokenize(this.o.tokenKey, 'card', c.cardNumber);
+    const partition = partitionOf(cardToken, this.o.partitions);
+    if (known !== undefined) {
+      m.seqReused.inc({ stage: 'ingest' });
+      const flag = seqReusedFlag({ eventId, terminalId, deviceTime, terminalRegion: terminal.region, contentDigest: digest }, known, this.now());
+      await this.o.publisher.publish(subjects.risk(partition), encodeRiskFlag(flag), flag.flagId).then(
+        () => m.riskFlags.inc({ rule: flag.ruleId, severity: flag.severity }),
+        (err: unknown) => this.o.log.warn({ terminalId, err: (err as Error).message }, 'could not publish a SEQ_REUSED flag'),
+      );
+      return this.ack(terminalId, seq, TapStatus.INVALID, `SEQ_REUSED: seq ${seq} of ${terminalId} was used for another tap; the first one counts. Continue above the seqs already used.`);
     }
     if (!this.o.bus.connected()) {
       m.ingestRefused.inc({ code: 'TF_BUS_UNAVAILABLE' });
-      return this.ack(t, TapStatus.UNAVAILABLE, 'UNAVAILABLE: JetStream is not reachable; retry with the same seq');
+      return this.ack(terminalId, seq, TapStatus.UNAVAILABLE, 'UNAVAILABLE: JetStream is not reachable; retry with the same seq');
     }
-    const c = checked.tap;
-    const eventId = `${t.terminalId}:${t.seq}`;
-    if (!offline && Math.abs(t.deviceTime - t0) > this.o.clockSkewMs) m.clockSkew.inc({ region: terminal.region });
-    const cardToken = tokenize(this.o.tokenKey, 'card', c.cardNumber);
-    const partition = partitionOf(cardToken, this.o.partitions);
-    const venue = this.o.venues.get(t.venueId);
+    if (!offline && Math.abs(deviceTime - t0) > this.o.clockSkewMs) m.clockSkew.inc({ region: terminal.region });
+    const venue = this.o.venues.get(c.tap.venueId);
     const ev: TapEvent = {
       eventId,
-      terminalId: t.terminalId,
-      seq: t.seq,
+      terminalId,
+      seq,
       terminalRegion: terminal.region,
       operatorId: terminal.operatorId ?? venue?.operatorId ?? 'unknown',
-      deviceTime: t.deviceTime,
+      deviceTime,
       ingestTime: t0,
       scene: c.scene,
-      venueId: t.venueId,
+      venueId: c.tap.venueId,
       direction: c.direction,
       cardToken,
       cardRegion: c.cardRegion,
       form: c.credentials.kind === 'chip' ? 'CHIP' : 'QR',
-      amountFen: t.amountFen,
+      amountFen: c.tap.amountFen,
       riderCategory: c.riderCategory,
       offline,
       partition,
+      contentDigest: digest,
     };
     const sealed = seal(this.o.sealKey, encodeCredentials(c.credentials), eventId);
     try {
       const ack = await this.o.publisher.publish(subjects.tap(partition), encodeBusTap(ev, sealed), eventId);
       if (ack.duplicate) {
+        // JetStream kept the first tap under this id; whether its content was the same, this
+        // process cannot tell (README: "Duplicates and reused seqs").
         m.tapsDuplicate.inc();
-        return this.ack(t, TapStatus.DUPLICATE, 'already received; counted once');
+        return this.ack(terminalId, seq, TapStatus.DUPLICATE, 'already received; counted once');
       }
+      this.seqs.remember(terminalId, seq, digest);
       m.tapsPublished.inc();
-      return this.ack(t, TapStatus.ACCEPTED_DURABLE);
+      return this.ack(terminalId, seq, TapStatus.ACCEPTED_DURABLE);
     } catch (err) {
       const e = toTapflowError(err, 'TF_BUS_UNAVAILABLE');
       m.ingestRefused.inc({ code: e.code });
       const status = e.code === 'TF_BUS_STREAM_FULL' ? TapStatus.OVERLOADED : TapStatus.UNAVAILABLE;
-      return this.ack(t, status, `${FailureCodes[e.code].grpc}: ${e.message}; retry with the same seq`);
+      return this.ack(terminalId, seq, status, `${FailureCodes[e.code].grpc}: ${e.message}; retry with the same seq`);
     } finally {
       m.inflight.set(this.o.publisher.inflight);
     }
   }
 
-  readonly handlers: TerminalIngestServer = {
-    streamTaps: (call) => {
+  /** The method implementations, for {@link serviceDefinition} (requests as wire.ts reads them). */
+  readonly handlers = {
+    streamTaps: (call: grpc.ServerDuplexStream<TapFrame, TapAck>) => {
       let terminal: Terminal;
       try {
         this.admit();
@@ -208,73 +288,97 @@ export class IngestService {
         return;
       }
       const m = this.o.metrics;
-      let ended = false;
-      const state = {
+      let inputDone = false;
+      /** Set after a frame that cannot be read at all: the stream ends with this status. */
+      let unreadable: grpc.ServiceError | undefined;
+      /** One 'drain' wait at a time: a client that does not read its acks pauses the stream. */
+      let waitingForDrain = false;
+      const s: OpenStream = {
         inflight: 0,
-        end: () => {
-          if (!ended) {
-            ended = true;
-            this.openStreams.delete(state);
-            call.end();
-          }
+        state: 'open',
+        drainDue: false,
+        tryEnd: () => {
+          if (s.state !== 'open' || s.inflight > 0) return;
+          if (unreadable) this.endStream(s, call, unreadable);
+          else if (s.drainDue) this.endStream(s, call, serviceError('TF_DRAINING', 'ingest is shutting down; reconnect and re-send every tap not answered (always safe)'));
+          else if (inputDone) this.endStream(s, call);
         },
       };
-      this.openStreams.add(state);
-      let inputDone = false;
-      const maybeEnd = () => {
-        if ((inputDone || this.draining) && state.inflight === 0) state.end();
-      };
+      this.openStreams.add(s);
       const write = (ack: TapAck, t0: number) => {
-        if (ended) return;
+        if (s.state === 'ended') return;
         m.ackLatency.observe((performance.now() - t0) / 1000);
-        // Flow control: stop reading taps while the client is not reading acks.
-        if (!call.write(ack)) {
+        if (!call.write(ack) && !waitingForDrain) {
+          waitingForDrain = true;
           call.pause();
-          call.once('drain', () => call.resume());
+          call.once('drain', () => {
+            waitingForDrain = false;
+            if (s.state === 'open' && !unreadable) call.resume();
+          });
         }
       };
-      call.on('data', (t: Tap) => {
+      call.on('data', (frame: TapFrame) => {
+        if (s.state !== 'open' || unreadable) return;
         const t0 = performance.now();
         m.tapsReceived.inc({ kind: 'live' });
+        if (!frame.ok) {
+          const ack = this.unreadableAck(frame, terminal);
+          if (ack) {
+            write(ack, t0);
+            return;
+          }
+          m.framesUnreadable.inc({ method: 'StreamTaps' });
+          this.o.log.warn({ terminalId: terminal.id, err: frame.error }, 'a StreamTaps frame could not be read; ending that stream after its taps in flight are answered');
+          unreadable = serviceError('TF_INGEST_INVALID', `${frame.error}; the stream ends here: re-send every tap not answered on a new stream`);
+          call.pause();
+          s.tryEnd();
+          return;
+        }
+        const t = frame.value;
         if (this.draining) {
           m.ingestRefused.inc({ code: 'TF_DRAINING' });
-          write(this.ack(t, TapStatus.UNAVAILABLE, 'UNAVAILABLE: ingest is shutting down; retry on another connection'), t0);
+          write(this.ack(t.terminalId || terminal.id, t.seq, TapStatus.UNAVAILABLE, 'UNAVAILABLE: ingest is shutting down; retry on another connection'), t0);
           return;
         }
         if (this.o.publisher.inflight >= this.o.maxInflight) {
           m.ingestRefused.inc({ code: 'TF_INGEST_OVERLOADED' });
-          write(this.ack(t, TapStatus.OVERLOADED, 'RESOURCE_EXHAUSTED: too many taps in flight; retry with the same seq'), t0);
+          write(this.ack(t.terminalId || terminal.id, t.seq, TapStatus.OVERLOADED, 'RESOURCE_EXHAUSTED: too many taps in flight; retry with the same seq'), t0);
           return;
         }
-        state.inflight++;
+        s.inflight++;
         void this.submit(t, terminal, false, Date.now()).then((ack) => {
-          state.inflight--;
+          s.inflight--;
           write(ack, t0);
-          maybeEnd();
+          s.tryEnd();
         });
       });
       call.on('end', () => {
         inputDone = true;
-        maybeEnd();
+        s.tryEnd();
       });
-      call.on('error', () => {
-        ended = true;
-        this.openStreams.delete(state);
-      });
-      call.on('cancelled', () => {
-        ended = true;
-        this.openStreams.delete(state);
-      });
+      const gone = () => {
+        s.state = 'ended';
+        this.openStreams.delete(s);
+      };
+      call.on('error', gone);
+      call.on('cancelled', gone);
     },
 
-    uploadBatch: (call, callback) => {
+    uploadBatch: (call: grpc.ServerUnaryCall<Frame<WireBatch>, BatchAck>, callback: grpc.sendUnaryData<BatchAck>) => {
       const t0 = performance.now();
       let terminal: Terminal;
+      let b: WireBatch;
       try {
         this.admit();
         terminal = this.authenticate(call.metadata);
-        const b: TapBatch = call.request;
-        if (b.terminalId !== terminal.id) {
+        const frame = call.request;
+        if (!frame.ok) {
+          this.o.metrics.framesUnreadable.inc({ method: 'UploadBatch' });
+          throw serviceError('TF_INGEST_INVALID', frame.error);
+        }
+        b = frame.value;
+        const id = terminalIdOf(b.terminalId, terminal.id);
+        if (!id.ok) {
           this.o.metrics.ingestRefused.inc({ code: 'TF_INGEST_PERMISSION_DENIED' });
           throw serviceError('TF_INGEST_PERMISSION_DENIED', `batch terminal_id ${b.terminalId} is not the authenticated terminal ${terminal.id}`);
         }
@@ -288,10 +392,9 @@ export class IngestService {
         callback(err as grpc.ServiceError);
         return;
       }
-      const b = call.request;
       this.o.metrics.tapsReceived.inc({ kind: 'batch' }, b.taps.length);
       const now = Date.now();
-      void Promise.all(b.taps.map((t) => this.submit(t.terminalId ? t : { ...t, terminalId: terminal.id }, terminal, true, now))).then((acks) => {
+      void Promise.all(b.taps.map((t) => this.submit(t, terminal, true, now))).then((acks) => {
         const res: BatchAck = { terminalId: terminal.id, acks, accepted: 0, duplicates: 0, invalid: 0 };
         for (const a of acks) {
           if (a.status === TapStatus.ACCEPTED_DURABLE) res.accepted++;
@@ -303,37 +406,69 @@ export class IngestService {
       });
     },
 
-    settleClaim: (call, callback) => {
+    settleClaim: (call: grpc.ServerUnaryCall<Frame<WireClaim>, ClaimResult>, callback: grpc.sendUnaryData<ClaimResult>) => {
       void this.settleClaim(call.metadata, call.request).then(
         (r) => callback(null, r),
-        (err: grpc.ServiceError) => callback(err),
+        (err: unknown) => callback(asServiceError(err)),
       );
     },
 
-    getClaim: (call, callback) => {
+    getClaim: (call: grpc.ServerUnaryCall<Frame<ClaimQuery>, ClaimResult>, callback: grpc.sendUnaryData<ClaimResult>) => {
       void this.getClaim(call.metadata, call.request).then(
         (r) => callback(null, r),
-        (err: grpc.ServiceError) => callback(err),
+        (err: unknown) => callback(asServiceError(err)),
       );
     },
   };
 
-  private async settleClaim(md: grpc.Metadata, c: MedicalClaim): Promise<ClaimResult> {
+  /** Ends a stream once (OK, or with the error's status). */
+  private endStream(s: OpenStream, call: grpc.ServerDuplexStream<TapFrame, TapAck>, error?: grpc.ServiceError): void {
+    if (s.state !== 'open') return;
+    s.state = 'ending';
+    this.openStreams.delete(s);
+    if (error) call.emit('error', error);
+    else call.end();
+    s.state = 'ended';
+  }
+
+  private async settleClaim(md: grpc.Metadata, frame: Frame<WireClaim>): Promise<ClaimResult> {
     this.admit();
     const terminal = this.authenticate(md);
-    const ev = this.checkClaim(c, terminal);
-    const key = claimKey(c.claimId);
-    const existing = await this.readClaim(key, terminal.id);
-    if (existing && existing.status !== ClaimStatus.PENDING) return existing;
+    if (!frame.ok) {
+      this.o.metrics.framesUnreadable.inc({ method: 'SettleClaim' });
+      throw serviceError('TF_INGEST_INVALID', frame.error);
+    }
+    const checked = checkClaim(frame.value, terminal, { tokenKey: this.o.tokenKey, partitions: this.o.partitions, ingestTime: this.now() });
+    if (!checked.ok) {
+      this.o.metrics.tapsInvalid.inc({ field: `claim.${fieldLabel(checked.error.field)}` });
+      throw serviceError('TF_INGEST_INVALID', `${checked.error.field}: ${checked.error.message}`);
+    }
+    const { claim, credentials } = checked;
+    const key = claim.claimKey;
+    const kv = this.o.claimsKv;
+    const reserved = await reserveClaim(kv, key, terminal.id).catch((err: unknown) => {
+      throw serviceError('TF_BUS_UNAVAILABLE', `claims store: ${(err as Error).message}`);
+    });
+    if (reserved.claim.terminalId !== terminal.id) {
+      this.o.metrics.ingestRefused.inc({ code: 'TF_CLAIM_ID_TAKEN' });
+      throw serviceError('TF_CLAIM_ID_TAKEN', `claim_id ${claim.claimId} was first sent by another terminal; use an id of your own (e.g. prefixed with your institution)`);
+    }
+    if (reserved.claim.state === 'DONE' && reserved.claim.result) return claimSplitToPb(reserved.claim.result);
     // Listen before publishing so the answer cannot slip past.
     const sub = this.o.bus.nc.subscribe(subjects.claimResult(key), { max: 1 });
     try {
-      const ack = await this.o.publisher.publish(subjects.claim(ev.partition), encodeBusClaim(ev), `claim:${key}`);
-      void ack;
+      const sealed = seal(this.o.sealKey, encodeCredentials(credentials), claimEventId(key));
+      await this.o.publisher.publish(subjects.claim(claim.cardPartition), encodeBusClaim(claim, sealed), `claim:${key}`);
     } catch (err) {
       sub.unsubscribe();
       const e = toTapflowError(err, 'TF_BUS_UNAVAILABLE');
-      throw serviceError(e.code, e.message);
+      this.o.metrics.ingestRefused.inc({ code: e.code });
+      throw serviceError(e.code, `${e.message}; nothing was settled: send the claim again`);
+    }
+    // PENDING is only ever answered for a claim GetClaim knows.
+    if (reserved.claim.state === 'SUBMITTED' && !(await this.confirmPublished(key, terminal.id, reserved.revision))) {
+      sub.unsubscribe();
+      throw serviceError('TF_BUS_UNAVAILABLE', 'the claims store did not record the claim; send it again (it is settled once)');
     }
     const timer = setTimeout(() => sub.unsubscribe(), this.o.claimWaitMs);
     try {
@@ -344,53 +479,46 @@ export class IngestService {
       clearTimeout(timer);
     }
     // Settled meanwhile by a redelivery, or still pending.
-    return (await this.readClaim(key, terminal.id)) ?? pendingResult(c.claimId);
+    const now = await readClaim(kv, key).catch(() => undefined);
+    if (now?.claim.state === 'DONE' && now.claim.result) return claimSplitToPb(now.claim.result);
+    return pendingResult(claim.claimId);
   }
 
-  private async getClaim(md: grpc.Metadata, q: ClaimQuery): Promise<ClaimResult> {
+  /** Records that the claim is durable in JetStream (or finds it answered already). */
+  private async confirmPublished(key: string, terminalId: string, revision: number): Promise<boolean> {
+    try {
+      if (await markPublished(this.o.claimsKv, key, terminalId, revision)) return true;
+      const cur = await readClaim(this.o.claimsKv, key);
+      return cur !== undefined && cur.claim.state !== 'SUBMITTED';
+    } catch {
+      return false;
+    }
+  }
+
+  private async getClaim(md: grpc.Metadata, frame: Frame<ClaimQuery>): Promise<ClaimResult> {
     const terminal = this.authenticate(md);
+    if (!frame.ok) {
+      this.o.metrics.framesUnreadable.inc({ method: 'GetClaim' });
+      throw serviceError('TF_INGEST_INVALID', frame.error);
+    }
+    const q = frame.value;
     if (!q.claimId) throw serviceError('TF_INGEST_INVALID', 'claim_id: required');
-    const r = await this.readClaim(claimKey(q.claimId), terminal.id);
-    if (!r) throw serviceError('TF_CLAIM_NOT_FOUND', `no claim ${q.claimId}`);
-    return r;
-  }
-
-  /**
-   * A stored claim result; only the terminal that submitted the claim may read it (another
-   * terminal is told there is no such claim, which reveals nothing about other institutions).
-   */
-  private async readClaim(key: string, terminalId: string): Promise<ClaimResult | undefined> {
-    const e = await this.o.claimsKv.get(key).catch(() => null);
-    if (!e || e.operation !== 'PUT') return undefined;
-    const stored = JSON.parse(new TextDecoder().decode(e.value)) as ClaimSplit & { terminalId?: string };
-    if (stored.terminalId !== undefined && stored.terminalId !== terminalId) return undefined;
-    return claimSplitToPb(stored);
-  }
-
-  private checkClaim(c: MedicalClaim, terminal: Terminal): MedicalClaimEvent {
-    const bad = (field: string, message: string) => {
-      this.o.metrics.tapsInvalid.inc({ field });
-      return serviceError('TF_INGEST_INVALID', `${field}: ${message}`);
-    };
-    if (!c.claimId || c.claimId.length > 128) throw bad('claim_id', 'required, at most 128 characters');
-    if (c.terminalId !== terminal.id) throw bad('terminal_id', `does not match the authenticated terminal ${terminal.id}`);
-    if (!c.institutionId) throw bad('institution_id', 'required');
-    if (!(c.institutionLevel in PbLevel) || c.institutionLevel === PbLevel.INSTITUTION_LEVEL_UNSPECIFIED) throw bad('institution_level', 'required');
-    if (!(c.treatment in PbTreatment) || c.treatment === PbTreatment.TREATMENT_UNSPECIFIED) throw bad('treatment', 'required');
-    if (!ID_NUMBER_PATTERN.test(c.idNumber)) throw bad('id_number', 'must be 17 digits and a check character');
-    if (c.insuredRegion === PbRegion.REGION_UNSPECIFIED || !(c.insuredRegion in PbRegion)) throw bad('insured_region', 'required (BJ, TJ, HE)');
-    if (!Number.isSafeInteger(c.deviceTime) || c.deviceTime <= 0) throw bad('device_time', 'must be epoch milliseconds');
-    if (!Number.isSafeInteger(c.personalAccountBalanceFen) || c.personalAccountBalanceFen < 0) throw bad('personal_account_balance_fen', 'must be a non-negative integer');
-    if (!c.reversesClaimId && c.items.length === 0) throw bad('items', 'at least one item');
-    c.items.forEach((it, i) => {
-      if (!it.code) throw bad(`items[${i}].code`, 'required');
-      if (!(it.catalogueClass in PbClass) || it.catalogueClass === PbClass.CATALOGUE_CLASS_UNSPECIFIED) throw bad(`items[${i}].catalogue_class`, 'required');
-      if (!Number.isSafeInteger(it.amountFen) || it.amountFen < 0) throw bad(`items[${i}].amount_fen`, 'must be a non-negative integer');
+    const found = await readClaim(this.o.claimsKv, claimKey(q.claimId)).catch((err: unknown) => {
+      throw serviceError('TF_BUS_UNAVAILABLE', `claims store: ${(err as Error).message}`);
     });
-    const card = checkCard(c.card, 'card');
-    if (!card.ok) throw bad(card.error.field, card.error.message);
-    return claimEvent(c, { cardNumber: card.card.cardNumber, treatmentRegion: terminal.region, tokenKey: this.o.tokenKey, partitions: this.o.partitions, ingestTime: this.now() });
+    // Only the terminal that sent the claim may read it (another one learns nothing about it).
+    if (!found || found.claim.terminalId !== terminal.id || found.claim.state === 'SUBMITTED') {
+      throw serviceError('TF_CLAIM_NOT_FOUND', `no claim ${q.claimId} was received durably from ${terminal.id}`);
+    }
+    if (found.claim.state === 'DONE' && found.claim.result) return claimSplitToPb(found.claim.result);
+    return pendingResult(q.claimId);
   }
+}
+
+function asServiceError(err: unknown): grpc.ServiceError {
+  if (err && typeof err === 'object' && 'code' in err && typeof (err as grpc.ServiceError).code === 'number') return err as grpc.ServiceError;
+  const e = toTapflowError(err, 'TF_BUS_UNAVAILABLE');
+  return serviceError(e.code, e.message);
 }
 
 function pendingResult(claimId: string): ClaimResult {
@@ -399,13 +527,35 @@ function pendingResult(claimId: string): ClaimResult {
 
 const descriptorPath = fileURLToPath(new URL('../gen/tapflow.binpb', import.meta.url));
 
+/**
+ * The service as served: the generated definition with the strict, lossless readers of
+ * wire.ts in place of the generated request decoders (which never throw here, so grpc-js never
+ * ends a call with "Error deserializing request").
+ */
+function serviceDefinition(): grpc.ServiceDefinition {
+  const s = TerminalIngestService;
+  return {
+    streamTaps: {
+      ...s.streamTaps,
+      requestDeserialize: (b: Buffer): TapFrame => {
+        const f: TapFrame = readTap(b);
+        if (!f.ok) f.salvaged = salvageIds(b);
+        return f;
+      },
+    },
+    uploadBatch: { ...s.uploadBatch, requestDeserialize: (b: Buffer) => readBatch(b) },
+    settleClaim: { ...s.settleClaim, requestDeserialize: (b: Buffer) => readClaimFrame(b) },
+    getClaim: { ...s.getClaim, requestDeserialize: (b: Buffer) => readClaimQuery(b) },
+  } as unknown as grpc.ServiceDefinition;
+}
+
 /** Starts the gRPC server with TerminalIngest, health checking and reflection. */
 export async function startGrpcServer(service: IngestService, host: string, port: number): Promise<{ server: grpc.Server; port: number; health: HealthImplementation }> {
   const server = new grpc.Server({
-    'grpc.max_receive_message_length': 16 * 1024 * 1024,
+    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
     'grpc.keepalive_permit_without_calls': 1,
   });
-  server.addService(TerminalIngestService, service.handlers);
+  server.addService(serviceDefinition(), service.handlers as unknown as grpc.UntypedServiceImplementation);
   const health = new HealthImplementation({ '': 'SERVING', 'tapflow.v1.TerminalIngest': 'SERVING' });
   health.addToServer(server);
   const pkgDef = protoLoader.loadFileDescriptorSetFromBuffer(readFileSync(descriptorPath));

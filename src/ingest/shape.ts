@@ -1,14 +1,32 @@
 /**
- * Shape checks of what terminals send: pure functions that name the offending field. A tap that
- * fails is answered INVALID (reason "<field>: <problem>") and nothing is published.
+ * Shape checks of what terminals send: pure functions over what src/ingest/wire.ts read (64-bit
+ * integers still as bigint), naming the offending field. A tap that fails is answered INVALID
+ * (reason "<field>: <problem>") and nothing is published; a claim that fails is refused with
+ * INVALID_ARGUMENT. The bounds are those of src/domain/limits.ts.
  */
 import { CARD_NUMBER_PATTERN, partitionOf, regionOfCardNumber, tokenize } from '../domain/card/token.js';
 import { parseQrPayload } from '../domain/card/qr.js';
-import type { CardCredentials, CatalogueClass, Direction, MedicalClaimEvent, Region, RiderCategory, Scene } from '../domain/types.js';
+import { claimKey } from '../domain/claim-key.js';
+import {
+  MAX_ACCOUNT_BALANCE_FEN,
+  MAX_CLAIM_ITEM_FEN,
+  MAX_CLAIM_ITEMS,
+  MAX_CLAIM_TOTAL_FEN,
+  MAX_DEVICE_TIME,
+  MAX_ID_LENGTH,
+  MAX_ITEM_TEXT_LENGTH,
+  MAX_QR_PAYLOAD_LENGTH,
+  MAX_SEQ,
+  MAX_TAP_AMOUNT_FEN,
+  MIN_DEVICE_TIME,
+  inRange,
+} from '../domain/limits.js';
+import type { CardCredentials, CatalogueClass, ClaimSubmission, Direction, Region, RiderCategory, Scene } from '../domain/types.js';
 import {
   CatalogueClass as PbClass,
   Direction as PbDirection,
   InstitutionLevel as PbLevel,
+  Region as PbRegion,
   RiderCategory as PbRider,
   Scene as PbScene,
   Treatment as PbTreatment,
@@ -17,6 +35,7 @@ import {
 } from '../gen/tapflow/v1/ingest.js';
 import { enums } from '../bus/codec.js';
 import { TERMINAL_ID_PATTERN } from './terminals.js';
+import type { WireClaim, WireTap } from './wire.js';
 
 export interface ShapeError {
   field: string;
@@ -24,6 +43,8 @@ export interface ShapeError {
 }
 
 export interface CheckedTap {
+  /** The tap with range-checked numbers and the authenticated terminal id: what was received. */
+  tap: Tap;
   scene: Scene;
   direction: Direction;
   riderCategory: RiderCategory;
@@ -32,32 +53,56 @@ export interface CheckedTap {
   cardRegion: Region;
 }
 
-/** Earliest device time accepted (2015-01-01): older means a terminal clock never set. */
-export const MIN_DEVICE_TIME = Date.UTC(2015, 0, 1);
-/** A purse debit larger than this (10,000 yuan) is not a tap. */
-export const MAX_AMOUNT_FEN = 1_000_000;
+export { MIN_DEVICE_TIME, MAX_TAP_AMOUNT_FEN as MAX_AMOUNT_FEN } from '../domain/limits.js';
 
-function fail(field: string, message: string): { ok: false; error: ShapeError } {
+type Checked<T> = { ok: true } & T;
+type Failed = { ok: false; error: ShapeError };
+
+function fail(field: string, message: string): Failed {
   return { ok: false, error: { field, message } };
 }
 
-export function checkTap(t: Tap, authenticatedTerminal: string): { ok: true; tap: CheckedTap } | { ok: false; error: ShapeError } {
-  if (!t.terminalId) return fail('terminal_id', 'required');
-  if (!TERMINAL_ID_PATTERN.test(t.terminalId)) return fail('terminal_id', 'must be 1-64 of [A-Za-z0-9._-]');
-  if (t.terminalId !== authenticatedTerminal) return fail('terminal_id', `does not match the authenticated terminal ${authenticatedTerminal}`);
-  if (!Number.isSafeInteger(t.seq) || t.seq <= 0) return fail('seq', 'must be a positive integer');
-  if (!Number.isSafeInteger(t.deviceTime) || t.deviceTime < MIN_DEVICE_TIME) return fail('device_time', 'must be epoch milliseconds after 2015-01-01');
+/** Characters no id may contain: controls and separators that would corrupt logs and keys. */
+const CONTROL = /[\u0000-\u001f\u007f\u2028\u2029]/;
+
+function checkId(value: string, field: string): Failed | undefined {
+  if (!value) return fail(field, 'required');
+  if (value.length > MAX_ID_LENGTH) return fail(field, `at most ${MAX_ID_LENGTH} characters, got ${value.length}`);
+  if (CONTROL.test(value) || value.trim() !== value) return fail(field, 'no control characters or surrounding spaces');
+  return undefined;
+}
+
+/**
+ * The terminal id of a message: empty means the authenticated terminal; anything else must be
+ * it (the same rule in StreamTaps, UploadBatch and SettleClaim).
+ */
+export function terminalIdOf(given: string, authenticated: string, field = 'terminal_id'): { ok: true; id: string } | Failed {
+  if (given === '') return { ok: true, id: authenticated };
+  if (!TERMINAL_ID_PATTERN.test(given)) return fail(field, 'must be 1-64 of [A-Za-z0-9._-]');
+  if (given !== authenticated) return fail(field, `does not match the authenticated terminal ${authenticated}`);
+  return { ok: true, id: given };
+}
+
+const timeProblem = `must be epoch milliseconds from 2015-01-01 to 2100-01-01`;
+
+export function checkTap(t: WireTap, authenticatedTerminal: string): Checked<{ tap: CheckedTap }> | Failed {
+  const terminal = terminalIdOf(t.terminalId, authenticatedTerminal);
+  if (!terminal.ok) return terminal;
+  if (!inRange(t.seq, 1, MAX_SEQ)) return fail('seq', `must be an integer from 1 to 2^53-1, got ${t.seq}`);
+  if (!inRange(t.deviceTime, MIN_DEVICE_TIME, MAX_DEVICE_TIME)) return fail('device_time', `${timeProblem}, got ${t.deviceTime}`);
   if (!(t.scene in PbScene) || t.scene === PbScene.SCENE_UNSPECIFIED) return fail('scene', 'required (RAIL, BUS, MEDICAL, CULTURE, SERVICE, BENEFIT)');
-  if (!t.venueId) return fail('venue_id', 'required');
-  if (t.venueId.length > 128) return fail('venue_id', 'at most 128 characters');
+  const venue = checkId(t.venueId, 'venue_id');
+  if (venue) return venue;
   if (!(t.direction in PbDirection) || t.direction === PbDirection.DIRECTION_UNSPECIFIED) return fail('direction', 'required (ENTRY, EXIT, SINGLE)');
   if (!(t.riderCategory in PbRider)) return fail('rider_category', 'unknown value');
-  if (!Number.isSafeInteger(t.amountFen) || t.amountFen < 0 || t.amountFen > MAX_AMOUNT_FEN) return fail('amount_fen', `must be an integer from 0 to ${MAX_AMOUNT_FEN}`);
+  if (!inRange(t.amountFen, 0, MAX_TAP_AMOUNT_FEN)) return fail('amount_fen', `must be an integer from 0 to ${MAX_TAP_AMOUNT_FEN}, got ${t.amountFen}`);
   const card = checkCard(t.card, 'card');
   if (!card.ok) return card;
+  const tap: Tap = { ...t, terminalId: terminal.id, seq: Number(t.seq), deviceTime: Number(t.deviceTime), amountFen: Number(t.amountFen) };
   return {
     ok: true,
     tap: {
+      tap,
       scene: enums.scene(t.scene),
       direction: enums.direction(t.direction),
       riderCategory: enums.rider(t.riderCategory),
@@ -66,10 +111,7 @@ export function checkTap(t: Tap, authenticatedTerminal: string): { ok: true; tap
   };
 }
 
-export function checkCard(
-  card: Tap['card'] | MedicalClaim['card'],
-  field: string,
-): { ok: true; card: { credentials: CardCredentials; cardNumber: string; cardRegion: Region } } | { ok: false; error: ShapeError } {
+export function checkCard(card: Tap['card'], field: string): Checked<{ card: { credentials: CardCredentials; cardNumber: string; cardRegion: Region } }> | Failed {
   if (!card) return fail(field, 'required: chip or qr');
   if (card.$case === 'chip') {
     const c = card.value;
@@ -80,6 +122,7 @@ export function checkCard(
       card: { credentials: { kind: 'chip', cardNumber: c.cardNumber, counter: c.counter, mac: c.mac }, cardNumber: c.cardNumber, cardRegion: regionOfCardNumber(c.cardNumber)! },
     };
   }
+  if (card.value.payload.length > MAX_QR_PAYLOAD_LENGTH) return fail(`${field}.qr.payload`, `at most ${MAX_QR_PAYLOAD_LENGTH} characters`);
   const parsed = parseQrPayload(card.value.payload);
   if (!parsed.ok) return fail(`${field}.qr.payload`, parsed.error);
   const number = parsed.qr.body.cardNumber;
@@ -90,30 +133,90 @@ export function checkCard(
 /** Mainland resident ID numbers: 17 digits and a check character. */
 export const ID_NUMBER_PATTERN = /^[0-9]{17}[0-9X]$/;
 
+export interface CheckedClaim {
+  claim: ClaimSubmission;
+  credentials: CardCredentials;
+}
+
 /**
- * The tokenised claim ingest publishes for a checked MedicalClaim (also what the bench expects
- * the settlers to see). `cardNumber` is the card's number as read by checkCard.
+ * Checks a MedicalClaim and turns it into the tokenised claim ingest publishes (also what the
+ * bench expects the validators to see). The treating region is the terminal's; level and region
+ * of the institution are decided later from the project list.
  */
-export function claimEvent(
-  c: MedicalClaim,
-  o: { cardNumber: string; treatmentRegion: Region; tokenKey: Uint8Array; partitions: number; ingestTime: number },
-): MedicalClaimEvent {
+export function checkClaim(
+  c: WireClaim,
+  terminal: { id: string; region: Region },
+  o: { tokenKey: Uint8Array; partitions: number; ingestTime: number },
+): Checked<CheckedClaim> | Failed {
+  const id = checkId(c.claimId, 'claim_id');
+  if (id) return id;
+  const term = terminalIdOf(c.terminalId, terminal.id);
+  if (!term.ok) return term;
+  const inst = checkId(c.institutionId, 'institution_id');
+  if (inst) return inst;
+  if (!(c.institutionLevel in PbLevel)) return fail('institution_level', 'unknown value');
+  if (!(c.treatment in PbTreatment) || c.treatment === PbTreatment.TREATMENT_UNSPECIFIED) return fail('treatment', 'required (OUTPATIENT, INPATIENT)');
+  if (!ID_NUMBER_PATTERN.test(c.idNumber)) return fail('id_number', 'must be 17 digits and a check character');
+  if (c.insuredRegion === PbRegion.REGION_UNSPECIFIED || !(c.insuredRegion in PbRegion)) return fail('insured_region', 'required (BJ, TJ, HE)');
+  if (!inRange(c.deviceTime, MIN_DEVICE_TIME, MAX_DEVICE_TIME)) return fail('device_time', `${timeProblem}, got ${c.deviceTime}`);
+  if (!inRange(c.personalAccountBalanceFen, 0, MAX_ACCOUNT_BALANCE_FEN)) return fail('personal_account_balance_fen', `must be an integer from 0 to ${MAX_ACCOUNT_BALANCE_FEN}, got ${c.personalAccountBalanceFen}`);
+  if (c.reversesClaimId) {
+    const rev = checkId(c.reversesClaimId, 'reverses_claim_id');
+    if (rev) return rev;
+  }
+  if (!c.reversesClaimId && c.items.length === 0) return fail('items', 'at least one item');
+  if (c.items.length > MAX_CLAIM_ITEMS) return fail('items', `at most ${MAX_CLAIM_ITEMS} items, got ${c.items.length}`);
+  let total = 0;
+  for (const [i, it] of c.items.entries()) {
+    if (!it.code) return fail(`items[${i}].code`, 'required');
+    if (it.code.length > MAX_ITEM_TEXT_LENGTH || it.name.length > MAX_ITEM_TEXT_LENGTH) return fail(`items[${i}].${it.code.length > MAX_ITEM_TEXT_LENGTH ? 'code' : 'name'}`, `at most ${MAX_ITEM_TEXT_LENGTH} characters`);
+    if (!(it.catalogueClass in PbClass) || it.catalogueClass === PbClass.CATALOGUE_CLASS_UNSPECIFIED) return fail(`items[${i}].catalogue_class`, 'required (CLASS_A, CLASS_B, SELF_PAY)');
+    if (!inRange(it.amountFen, 0, MAX_CLAIM_ITEM_FEN)) return fail(`items[${i}].amount_fen`, `must be an integer from 0 to ${MAX_CLAIM_ITEM_FEN}, got ${it.amountFen}`);
+    // Each item is below 10^8 and there are at most 10^3: the running total stays exact.
+    total += Number(it.amountFen);
+  }
+  if (total > MAX_CLAIM_TOTAL_FEN) return fail('items', `the items add up to ${total} fen, at most ${MAX_CLAIM_TOTAL_FEN}`);
+  const card = checkCard(c.card, 'card');
+  if (!card.ok) return card;
+
   const personToken = tokenize(o.tokenKey, 'person', c.idNumber);
-  return {
+  const cardToken = tokenize(o.tokenKey, 'card', card.card.cardNumber);
+  const claim: ClaimSubmission = {
     claimId: c.claimId,
-    terminalId: c.terminalId,
+    claimKey: claimKey(c.claimId),
+    terminalId: term.id,
     institutionId: c.institutionId,
-    institutionLevel: PbLevel[c.institutionLevel] as MedicalClaimEvent['institutionLevel'],
-    treatment: PbTreatment[c.treatment] as MedicalClaimEvent['treatment'],
-    cardToken: tokenize(o.tokenKey, 'card', o.cardNumber),
+    // The claim's own level is informational (the project list's decides); PRIMARY when unset.
+    institutionLevel: c.institutionLevel === PbLevel.INSTITUTION_LEVEL_UNSPECIFIED ? 'PRIMARY' : (PbLevel[c.institutionLevel] as ClaimSubmission['institutionLevel']),
+    treatment: PbTreatment[c.treatment] as ClaimSubmission['treatment'],
+    cardToken,
     personToken,
     insuredRegion: enums.region(c.insuredRegion),
-    treatmentRegion: o.treatmentRegion,
-    deviceTime: c.deviceTime,
+    treatmentRegion: terminal.region,
+    deviceTime: Number(c.deviceTime),
     ingestTime: o.ingestTime,
-    items: c.items.map((i) => ({ code: i.code, name: i.name, catalogueClass: PbClass[i.catalogueClass] as CatalogueClass, amountFen: i.amountFen })),
+    items: c.items.map((i) => ({ code: i.code, name: i.name, catalogueClass: PbClass[i.catalogueClass] as CatalogueClass, amountFen: Number(i.amountFen) })),
     reversesClaimId: c.reversesClaimId,
-    personalAccountBalanceFen: c.personalAccountBalanceFen,
+    personalAccountBalanceFen: Number(c.personalAccountBalanceFen),
     partition: partitionOf(personToken, o.partitions),
+    cardPartition: partitionOf(cardToken, o.partitions),
+    form: card.card.credentials.kind === 'chip' ? 'CHIP' : 'QR',
+    cardRegion: card.card.cardRegion,
   };
+  return { ok: true, claim, credentials: card.card.credentials };
+}
+
+/** A MedicalClaim as the generated types hold it (numbers), as the wire reader gives it. */
+export function wireClaimOf(c: MedicalClaim): WireClaim {
+  return {
+    ...c,
+    deviceTime: BigInt(c.deviceTime),
+    personalAccountBalanceFen: BigInt(c.personalAccountBalanceFen),
+    items: c.items.map((i) => ({ ...i, amountFen: BigInt(i.amountFen) })),
+  };
+}
+
+/** A Tap as the generated types hold it (numbers), as the wire reader gives it. */
+export function wireTapOf(t: Tap): WireTap {
+  return { ...t, seq: BigInt(t.seq), deviceTime: BigInt(t.deviceTime), amountFen: BigInt(t.amountFen) };
 }

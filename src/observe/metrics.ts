@@ -25,13 +25,17 @@ export function createMetrics() {
     inflight: new Gauge({ name: 'tapflow_inflight_publishes', help: 'Publishes awaiting a JetStream PubAck.', registers: [registry] }),
     ackLatency: new Histogram({ name: 'tapflow_ack_latency_seconds', help: 'From receiving a tap to sending its ack.', buckets: LATENCY_BUCKETS, registers: [registry] }),
     decisions: new Counter({ name: 'tapflow_decisions_total', help: 'Decisions by verdict and reason.', labelNames: ['verdict', 'reason', 'scene', 'region'], registers: [registry] }),
+    claimDecisions: new Counter({ name: 'tapflow_claim_decisions_total', help: 'Medical claims decided by validators (card, hotlist, project list), by verdict, reason and treating region.', labelNames: ['verdict', 'reason', 'region'], registers: [registry] }),
+    seqReused: new Counter({ name: 'tapflow_seq_reused_total', help: 'Taps sent under a (terminal_id, seq) already used for other content, by where it was caught (ingest answers INVALID; validator: the first tap counts).', labelNames: ['stage'], registers: [registry] }),
+    framesUnreadable: new Counter({ name: 'tapflow_ingest_unreadable_frames_total', help: 'gRPC frames that could not be read as a message at all; each ended its stream (StreamTaps) or call.', labelNames: ['method'], registers: [registry] }),
     riskFlags: new Counter({ name: 'tapflow_risk_flags_total', help: 'Risk flags raised, by rule and severity.', labelNames: ['rule', 'severity'], registers: [registry] }),
     settlements: new Counter({ name: 'tapflow_settlements_total', help: 'Settlements by kind and terminal region.', labelNames: ['kind', 'region'], registers: [registry] }),
     fareFen: new Counter({ name: 'tapflow_fare_fen_total', help: 'Fares charged (fen), by network and terminal region.', labelNames: ['network', 'region'], registers: [registry] }),
     ledgerImbalance: new Gauge({ name: 'tapflow_ledger_imbalance_fen', help: 'Sum of debits minus sum of credits of all ledger entries produced (0 when balanced).', registers: [registry] }),
     ledgerImbalanced: new Counter({ name: 'tapflow_ledger_imbalanced_total', help: 'Settlements whose ledger entries did not balance.', registers: [registry] }),
     storedRows: new Counter({ name: 'tapflow_stored_rows_total', help: 'Rows inserted into ClickHouse, by table.', labelNames: ['table'], registers: [registry] }),
-    deadLetters: new Counter({ name: 'tapflow_dead_letters_total', help: 'Messages sent to the dead-letter stream.', labelNames: ['role', 'code'], registers: [registry] }),
+    deadLetters: new Counter({ name: 'tapflow_dead_letters_total', help: 'Messages sent to the dead-letter stream, by role and failure code.', labelNames: ['role', 'code'], registers: [registry] }),
+    batchFailures: new Counter({ name: 'tapflow_batch_failures_total', help: 'Batches that failed as a whole and were redelivered or dead-lettered, by role and failure code.', labelNames: ['role', 'code'], registers: [registry] }),
     tapToStore: new Histogram({ name: 'tapflow_tap_to_store_latency_seconds', help: 'From ingest of a tap to its decision row stored in ClickHouse.', buckets: LATENCY_BUCKETS, registers: [registry] }),
     consumerPending: new Gauge({ name: 'tapflow_consumer_pending', help: 'Messages waiting for a consumer.', labelNames: ['role', 'stream'], registers: [registry] }),
     partitionsOwned: new Gauge({ name: 'tapflow_partitions_owned', help: 'Partitions this process owns, by role.', labelNames: ['role'], registers: [registry] }),
@@ -46,13 +50,17 @@ export interface HealthCheck {
   ready(): boolean;
 }
 
-/** Serves /metrics, /healthz (alive) and /readyz (every registered check ready). */
+/**
+ * Serves /metrics, /healthz (alive: 200 "ok", or 503 "draining" once shutdown began) and /readyz
+ * (every registered check ready, and not draining).
+ */
 export async function serveMetrics(
   metrics: Metrics,
   host: string,
   port: number,
   checks: () => HealthCheck[],
   endpoints: Map<string, (query: URLSearchParams) => Promise<unknown>> = new Map(),
+  draining: () => boolean = () => false,
 ): Promise<{ server: Server; port: number; close(): Promise<void> }> {
   const server = createServer((req, res) => {
     const url = req.url ?? '/';
@@ -80,13 +88,15 @@ export async function serveMetrics(
           res.end(String(err));
         });
     } else if (url.startsWith('/healthz')) {
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end('ok\n');
+      const d = draining();
+      res.writeHead(d ? 503 : 200, { 'content-type': 'text/plain' });
+      res.end(d ? 'draining\n' : 'ok\n');
     } else if (url.startsWith('/readyz')) {
+      const d = draining();
       const status = checks().map((c) => ({ name: c.name, ready: c.ready() }));
-      const ok = status.every((s) => s.ready);
+      const ok = !d && status.every((s) => s.ready);
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ ready: ok, checks: status }) + '\n');
+      res.end(JSON.stringify({ ready: ok, draining: d, checks: status }) + '\n');
     } else {
       res.writeHead(404);
       res.end();

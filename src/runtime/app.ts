@@ -9,7 +9,8 @@ import { hostname } from 'node:os';
 import type { Config } from '../config/config.js';
 import { connectBus, type Bus } from '../bus/connection.js';
 import { JsPublisher } from '../bus/publisher.js';
-import { PartitionWorker, type PartitionHandler } from '../bus/partitions.js';
+import { PartitionWorker, type PartitionHandler, type PartitionWorkerOptions } from '../bus/partitions.js';
+import { deadLetter } from '../bus/dead-letter.js';
 import { ensureTopology, openBuckets, topologyOptions, type BucketSet } from '../bus/topology.js';
 import { createLogger, type Logger } from '../observe/log.js';
 import { createMetrics, serveMetrics, type HealthCheck, type Metrics } from '../observe/metrics.js';
@@ -48,24 +49,35 @@ export interface Role {
 export type RoleFactory = (ctx: AppContext) => Promise<Role>;
 
 /**
- * A partition worker of a card-partitioned role (validator, settler) with the deployment's
- * partitions, leases, batch size and the role's ownership and backlog metrics.
+ * What every partition worker of a role shares: the bus, the leases, the failure table's bound
+ * and dead-letter stream, and the role's ownership, backlog and failure metrics.
  */
-export function partitionedWorker(ctx: AppContext, role: string, handler: PartitionHandler): PartitionWorker {
+export function workerOptions(ctx: AppContext, role: string): Omit<PartitionWorkerOptions, 'partitions' | 'batch' | 'handler'> {
   const { cfg, metrics } = ctx;
-  return new PartitionWorker({
+  return {
     bus: ctx.bus,
     leases: ctx.buckets.leases,
     role,
     instanceId: ctx.instanceId,
-    partitions: cfg.TAPFLOW_PARTITIONS,
     leaseTtlMs: cfg.TAPFLOW_LEASE_TTL_MS,
-    batch: cfg.TAPFLOW_CONSUMER_BATCH,
     log: ctx.log,
+    maxDeliver: cfg.TAPFLOW_MAX_DELIVER,
+    deadLetter: async (consumer, d) => {
+      await deadLetter(ctx.publisher, role, consumer, d.msg, d.error);
+      metrics.deadLetters.inc({ role, code: d.error.code });
+    },
     onOwned: (n) => metrics.partitionsOwned.set({ role }, n),
     onPending: (stream, _p, n) => metrics.consumerPending.set({ role, stream }, n),
-    handler,
-  });
+    onBatchFailure: (code) => metrics.batchFailures.inc({ role, code }),
+  };
+}
+
+/**
+ * A partition worker of a card-partitioned role (validator, settler) with the deployment's
+ * partitions and batch size.
+ */
+export function partitionedWorker(ctx: AppContext, role: string, handler: PartitionHandler): PartitionWorker {
+  return new PartitionWorker({ ...workerOptions(ctx, role), partitions: ctx.cfg.TAPFLOW_PARTITIONS, batch: ctx.cfg.TAPFLOW_CONSUMER_BATCH, handler });
 }
 
 export interface RunningApp {
@@ -112,12 +124,14 @@ export async function startApp(cfg: Config, factories: { name: string; create: R
     log.info({ role: f.name }, 'role started');
   }
   const checks = (): HealthCheck[] => [{ name: 'nats', ready: () => bus.connected() }, ...roles.map((r) => ({ name: r.name, ready: () => r.ready() }))];
-  const http = await serveMetrics(metrics, cfg.TAPFLOW_GRPC_HOST === '0.0.0.0' ? '0.0.0.0' : '127.0.0.1', cfg.TAPFLOW_METRICS_PORT, checks, ctx.endpoints);
+  let draining = false;
+  const http = await serveMetrics(metrics, cfg.TAPFLOW_GRPC_HOST === '0.0.0.0' ? '0.0.0.0' : '127.0.0.1', cfg.TAPFLOW_METRICS_PORT, checks, ctx.endpoints, () => draining);
   log.info({ port: http.port }, 'metrics, /healthz and /readyz listening');
 
   let stopping: Promise<void> | undefined;
   const shutdown = (reason: string): Promise<void> =>
     (stopping ??= (async () => {
+      draining = true;
       log.info({ reason }, 'shutting down: draining');
       const deadline = setTimeout(() => {
         log.error({ timeoutMs: cfg.TAPFLOW_SHUTDOWN_TIMEOUT_MS }, 'shutdown took too long; exiting');

@@ -8,23 +8,26 @@
  * (Nats-Msg-Id = settlement id), then the card state is written, then the batch is acked.
  * Periodically each owned partition closes journeys whose time limit passed (incomplete).
  *
- * Claims (tapflow.claims.<P>, partitioned by person token): split against the person's annual
- * accumulations; the settlement is published, the result stored in the tapflow_claims bucket
- * (for GetClaim) and announced on tapflow.claimresult.<key> for the ingest waiting on it.
+ * Claim decisions (tapflow.claimdecisions.<P>, partitioned by person token; the validator of the
+ * card's partition decided the card, hotlist and institution): an accepted claim is split
+ * against the person's annual accumulations, a rejected one is recorded REJECTED with the
+ * validator's reason and moves no money. The settlement is published, the result stored in the
+ * tapflow_claims bucket (for GetClaim) and announced on tapflow.claimresult.<key> for the ingest
+ * waiting on it.
  *
  * Every settlement's ledger is checked: debits must equal credits (metric
  * tapflow_ledger_imbalance_fen stays 0; an unbalanced one is counted and logged).
  */
 import type { JsMsg } from '@nats-io/jetstream';
 import { partitionedWorker, type AppContext, type Role } from '../runtime/app.js';
-import { decodeBusClaim, decodeDecision, encodeRiskFlag, encodeSettlement } from '../bus/codec.js';
-import { deadLetter } from '../bus/dead-letter.js';
-import type { ConsumerSpec } from '../bus/partitions.js';
+import { decodeClaimDecision, decodeDecision, encodeRiskFlag, encodeSettlement } from '../bus/codec.js';
+import { answerDeadClaim, putClaimResult } from '../bus/claims-store.js';
+import { messageFailure } from '../bus/failures.js';
+import type { BatchOutcome, ConsumerSpec, DeadMessage } from '../bus/partitions.js';
 import { StateStore } from '../bus/state-store.js';
 import { Buckets, stateKeys, subjects } from '../bus/subjects.js';
 import { checkBalanced, loadSettlerData, settleClaim, settleDecision, sweepExpired, type CardSettleState, type PersonMedicalState } from '../domain/settle/index.js';
-import type { Decision, MedicalClaimEvent, RiskFlag, Settlement } from '../domain/types.js';
-import { claimKey } from '../ingest/server.js';
+import type { ClaimDecision, Decision, RiskFlag, Settlement } from '../domain/types.js';
 
 /** Rule id and version of the flag raised when a terminal's purse debit differs from the tariff. */
 export const PURSE_MISMATCH_RULE = { id: 'builtin:PURSE_MISMATCH', version: '1' } as const;
@@ -75,25 +78,32 @@ export async function createSettlerRole(ctx: AppContext): Promise<Role> {
       }),
     );
 
-  const handleDecisions = async (p: number, msgs: JsMsg[]) => {
+  const handleDecisions = async (p: number, msgs: JsMsg[]): Promise<BatchOutcome> => {
     const store = cards.get(p)!;
-    const decided: Decision[] = [];
+    const dead: DeadMessage[] = [];
+    const decided: { msg: JsMsg; d: Decision }[] = [];
     for (const m of msgs) {
       try {
         const d = decodeDecision(m.data);
-        if (d.verdict === 'ACCEPTED') decided.push(d);
+        if (d.verdict === 'ACCEPTED') decided.push({ msg: m, d });
       } catch (err) {
-        await deadLetter(publisher, metrics, 'settler', m, 'TF_DECODE_FAILED', (err as Error).message);
+        dead.push({ msg: m, error: messageFailure(err, 'decode') });
       }
     }
-    if (decided.length === 0) return;
+    if (decided.length === 0) return { dead };
     try {
-      await store.load(decided.map((d) => d.cardToken));
+      await store.load(decided.map(({ d }) => d.cardToken));
       const out: Settlement[] = [];
       const now = Date.now();
       const flags: RiskFlag[] = [];
-      for (const d of decided) {
-        const r = settleDecision(data, store.get(d.cardToken), d, now);
+      for (const { msg, d } of decided) {
+        let r: ReturnType<typeof settleDecision>;
+        try {
+          r = settleDecision(data, store.get(d.cardToken), d, now);
+        } catch (err) {
+          dead.push({ msg, error: messageFailure(err, 'process') });
+          continue;
+        }
         store.set(d.cardToken, r.state);
         out.push(...r.settlements);
         for (const n of r.notices) {
@@ -113,51 +123,56 @@ export async function createSettlerRole(ctx: AppContext): Promise<Role> {
       store.clear();
       throw err;
     }
+    return { dead };
   };
 
-  const handleClaims = async (p: number, msgs: JsMsg[]) => {
+  const handleClaims = async (p: number, msgs: JsMsg[]): Promise<BatchOutcome> => {
     const store = persons.get(p)!;
-    const claims: MedicalClaimEvent[] = [];
+    const dead: DeadMessage[] = [];
+    const claims: { msg: JsMsg; c: ClaimDecision }[] = [];
     for (const m of msgs) {
       try {
-        claims.push(decodeBusClaim(m.data));
+        claims.push({ msg: m, c: decodeClaimDecision(m.data) });
       } catch (err) {
-        await deadLetter(publisher, metrics, 'settler', m, 'TF_DECODE_FAILED', (err as Error).message);
+        dead.push({ msg: m, error: messageFailure(err, 'decode') });
       }
     }
-    if (claims.length === 0) return;
+    if (claims.length === 0) return { dead };
     try {
-      await store.load(claims.map((c) => personKey(c.personToken)));
-      const out: Settlement[] = [];
-      const submittedBy = new Map<string, string>();
+      await store.load(claims.map(({ c }) => personKey(c.personToken)));
+      const out: { c: ClaimDecision; s: Settlement }[] = [];
       const now = Date.now();
-      for (const c of claims) {
-        submittedBy.set(c.claimId, c.terminalId);
-        const r = settleClaim(data, store.get(personKey(c.personToken)), c, now);
+      for (const { msg, c } of claims) {
+        let r: ReturnType<typeof settleClaim>;
+        try {
+          const refused = c.verdict === 'ACCEPTED' ? undefined : { reason: c.reason, trace: c.trace };
+          r = settleClaim(data, store.get(personKey(c.personToken)), c, now, refused);
+        } catch (err) {
+          dead.push({ msg, error: messageFailure(err, 'process') });
+          continue;
+        }
         store.set(personKey(c.personToken), r.state);
-        out.push({ ...r.settlement, personToken: c.personToken });
+        out.push({ c, s: { ...r.settlement, personToken: c.personToken } });
       }
-      await publishAll(p, out);
-      // Results for GetClaim, then the answer to a waiting SettleClaim.
-      await Promise.all(
-        out.map((s) => {
-          const key = claimKey(s.claim!.claimId);
-          // The submitting terminal is kept with the result: only it may read the claim back.
-          return buckets.claims.put(key, JSON.stringify({ ...s.claim, terminalId: submittedBy.get(s.claim!.claimId) }));
-        }),
+      await publishAll(
+        p,
+        out.map((o) => o.s),
       );
+      // Results for GetClaim (kept with the submitting terminal: only it may read the claim), then
+      // the answer to a waiting SettleClaim.
+      await Promise.all(out.map(({ c, s }) => putClaimResult(buckets.claims, ctx.bus.nc, c.claimKey, c.terminalId, s.claim!)));
       await store.flush();
-      for (const s of out) ctx.bus.nc.publish(subjects.claimResult(claimKey(s.claim!.claimId)), JSON.stringify(s.claim));
     } catch (err) {
       store.clear();
       throw err;
     }
+    return { dead };
   };
 
   const worker = partitionedWorker(ctx, 'settler', {
     consumers: (p): ConsumerSpec[] => [
       { stream: 'DECISIONS', durable: `settler-p${p}` },
-      { stream: 'TAPS', durable: `settler-claims-p${p}`, batch: 64, expiresMs: 250 },
+      { stream: 'DECISIONS', durable: `settler-claims-p${p}`, batch: 64, expiresMs: 100 },
     ],
     onAcquire: (p) => {
       cards.set(p, new StateStore<CardSettleState>(buckets.settlerState, Buckets.SETTLER_STATE, publisher));
@@ -167,7 +182,10 @@ export async function createSettlerRole(ctx: AppContext): Promise<Role> {
       cards.delete(p);
       persons.delete(p);
     },
-    handle: (p, spec, msgs) => (spec.stream === 'TAPS' ? handleClaims(p, msgs) : handleDecisions(p, msgs)),
+    handle: (p, spec, msgs) => (spec.durable.startsWith('settler-claims-') ? handleClaims(p, msgs) : handleDecisions(p, msgs)),
+    onDeadLetter: async (_p, spec, dead) => {
+      if (spec.durable.startsWith('settler-claims-')) await answerDeadClaim(ctx.buckets.claims, ctx.bus.nc, dead, ctx.log);
+    },
     tickMs: 5000,
     tick: async (p) => {
       // Close journeys whose time limit passed, among the cards this partition has in memory.

@@ -1,13 +1,15 @@
 /**
- * The validator role: decides every tap (accept / reject with a reason code and a trace) with
- * the pure core (src/domain/validate), per partition of card tokens.
+ * The validator role: decides every tap (accept / reject with a reason code and a trace) and
+ * every medical claim (card, hotlist, institution on the project list) with the pure core
+ * (src/domain/validate), per partition of card tokens.
  *
  * Per batch of a partition, in stream order: decode, load the cards' state from KV (cached while
- * the partition is owned), decide, publish each decision to tapflow.decisions.<P> and each risk
- * flag to tapflow.risk.<P> (Nats-Msg-Id = event id / flag id), then write the cards' state
- * (compare-and-set), then acknowledge. A redelivered tap whose decision is already recorded in
- * its card's state produces nothing new (its outputs were published before the state was
- * written).
+ * the partition is owned), decide, publish each decision to tapflow.decisions.<P> (a claim's to
+ * tapflow.claimdecisions.<Q>, Q the person's partition) and each risk flag to tapflow.risk.<P>
+ * (Nats-Msg-Id = event id / flag id), then write the cards' state (compare-and-set), then
+ * acknowledge. A redelivered tap whose decision is already recorded in its card's state
+ * produces nothing new (its outputs were published before the state was written). Taps and
+ * claims of a partition take turns: they share the cards' state.
  *
  * The same process also runs the risk-window rules keyed by terminal, venue or institution,
  * which need every partition's decisions: a single owner (lease) consumes all decisions.
@@ -16,10 +18,11 @@ import { createHash } from 'node:crypto';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JsMsg } from '@nats-io/jetstream';
-import { partitionedWorker, type AppContext, type Role } from '../runtime/app.js';
-import { decodeBusTap, decodeCredentials, decodeDecision, encodeDecision, encodeRiskFlag } from '../bus/codec.js';
-import { deadLetter } from '../bus/dead-letter.js';
-import { PartitionWorker } from '../bus/partitions.js';
+import { partitionedWorker, workerOptions, type AppContext, type Role } from '../runtime/app.js';
+import { decodeBusClaim, decodeBusTap, decodeCredentials, decodeDecision, encodeClaimDecision, encodeDecision, encodeRiskFlag } from '../bus/codec.js';
+import { answerDeadClaim } from '../bus/claims-store.js';
+import { messageFailure } from '../bus/failures.js';
+import { PartitionWorker, type BatchOutcome, type DeadMessage } from '../bus/partitions.js';
 import { StateStore } from '../bus/state-store.js';
 import { Buckets, subjects } from '../bus/subjects.js';
 import { unseal } from '../domain/card/seal.js';
@@ -27,14 +30,18 @@ import { loadVenueDirectory } from '../domain/network/index.js';
 import {
   DEFAULT_VALIDATOR_SETTINGS,
   ProjectList,
+  claimEventId,
+  decideClaim,
   decideTap,
   parseProjectList,
   type CardValidationState,
+  type ClaimVerdict,
+  type TapDecision,
   type ValidatorData,
 } from '../domain/validate/index.js';
 import { observeSeries, windowKeysFor, type WindowSeries } from '../domain/validate/risk-windows.js';
 import { parseDataText } from '../domain/validate/data-format.js';
-import type { CardCredentials, RiskFlag, TapEvent } from '../domain/types.js';
+import type { CardCredentials, ClaimSubmission, Decision, RiskFlag, TapEvent } from '../domain/types.js';
 import { LiveValidatorData, getProjectListDoc, listRiskRules, putProjectList, putRiskRule } from './data-store.js';
 import { loadTrust } from './trust.js';
 
@@ -62,6 +69,16 @@ async function seedDefaults(ctx: AppContext): Promise<void> {
   }
 }
 
+/** Runs one task at a time per partition: the taps and claims of a partition share its card states. */
+class PartitionLocks {
+  private readonly tails = new Map<number, Promise<unknown>>();
+  run<T>(p: number, fn: () => Promise<T>): Promise<T> {
+    const next = (this.tails.get(p) ?? Promise.resolve()).then(fn, fn);
+    this.tails.set(p, next.catch(() => undefined));
+    return next;
+  }
+}
+
 export async function createValidatorRole(ctx: AppContext): Promise<Role> {
   const { cfg, log, metrics, publisher, buckets } = ctx;
   await seedDefaults(ctx);
@@ -71,6 +88,7 @@ export async function createValidatorRole(ctx: AppContext): Promise<Role> {
   const venues = loadVenueDirectory(cfg.TAPFLOW_TARIFF_DIR);
   const settings = DEFAULT_VALIDATOR_SETTINGS;
   const stores = new Map<number, StateStore<CardValidationState>>();
+  const locks = new PartitionLocks();
   const sealKey = ctx.keys.sealKey;
 
   const data = (): ValidatorData => ({
@@ -82,51 +100,126 @@ export async function createValidatorRole(ctx: AppContext): Promise<Role> {
     settings,
   });
 
-  const handle = async (p: number, msgs: JsMsg[]): Promise<void> => {
+  const storeOf = (p: number): StateStore<CardValidationState> => {
     const store = stores.get(p);
     if (!store) throw new Error(`partition ${p} is not owned`);
-    const taps: { msg: JsMsg; tap: TapEvent; creds: CardCredentials | undefined }[] = [];
+    return store;
+  };
+
+  const publishFlags = (p: number, flags: RiskFlag[], pubs: Promise<unknown>[]) => {
+    for (const f of flags) {
+      pubs.push(publisher.publish(subjects.risk(p), encodeRiskFlag(f), f.flagId));
+      metrics.riskFlags.inc({ rule: f.ruleId, severity: f.severity });
+    }
+  };
+
+  /**
+   * One batch of a partition, in stream order: decode each message (with its sealed credentials),
+   * load the cards' state, decide each event, publish what it produced, write the cards' state;
+   * then the worker acknowledges. A message that cannot be decoded or decided is returned dead.
+   */
+  async function decideBatch<E extends { cardToken: string }, R extends { state: CardValidationState }>(
+    p: number,
+    msgs: JsMsg[],
+    how: {
+      decode(data: Uint8Array): { event: E; sealedCard: Uint8Array; aad: string };
+      decide(d: ValidatorData, prev: CardValidationState | undefined, event: E, creds: CardCredentials | undefined, now: number): R;
+      /** Publishes what a decision produced (pushes the publishes); false: nothing to record. */
+      publish(r: R, event: E, prev: CardValidationState | undefined, pubs: Promise<unknown>[]): boolean;
+    },
+  ): Promise<BatchOutcome> {
+    const store = storeOf(p);
+    const dead: DeadMessage[] = [];
+    const events: { msg: JsMsg; event: E; creds: CardCredentials | undefined }[] = [];
     for (const m of msgs) {
       try {
-        const { tap, sealedCard } = decodeBusTap(m.data);
-        const opened = unseal(sealKey, sealedCard, tap.eventId);
-        taps.push({ msg: m, tap, creds: opened ? decodeCredentials(opened) : undefined });
+        const { event, sealedCard, aad } = how.decode(m.data);
+        const opened = unseal(sealKey, sealedCard, aad);
+        events.push({ msg: m, event, creds: opened ? decodeCredentials(opened) : undefined });
       } catch (err) {
-        await deadLetter(publisher, metrics, 'validator', m, 'TF_DECODE_FAILED', (err as Error).message);
+        dead.push({ msg: m, error: messageFailure(err, 'decode') });
       }
     }
     try {
-      log.debug({ partition: p, n: taps.length }, 'validator batch: loading state');
-      await store.load(taps.map((t) => t.tap.cardToken));
-      log.debug({ partition: p }, 'validator batch: state loaded');
+      await store.load(events.map((e) => e.event.cardToken));
       const d = data();
       const pubs: Promise<unknown>[] = [];
       const now = Date.now();
-      for (const { tap, creds } of taps) {
-        const prev = store.get(tap.cardToken);
-        const r = decideTap(d, prev, tap, creds, now);
-        if (prev !== undefined && r.state === prev) continue; // decided before: outputs already published
-        store.set(tap.cardToken, r.state);
-        pubs.push(publisher.publish(subjects.decision(p), encodeDecision(r.decision), r.decision.eventId));
-        for (const f of r.flags) pubs.push(publisher.publish(subjects.risk(p), encodeRiskFlag(f), f.flagId));
-        metrics.decisions.inc({ verdict: r.decision.verdict, reason: r.decision.reason, scene: tap.scene, region: tap.terminalRegion });
-        for (const f of r.flags) metrics.riskFlags.inc({ rule: f.ruleId, severity: f.severity });
+      for (const { msg, event, creds } of events) {
+        const prev = store.get(event.cardToken);
+        let r: R;
+        try {
+          r = how.decide(d, prev, event, creds, now);
+        } catch (err) {
+          dead.push({ msg, error: messageFailure(err, 'process') });
+          continue;
+        }
+        if (how.publish(r, event, prev, pubs)) store.set(event.cardToken, r.state);
       }
       await Promise.all(pubs);
-      log.debug({ partition: p }, 'validator batch: published');
       await store.flush();
-      log.debug({ partition: p }, 'validator batch: flushed');
     } catch (err) {
       store.clear();
       throw err;
     }
-  };
+    return { dead };
+  }
 
+  /** Taps: decisions to tapflow.decisions.<P> and flags to tapflow.risk.<P>. */
+  const handleTaps = (p: number, msgs: JsMsg[]) =>
+    decideBatch<TapEvent, TapDecision>(p, msgs, {
+      decode: (bytes) => {
+        const { tap, sealedCard } = decodeBusTap(bytes);
+        return { event: tap, sealedCard, aad: tap.eventId };
+      },
+      decide: decideTap,
+      publish: (r, tap, prev, pubs) => {
+        if (r.seqReused) {
+          // The first tap under this event id counts; the terminal is flagged.
+          metrics.seqReused.inc({ stage: 'validator' });
+          publishFlags(p, [r.seqReused], pubs);
+          return false;
+        }
+        if (prev !== undefined && r.state === prev) return false; // decided before: outputs already published
+        pubs.push(publisher.publish(subjects.decision(p), encodeDecision(r.decision), r.decision.eventId));
+        publishFlags(p, r.flags, pubs);
+        metrics.decisions.inc({ verdict: r.decision.verdict, reason: r.decision.reason, scene: tap.scene, region: tap.terminalRegion });
+        return true;
+      },
+    });
+
+  /**
+   * Claims of partition p (the card's): decided before any money moves; each decision goes to the
+   * settler of the person's partition.
+   */
+  const handleClaims = (p: number, msgs: JsMsg[]) =>
+    decideBatch<ClaimSubmission, ClaimVerdict>(p, msgs, {
+      decode: (bytes) => {
+        const { claim, sealedCard } = decodeBusClaim(bytes);
+        return { event: claim, sealedCard, aad: claimEventId(claim.claimKey) };
+      },
+      decide: decideClaim,
+      publish: (r, claim, prev, pubs) => {
+        if (prev !== undefined && r.state === prev) return false; // decided before: outputs already published
+        pubs.push(publisher.publish(subjects.claimDecision(claim.partition), encodeClaimDecision(r.decision), `claimdecision:${claim.claimKey}`));
+        publishFlags(p, r.flags, pubs);
+        metrics.claimDecisions.inc({ verdict: r.decision.verdict, reason: r.decision.reason, region: claim.treatmentRegion });
+        return true;
+      },
+    });
+
+  const isClaims = (durable: string) => durable.startsWith('validator-claims-');
   const worker = partitionedWorker(ctx, 'validator', {
-    consumers: (p) => [{ stream: 'TAPS', durable: `validator-p${p}` }],
+    consumers: (p) => [
+      { stream: 'TAPS', durable: `validator-p${p}` },
+      { stream: 'TAPS', durable: `validator-claims-p${p}`, batch: 64, expiresMs: 100 },
+    ],
     onAcquire: (p) => void stores.set(p, new StateStore<CardValidationState>(buckets.validatorState, Buckets.VALIDATOR_STATE, publisher)),
     onRelease: (p) => void stores.delete(p),
-    handle: (p, _spec, msgs) => handle(p, msgs),
+    handle: (p, spec, msgs) => locks.run(p, () => (isClaims(spec.durable) ? handleClaims(p, msgs) : handleTaps(p, msgs))),
+    onDeadLetter: async (_p, spec, dead) => {
+      if (isClaims(spec.durable)) await answerDeadClaim(buckets.claims, ctx.bus.nc, dead, log);
+    },
   });
   await worker.start();
   const windows = createRiskWindows(ctx, live);
@@ -148,18 +241,13 @@ export async function createValidatorRole(ctx: AppContext): Promise<Role> {
  * applied decisions sequence under "_applied", so a redelivered batch is not counted twice.
  */
 function createRiskWindows(ctx: AppContext, live: LiveValidatorData): PartitionWorker {
-  const { buckets, publisher, metrics, log, cfg } = ctx;
+  const { buckets, publisher, metrics, cfg } = ctx;
   let store: StateStore<WindowSeries | { seq: number }> | undefined;
   const kvKey = (seriesKey: string) => 'w' + createHash('sha1').update(seriesKey).digest('hex');
   return new PartitionWorker({
-    bus: ctx.bus,
-    leases: buckets.leases,
-    role: 'risk-windows',
-    instanceId: ctx.instanceId,
+    ...workerOptions(ctx, 'risk-windows'),
     partitions: 1,
-    leaseTtlMs: cfg.TAPFLOW_LEASE_TTL_MS,
     batch: cfg.TAPFLOW_CONSUMER_BATCH * 4,
-    log,
     handler: {
       consumers: () => [{ stream: 'DECISIONS', durable: 'risk-windows' }],
       onAcquire: () => void (store = new StateStore(buckets.windowState, Buckets.WINDOW_STATE, publisher)),
@@ -178,23 +266,35 @@ function createRiskWindows(ctx: AppContext, live: LiveValidatorData): PartitionW
             }
             return;
           }
-          const decided = fresh.map((m) => ({ m, d: decodeDecision(m.data) }));
+          const dead: DeadMessage[] = [];
+          const decided: { m: JsMsg; d: Decision }[] = [];
+          for (const m of fresh) {
+            try {
+              decided.push({ m, d: decodeDecision(m.data) });
+            } catch (err) {
+              dead.push({ msg: m, error: messageFailure(err, 'decode') });
+            }
+          }
           const touched = decided.map(({ d }) => windowKeysFor(rules, d));
           await s.load(touched.flat().map((t) => kvKey(t.seriesKey)));
           const now = Date.now();
           const flags: RiskFlag[] = [];
-          decided.forEach(({ d }, i) => {
-            for (const { rule, key, seriesKey } of touched[i]!) {
-              const k = kvKey(seriesKey);
-              const r = observeSeries(rule, s.get(k) as WindowSeries | undefined, d, key, now);
-              s.set(k, r.series);
-              if (r.flag) flags.push({ ...r.flag, region: d.terminalRegion });
+          decided.forEach(({ m, d }, i) => {
+            try {
+              const next = touched[i]!.map(({ rule, key, seriesKey }) => ({ k: kvKey(seriesKey), r: observeSeries(rule, s.get(kvKey(seriesKey)) as WindowSeries | undefined, d, key, now) }));
+              for (const { k, r } of next) {
+                s.set(k, r.series);
+                if (r.flag) flags.push({ ...r.flag, region: d.terminalRegion });
+              }
+            } catch (err) {
+              dead.push({ msg: m, error: messageFailure(err, 'process') });
             }
           });
           await Promise.all(flags.map((f) => publisher.publish(subjects.risk(0), encodeRiskFlag(f), f.flagId)));
           for (const f of flags) metrics.riskFlags.inc({ rule: f.ruleId, severity: f.severity });
           s.set('_applied', { seq: fresh[fresh.length - 1]!.seq });
           await s.flush();
+          return { dead };
         } catch (err) {
           s.clear();
           throw err;

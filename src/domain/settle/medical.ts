@@ -36,6 +36,7 @@ import {
   type TraceStep,
   type Treatment,
 } from '../types.js';
+import { MAX_CLAIM_ITEM_FEN, MAX_CLAIM_ITEMS, MAX_CLAIM_TOTAL_FEN, inRange } from '../limits.js';
 import { ACCOUNTS } from './accounts.js';
 import { negateEntries, Posting } from './ledger.js';
 import { percentOf } from './money.js';
@@ -191,9 +192,14 @@ export function quoteClaim(data: MedicalData, claim: MedicalClaimEvent, ytd: Yea
   const policy = data.medical.regions[claim.insuredRegion];
   if (!policy) return reject(`NO_POLICY: no policy for insured region ${claim.insuredRegion}`);
   if (claim.items.length === 0) return reject('INVALID_CLAIM: no items');
+  if (claim.items.length > MAX_CLAIM_ITEMS) return reject(`INVALID_CLAIM: ${claim.items.length} items, at most ${MAX_CLAIM_ITEMS}`);
+  // Bounded items keep every sum below 2^53: the additions below are exact.
+  let total = 0;
   for (const it of claim.items) {
-    if (!Number.isSafeInteger(it.amountFen) || it.amountFen < 0) return reject(`INVALID_CLAIM: item ${it.code} amount ${it.amountFen}`);
+    if (!inRange(it.amountFen, 0, MAX_CLAIM_ITEM_FEN)) return reject(`INVALID_CLAIM: item ${it.code} amount ${it.amountFen} outside 0..${MAX_CLAIM_ITEM_FEN}`);
+    total += it.amountFen;
   }
+  if (total > MAX_CLAIM_TOTAL_FEN) return reject(`INVALID_CLAIM: total ${total} above ${MAX_CLAIM_TOTAL_FEN}`);
   if (!Levels.includes(claim.institutionLevel)) return reject(`INVALID_CLAIM: institution level ${claim.institutionLevel}`);
   const tp = claim.treatment === 'INPATIENT' ? policy.inpatient : policy.outpatient;
   const level: InstitutionLevel = claim.institutionLevel;
@@ -328,12 +334,17 @@ function settlementOf(c: MedicalClaimEvent, r: ClaimRecord, trace: TraceStep[], 
  * Settles a medical claim (or a reversal, when `c.reversesClaimId` is set) against the person's
  * state. Idempotent per claim id: a claim already applied returns the same split and the state
  * unchanged. Deterministic: only `settleTime` uses `nowMs`.
+ *
+ * `refused`: the validator decided against the claim (its card, the hotlist or the project
+ * list): it is recorded REJECTED with that reason code, moves no money and accumulates nothing.
+ * A reversal is only accepted from the institution of the claim it undoes.
  */
 export function settleClaim(
   data: MedicalData,
   state: PersonMedicalState | undefined,
   c: MedicalClaimEvent,
   nowMs: number,
+  refused?: { reason: string; trace: TraceStep[] },
 ): { state: PersonMedicalState; settlement: Settlement } {
   const st = state ?? emptyState();
   const done = st.claims[c.claimId];
@@ -352,11 +363,15 @@ export function settleClaim(
   let trace: TraceStep[];
   const pv = data.medical.version;
 
-  if (c.reversesClaimId) {
+  if (refused) {
+    record = { n: next.seq, y: year, t: c.treatment, s: 'X', reason: refused.reason, a: AMOUNT_FIELDS.map(() => 0), pv, ins: c.insuredRegion, trt: c.treatmentRegion, inst: c.institutionId, ...(c.reversesClaimId && { of: c.reversesClaimId }) };
+    trace = [...refused.trace, { rule: 'reject', version: pv, detail: `refused by the validator: ${refused.reason}; no money moves` }];
+  } else if (c.reversesClaimId) {
     const orig = next.claims[c.reversesClaimId];
     const base = { n: next.seq, pv, ins: c.insuredRegion, trt: c.treatmentRegion, inst: c.institutionId, a: AMOUNT_FIELDS.map(() => 0) };
-    if (!orig || orig.s !== 'S' || orig.rev) {
-      const reason = !orig ? 'CLAIM_NOT_FOUND' : orig.rev ? `ALREADY_REVERSED by ${orig.rev}` : 'NOT_REVERSIBLE';
+    if (!orig || orig.s !== 'S' || orig.rev || orig.inst !== c.institutionId) {
+      // Another institution's claim is reported as not found: nothing is revealed about it.
+      const reason = !orig || orig.inst !== c.institutionId ? 'CLAIM_NOT_FOUND' : orig.rev ? `ALREADY_REVERSED by ${orig.rev}` : 'NOT_REVERSIBLE';
       record = { ...base, y: year, t: c.treatment, s: 'X', reason, of: c.reversesClaimId };
       trace = [{ rule: 'reversal', version: pv, detail: `cannot reverse ${c.reversesClaimId}: ${reason}` }];
     } else {

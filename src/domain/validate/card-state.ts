@@ -10,7 +10,7 @@
  *     "taps":   [{"e": eventId, "t": deviceTime, "v": venueId, "d": direction, "s": scene}],   accepted taps, ascending t
  *     "chip":   [{"n": counter, "t": deviceTime}],                ascending t (and so ascending n)
  *     "nonces": [{"n": nonce, "until": expiry + skew}],           QR nonces seen, ascending until
- *     "decided":[{"e", "at", "verdict", "reason", "trace", "riskRules", "flags"}],  latest last
+ *     "decided":[{"e", "at", "verdict", "reason", "trace", "riskRules", "flags", "d"?}],  latest last
  *     "risk":   {"<ruleId>": {"ver", "ev": [[t, amountFen, rejected]], "flagT"?}} card rule windows
  *   }
  */
@@ -49,6 +49,11 @@ export interface DecidedMemo {
   trace: TraceStep[];
   riskRules: string[];
   flags: RiskFlag[];
+  /** Content digest of the event (taps), to tell a re-send from a reused seq. */
+  d?: string;
+  /** Claims: the institution's level and region from the project list item, when it got that far. */
+  lv?: string;
+  rg?: string;
 }
 
 export interface CardValidationState {

@@ -48,7 +48,7 @@ import { regionOfCardNumber } from '../card/token.js';
 import { emptyCardState, insertionIndex, type CardValidationState, type ChipMemo, type DecidedMemo, type NonceMemo, type TapMemo } from './card-state.js';
 import { formatInstant } from './data-format.js';
 import { HOTLIST_REASON_CODES, type Hotlist } from './hotlist.js';
-import { lookupProject, type ProjectList } from './project-list.js';
+import { lookupProject, type ProjectItem, type ProjectList } from './project-list.js';
 import { riskSubjectOf, type RiskRuleSet } from './risk-rules.js';
 import { evaluateCardRules } from './risk-windows.js';
 import type { ValidatorSettings } from './settings.js';
@@ -70,6 +70,12 @@ export interface TapDecision {
   state: CardValidationState;
   /** Built-in flags of a rejection with a risk severity, then flags of card-keyed rules. */
   flags: RiskFlag[];
+  /**
+   * Set when the tap's event id was decided before with other content (a terminal reused a
+   * seq): `decision` and `flags` are the first tap's, the state is unchanged, and this flag on
+   * the terminal is new.
+   */
+  seqReused?: RiskFlag;
 }
 
 /** Version of the built-in flag rules (a rejection whose reason has a severity in reasons.ts). */
@@ -80,7 +86,7 @@ export function builtinRuleId(reason: ReasonCode): string {
   return `builtin:${reason}`;
 }
 
-interface Rejection {
+export interface Rejection {
   reason: ReasonCode;
 }
 
@@ -97,7 +103,10 @@ export function decideTap(
 ): TapDecision {
   const prior = state ?? emptyCardState();
   for (const m of prior.decided) {
-    if (m.e === tap.eventId) return { decision: decisionOf(tap, m), state: prior, flags: m.flags };
+    if (m.e !== tap.eventId) continue;
+    const out: TapDecision = { decision: decisionOf(tap, m), state: prior, flags: m.flags };
+    if (m.d !== undefined && tap.contentDigest !== undefined && m.d !== tap.contentDigest) out.seqReused = seqReusedFlag(tap, m.d, nowMs);
+    return out;
   }
 
   const trace: TraceStep[] = [];
@@ -106,46 +115,77 @@ export function decideTap(
   const verdict: Verdict = rejection ? 'REJECTED' : 'ACCEPTED';
   const reason: ReasonCode = rejection ? rejection.reason : 'OK';
 
-  // Built-in flag of a rejection whose reason carries a severity (reasons.ts).
-  const flags: RiskFlag[] = [];
+  const flags = rejectionFlags(reason, tap, trace, nowMs);
+  const risk = applyCardRules(data, prior, riskSubjectOf(tap, verdict), trace, flags, nowMs);
+
+  const riskRules = flags.map((f) => f.ruleId);
+  const memo: DecidedMemo = { e: tap.eventId, at: nowMs, verdict, reason, trace, riskRules, flags, ...(tap.contentDigest !== undefined && { d: tap.contentDigest }) };
+  const next = nextState(data.settings, prior, tap, verdict === 'ACCEPTED', step.chip, step.nonce, memo, risk);
+  return { decision: decisionOf(tap, memo), state: next, flags };
+}
+
+/**
+ * The built-in flag of a rejection whose reason carries a severity (reasons.ts), keyed by the
+ * card; none for an acceptance. Its detail is the last trace step (the rule that refused).
+ */
+export function rejectionFlags(reason: ReasonCode, e: Pick<TapEvent, 'eventId' | 'cardToken' | 'deviceTime' | 'cardRegion'>, trace: TraceStep[], nowMs: number): RiskFlag[] {
   const info = ReasonCodes[reason] as { risk?: RiskFlag['severity'] };
-  if (rejection && info.risk) {
-    const ruleId = builtinRuleId(reason);
-    flags.push({
-      flagId: `${tap.eventId}:${ruleId}`,
-      eventId: tap.eventId,
+  if (reason === 'OK' || !info.risk) return [];
+  const ruleId = builtinRuleId(reason);
+  return [
+    {
+      flagId: `${e.eventId}:${ruleId}`,
+      eventId: e.eventId,
       ruleId,
       ruleVersion: BUILTIN_RULES_VERSION,
       severity: info.risk,
       keyKind: 'card',
-      key: tap.cardToken,
+      key: e.cardToken,
       detail: trace[trace.length - 1]!.detail,
-      deviceTime: tap.deviceTime,
+      deviceTime: e.deviceTime,
       flagTime: nowMs,
-      region: tap.cardRegion,
+      region: e.cardRegion,
+    },
+  ];
+}
+
+/**
+ * Evaluates the card-keyed risk rules over a decided event: appends their flags to `flags` and a
+ * trace step, and returns the card's new rule windows.
+ */
+export function applyCardRules(data: ValidatorData, prior: CardValidationState, subject: ReturnType<typeof riskSubjectOf>, trace: TraceStep[], flags: RiskFlag[], nowMs: number): CardValidationState['risk'] {
+  const rules = data.riskRules.cardRules;
+  if (rules.length === 0 && Object.keys(prior.risk).length === 0) return prior.risk;
+  const r = evaluateCardRules(rules, prior.risk, subject, data.settings.memory.riskEvents, nowMs);
+  if (rules.length > 0) {
+    trace.push({
+      rule: 'risk-rules',
+      version: data.riskRules.version,
+      detail: r.flags.length > 0 ? `flagged ${r.flags.map((f) => `${f.ruleId}@${f.ruleVersion}`).join(', ')}` : `${rules.length} card rules, none over threshold`,
     });
   }
+  flags.push(...r.flags);
+  return r.windows;
+}
 
-  // Card-keyed risk rules, over the decided tap.
-  const rules = data.riskRules.cardRules;
-  let risk = prior.risk;
-  if (rules.length > 0 || Object.keys(risk).length > 0) {
-    const r = evaluateCardRules(rules, prior.risk, riskSubjectOf(tap, verdict), data.settings.memory.riskEvents, nowMs);
-    risk = r.windows;
-    if (rules.length > 0) {
-      trace.push({
-        rule: 'risk-rules',
-        version: data.riskRules.version,
-        detail: r.flags.length > 0 ? `flagged ${r.flags.map((f) => `${f.ruleId}@${f.ruleVersion}`).join(', ')}` : `${rules.length} card rules, none over threshold`,
-      });
-    }
-    flags.push(...r.flags);
-  }
+/** Rule id of the flag raised when a terminal reuses a seq for another tap. */
+export const SEQ_REUSED_RULE = builtinRuleId('SEQ_REUSED');
 
-  const riskRules = flags.map((f) => f.ruleId);
-  const memo: DecidedMemo = { e: tap.eventId, at: nowMs, verdict, reason, trace, riskRules, flags };
-  const next = nextState(data.settings, prior, tap, verdict === 'ACCEPTED', step.chip, step.nonce, memo, risk);
-  return { decision: decisionOf(tap, memo), state: next, flags };
+/** The flag on a terminal that sent `tap` under an event id first used for content `firstDigest`. */
+export function seqReusedFlag(tap: Pick<TapEvent, 'eventId' | 'terminalId' | 'deviceTime' | 'terminalRegion' | 'contentDigest'>, firstDigest: string, nowMs: number): RiskFlag {
+  return {
+    flagId: `${tap.eventId}#${tap.contentDigest ?? ''}:${SEQ_REUSED_RULE}`,
+    eventId: tap.eventId,
+    ruleId: SEQ_REUSED_RULE,
+    ruleVersion: BUILTIN_RULES_VERSION,
+    severity: 'WARNING',
+    keyKind: 'terminal',
+    key: tap.terminalId,
+    detail: `seq reused: content ${tap.contentDigest ?? '?'} under ${tap.eventId}, first used for ${firstDigest}; the first tap counts`,
+    deviceTime: tap.deviceTime,
+    flagTime: nowMs,
+    region: tap.terminalRegion,
+  };
 }
 
 /**
@@ -180,14 +220,41 @@ function decisionOf(tap: TapEvent, m: DecidedMemo): Decision {
   };
 }
 
-function runChecks(
+/**
+ * What a card presented, as the card checks need it: a tap, or a medical claim (whose venue is
+ * the institution, scene MEDICAL and amount the bill's total, as its chip MAC covers them).
+ */
+export interface CardPresentation {
+  eventId: string;
+  terminalId: string;
+  deviceTime: number;
+  amountFen: number;
+  venueId: string;
+  scene: TapEvent['scene'];
+  form: TapEvent['form'];
+  cardToken: string;
+}
+
+/** What passed the card checks: the project list item that decided, and what to remember. */
+export interface CardChecked {
+  item: ProjectItem;
+}
+
+/**
+ * Steps 1–5 of the module comment — credentials, authenticity, hotlist, project list, single
+ * use — for a tap or a claim. `onItem` may refuse the deciding item (claims: its region and
+ * level) before the card's counter or nonce is spent. Records in `record` what the state must
+ * remember; appends to `trace`.
+ */
+export function checkPresentation(
   data: ValidatorData,
   prior: CardValidationState,
-  tap: TapEvent,
+  tap: CardPresentation,
   creds: CardCredentials | undefined,
   trace: TraceStep[],
   record: { chip: ChipMemo | undefined; nonce: NonceMemo | undefined },
-): Rejection | undefined {
+  onItem?: (item: ProjectItem) => { reason: ReasonCode; detail: string } | undefined,
+): Rejection | CardChecked {
   const { trust, settings } = data;
   const reject = (rule: string, version: string, reason: ReasonCode, detail: string): Rejection => {
     trace.push({ rule, version, detail });
@@ -249,6 +316,8 @@ function runChecks(
   // 4. Application project list.
   const p = lookupProject(data.projectList, tap.venueId, tap.scene, tap.form, tap.deviceTime);
   if (!p.ok) return reject('project-list', data.projectList.version, p.reason, p.detail);
+  const refused = onItem?.(p.item);
+  if (refused) return reject('project-list', data.projectList.version, refused.reason, refused.detail);
   trace.push({ rule: 'project-list', version: data.projectList.version, detail: `item ${p.item.venue} ${p.item.scene} accepts ${p.item.forms.join(',')}` });
 
   // 5. Single use.
@@ -275,6 +344,24 @@ function runChecks(
     }
     trace.push({ rule: 'qr-nonce', version: settings.version, detail: `nonce first use, level ${qrLevel}` });
   }
+  return { item: p.item };
+}
+
+function runChecks(
+  data: ValidatorData,
+  prior: CardValidationState,
+  tap: TapEvent,
+  creds: CardCredentials | undefined,
+  trace: TraceStep[],
+  record: { chip: ChipMemo | undefined; nonce: NonceMemo | undefined },
+): Rejection | undefined {
+  const { settings } = data;
+  const reject = (rule: string, version: string, reason: ReasonCode, detail: string): Rejection => {
+    trace.push({ rule, version, detail });
+    return { reason };
+  };
+  const checked = checkPresentation(data, prior, tap, creds, trace, record);
+  if ('reason' in checked) return checked;
 
   // 6. Behaviour, against the accepted taps on both sides of this tap's device time.
   const t = tap.deviceTime;
@@ -336,10 +423,11 @@ function hasCoordinates(venues: VenueDirectory, id: string): boolean {
   return v !== undefined && v.lat !== undefined && v.lon !== undefined;
 }
 
-function nextState(
+/** The card's state after a decided event; `accepted` taps join the behaviour memory. */
+export function nextState(
   settings: ValidatorSettings,
   prior: CardValidationState,
-  tap: TapEvent,
+  tap: Pick<TapEvent, 'eventId' | 'deviceTime' | 'venueId' | 'direction' | 'scene'>,
   accepted: boolean,
   chip: ChipMemo | undefined,
   nonce: NonceMemo | undefined,

@@ -4,8 +4,10 @@
  * settings — and the per-card state they keep. No NATS, ClickHouse or gRPC here: the validator
  * role loads the data from KV, keeps card states in KV and publishes what these functions return.
  */
-export { decideTap, builtinRuleId, BUILTIN_RULES_VERSION } from './decide.js';
-export type { ValidatorData, TapDecision } from './decide.js';
+export { decideTap, builtinRuleId, seqReusedFlag, BUILTIN_RULES_VERSION, SEQ_REUSED_RULE } from './decide.js';
+export type { ValidatorData, TapDecision, CardPresentation } from './decide.js';
+export { decideClaim, claimEventId, claimTotalFen } from './decide-claim.js';
+export type { ClaimVerdict } from './decide-claim.js';
 
 export { emptyCardState, cardStateFromData } from './card-state.js';
 export type { CardValidationState, TapMemo, ChipMemo, NonceMemo, DecidedMemo } from './card-state.js';
@@ -13,7 +15,7 @@ export type { CardValidationState, TapMemo, ChipMemo, NonceMemo, DecidedMemo } f
 export { DEFAULT_VALIDATOR_SETTINGS, resolveValidatorSettings } from './settings.js';
 export type { ValidatorSettings, StateMemoryLimits } from './settings.js';
 
-export { ProjectList, parseProjectList, projectListFromData, lookupProject, diffProjectLists, projectListCoverage } from './project-list.js';
+export { ProjectList, InstitutionLevels, parseProjectList, projectListFromData, lookupProject, diffProjectLists, projectListCoverage } from './project-list.js';
 export type { ProjectItem, ProjectLookup, ProjectRejection, ProjectListDiff } from './project-list.js';
 
 export { Hotlist, HotlistReasons, HOTLIST_REASON_CODES, hotlistEntryFromData } from './hotlist.js';

@@ -10,7 +10,7 @@
  * accepted forms. Operator and region of an item are recorded for audit and the trace; they do
  * not reject taps.
  */
-import { CardForms, Regions, Scenes, type CardForm, type Region, type Scene } from '../types.js';
+import { CardForms, Regions, Scenes, type CardForm, type InstitutionLevel, type Region, type Scene } from '../types.js';
 import {
   DataFormatError,
   formatInstant,
@@ -39,7 +39,14 @@ export interface ProjectItem {
   validTo?: number;
   /** Display name. */
   name?: string;
+  /**
+   * MEDICAL items: the institution's level, which decides the reimbursement ratio of its claims.
+   * Without it the institution's claims are refused (INSTITUTION_LEVEL_UNKNOWN).
+   */
+  level?: InstitutionLevel;
 }
+
+export const InstitutionLevels = ['PRIMARY', 'SECONDARY', 'TERTIARY'] as const satisfies readonly InstitutionLevel[];
 
 export type ProjectRejection = 'VENUE_NOT_LISTED' | 'SCENE_NOT_LISTED' | 'FORM_NOT_ACCEPTED' | 'ITEM_NOT_YET_VALID' | 'ITEM_EXPIRED';
 
@@ -125,11 +132,12 @@ function itemToData(item: ProjectItem): Record<string, unknown> {
     validFrom: formatInstant(item.validFrom),
     ...(item.validTo !== undefined && { validTo: formatInstant(item.validTo) }),
     ...(item.name !== undefined && { name: item.name }),
+    ...(item.level !== undefined && { level: item.level }),
   };
 }
 
 const LIST_FIELDS = ['version', 'description', 'items'] as const;
-const ITEM_FIELDS = ['venue', 'scene', 'forms', 'operator', 'region', 'validFrom', 'validTo', 'name'] as const;
+const ITEM_FIELDS = ['venue', 'scene', 'forms', 'operator', 'region', 'validFrom', 'validTo', 'name', 'level'] as const;
 const VENUE_PATTERN = /^[^\s*]+\*?$/;
 
 /**
@@ -168,7 +176,12 @@ function parseItem(raw: unknown, field: string): ProjectItem {
   const validTo = raw.validTo === undefined || raw.validTo === null ? undefined : parseInstant(raw.validTo, `${field}.validTo`);
   if (validTo !== undefined && validTo <= validFrom) throw new DataFormatError(`${field}.validTo`, 'must be after validFrom');
   const name = optionalString(raw, 'name', field);
-  return { venue, scene, forms, operator, region, validFrom, ...(validTo !== undefined && { validTo }), ...(name !== undefined && { name }) };
+  let level: InstitutionLevel | undefined;
+  if (raw.level !== undefined) {
+    if (scene !== 'MEDICAL') throw new DataFormatError(`${field}.level`, `only MEDICAL items carry a level (this item is ${scene})`);
+    level = requireOneOf(raw.level, InstitutionLevels, `${field}.level`);
+  }
+  return { venue, scene, forms, operator, region, validFrom, ...(validTo !== undefined && { validTo }), ...(name !== undefined && { name }), ...(level !== undefined && { level }) };
 }
 
 /**

@@ -13,7 +13,7 @@ import { tokenize } from '../../../src/domain/card/token.js';
 import { loadNetworks, loadVenueDirectory } from '../../../src/domain/network/index.js';
 import { loadSettlerData } from '../../../src/domain/settle/index.js';
 import { DEFAULT_VALIDATOR_SETTINGS, EMPTY_RISK_RULES, Hotlist, decideTap, parseProjectList, type CardValidationState } from '../../../src/domain/validate/index.js';
-import { checkTap } from '../../../src/ingest/shape.js';
+import { checkTap, wireTapOf } from '../../../src/ingest/shape.js';
 import { Direction, RiderCategory, Scene, TapStatus, type Tap } from '../../../src/gen/tapflow/v1/ingest.js';
 import { loadFleetConfig, parseFleetConfig } from '../../../bench/lib/fleet-config.js';
 import { FleetSimulator, idCheckChar, type SimTap } from '../../../bench/lib/fleet.js';
@@ -116,7 +116,7 @@ describe('bench fleet - taps the validator accepts as expected', () => {
     const kinds = new Map<string, number>();
     for (const s of [...warm, ...tape.live.map((l) => l.sim)]) {
       kinds.set(s.expect, (kinds.get(s.expect) ?? 0) + 1);
-      const shape = checkTap(s.tap, s.tap.terminalId);
+      const shape = checkTap(wireTapOf(s.tap), s.tap.terminalId);
       if (s.expect === 'malformed') {
         expect(shape.ok).toBe(false);
         continue;

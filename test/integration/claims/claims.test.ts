@@ -13,10 +13,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPipeline, type TestPipeline } from '../../support/pipeline.js';
-import { ClaimStatus, InstitutionLevel, Region, Treatment, type ClaimResult } from '../../../src/gen/tapflow/v1/ingest.js';
+import { ClaimStatus, Region, Treatment, type ClaimResult } from '../../../src/gen/tapflow/v1/ingest.js';
 import { clearingReport } from '../../../src/store/mod.js';
 import { runCli } from '../cli/run-cli.js';
-import { CLASS_A, CLASS_B, SELF_PAY, TJ_COUNTER, claim, getClaim, item, ok, settleClaim } from './grpc-claims.js';
+import { CLASS_A, CLASS_B, SELF_PAY, TJ_COUNTER, claim, getClaim, item, ok, settleClaim, signClaimsWith } from './grpc-claims.js';
 
 let p: TestPipeline;
 let md: grpc.Metadata;
@@ -24,6 +24,7 @@ let md: grpc.Metadata;
 beforeAll(async () => {
   p = await startTestPipeline();
   md = p.metadata(TJ_COUNTER);
+  signClaimsWith(p.dataDir);
   // The bounded wait is measured from here on: the settler must own its partitions first.
   await p.until(async () => (await p.app.ctx.metrics.partitionsOwned.get()).values.some((v) => v.labels.role === 'settler' && v.value === p.cfg.TAPFLOW_PARTITIONS), 30_000, 'settler partitions');
 }, 120_000);
@@ -155,7 +156,6 @@ describe('claims - malformed', () => {
     ['claim_id', { ...bad, claimId: 'x'.repeat(129) }],
     ['terminal_id', { ...bad, terminalId: 'TJ-CLINIC-0002' }],
     ['institution_id', { ...bad, institutionId: '' }],
-    ['institution_level', { ...bad, institutionLevel: InstitutionLevel.INSTITUTION_LEVEL_UNSPECIFIED }],
     ['treatment', { ...bad, treatment: Treatment.TREATMENT_UNSPECIFIED }],
     ['id_number', { ...bad, idNumber: '1101051980010100' }],
     ['id_number', { ...bad, idNumber: '11010519800101001x' }],

@@ -6,7 +6,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPipeline, type TestPipeline } from '../../support/pipeline.js';
 import { ClaimStatus } from '../../../src/gen/tapflow/v1/ingest.js';
-import { CLASS_A, TJ_COUNTER, claim, getClaim, item, ok, settleClaim } from './grpc-claims.js';
+import { CLASS_A, TJ_COUNTER, claim, getClaim, item, ok, settleClaim, signClaimsWith } from './grpc-claims.js';
 
 let p: TestPipeline;
 let md: grpc.Metadata;
@@ -14,6 +14,7 @@ let md: grpc.Metadata;
 beforeAll(async () => {
   p = await startTestPipeline({ TAPFLOW_CLAIM_WAIT_MS: '1' });
   md = p.metadata(TJ_COUNTER);
+  signClaimsWith(p.dataDir);
 }, 120_000);
 
 afterAll(async () => {

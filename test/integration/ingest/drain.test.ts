@@ -1,8 +1,10 @@
 /**
- * SIGTERM-style drain (app.shutdown) while a stream is open with taps in flight: every tap the
- * server had received before the drain gets an ack (ACCEPTED_DURABLE, or UNAVAILABLE: not
- * durable, retry), a new call during the drain is refused UNAVAILABLE, and after a restart every
- * tap acknowledged durable is decided and stored — nothing acknowledged is lost.
+ * SIGTERM-style drain (app.shutdown) while a stream is open with taps in flight: /healthz and
+ * /readyz report draining, every tap the server had received before the drain gets an ack
+ * (ACCEPTED_DURABLE, or UNAVAILABLE: not durable, retry), the stream the client keeps open ends
+ * with UNAVAILABLE (re-send what was not answered) rather than OK, a new call during the drain is
+ * refused UNAVAILABLE, and after a restart every tap acknowledged durable is decided and stored —
+ * nothing acknowledged is lost.
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -38,6 +40,7 @@ describe('ingest - drain on shutdown', () => {
   let inflightAtDrain = 0;
   let callEnd: { error?: grpc.ServiceError } = {};
   let duringDrain: grpc.status | 'OK' | undefined;
+  let health: { healthz: number; body: string; readyz: number } | undefined;
 
   it('acks every tap received before the drain and refuses new calls during it', async () => {
     const m = p.app.ctx.metrics;
@@ -61,6 +64,11 @@ describe('ingest - drain on shutdown', () => {
         const values = (m.tapsReceived as unknown as { hashMap: Record<string, { value: number }> }).hashMap;
         receivedBeforeDrain = Object.values(values).reduce((n, v) => n + v.value, 0) - receivedAtStart;
         shutdown = p.app.shutdown('test: SIGTERM');
+        void (async () => {
+          const h = await fetch(`http://127.0.0.1:${p.app.metricsPort}/healthz`);
+          const r = await fetch(`http://127.0.0.1:${p.app.metricsPort}/readyz`);
+          health = { healthz: h.status, body: await h.text(), readyz: r.status };
+        })().catch(() => undefined);
         // A new call now is refused (the server is draining, or already gone).
         const late = p.client.streamTaps(p.metadata('BJ-RAIL-0702'), { deadline: Date.now() + 5000 });
         late.on('data', () => (duringDrain = 'OK'));
@@ -70,9 +78,14 @@ describe('ingest - drain on shutdown', () => {
         late.end();
       }
     });
+    let over = false;
+    void ended.then(() => (over = true));
     const write = (t: Tap) => new Promise<void>((resolve) => (call.write(t) ? resolve() : call.once('drain', resolve)));
-    for (let s = 1; s <= N && !shutdown; s++) await write(tap(gate, s));
-    call.end();
+    // The client keeps the stream open and keeps sending through the drain, as a gate would.
+    for (let s = 1; s <= N && !over; s++) {
+      await write(tap(gate, s));
+      if (shutdown) await new Promise((r) => setTimeout(r, 2));
+    }
     await ended;
     await shutdown;
     await p.until(async () => duringDrain !== undefined, 10_000, 'the late call to end');
@@ -89,8 +102,11 @@ describe('ingest - drain on shutdown', () => {
     }
     // Taps that reached it during the drain are refused, never silently accepted.
     for (const [seq, list] of acks) if (seq > receivedBeforeDrain) expect(list.map((a) => TapStatus[a.status]), `tap ${seq}`).toEqual(['UNAVAILABLE']);
-    expect(callEnd.error === undefined || callEnd.error.code === grpc.status.UNAVAILABLE || callEnd.error.code === grpc.status.CANCELLED).toBe(true);
+    // Not OK: the client did not half-close, so it must learn to re-send what was not answered.
+    expect(callEnd.error?.code).toBe(grpc.status.UNAVAILABLE);
+    expect(callEnd.error?.details).toMatch(/re-send every tap not answered/);
     expect(duringDrain).toBe(grpc.status.UNAVAILABLE);
+    expect(health).toEqual({ healthz: 503, body: 'draining\n', readyz: 503 });
   });
 
   it('after a restart, every tap acknowledged durable is decided and stored once', async () => {

@@ -29,8 +29,9 @@ const status = (s: TapStatus) => TapStatus[s];
 describe('ingest - StreamTaps', () => {
   it('answers a malformed tap INVALID naming the field and keeps the stream going', async () => {
     const gate = 'BJ-RAIL-0301';
+    const first = tap(gate, 1);
     const taps = [
-      tap(gate, 1),
+      first,
       tap(gate, 2, { venueId: '' }),
       tap(gate, 3),
       tap(gate, 4, { scene: Scene.SCENE_UNSPECIFIED }),
@@ -38,7 +39,7 @@ describe('ingest - StreamTaps', () => {
       tap(gate, 6, { direction: 9 as Direction }),
       tap(gate, 7, { deviceTime: 1000 }),
       tap(gate, 8),
-      tap(gate, 1), // the same (terminal, seq) again
+      first, // the same tap again: the same (terminal, seq) and content
     ];
     const out = await stream(p.client, p.metadata(gate), taps);
     expect(out.error).toBeUndefined();
@@ -67,15 +68,16 @@ describe('ingest - StreamTaps', () => {
 describe('ingest - UploadBatch', () => {
   it('gives one result per tap, in order, with the counts', async () => {
     const bus = 'BJ-BUS-0301';
-    const first = await uploadBatch(p.client, p.metadata(bus), { terminalId: bus, taps: [tap(bus, 1), tap(bus, 2)] });
+    const [one, two] = [tap(bus, 1), tap(bus, 2)];
+    const first = await uploadBatch(p.client, p.metadata(bus), { terminalId: bus, taps: [one, two] });
     expect(codeOf(first)).toBe('OK');
     const taps = [
-      tap(bus, 2), // already uploaded
+      two, // already uploaded
       tap(bus, 3),
       tap(bus, 4, { amountFen: -1 }),
       tap(bus, 5),
       tap(bus, 6, { seq: 0 }),
-      tap(bus, 1), // already uploaded
+      one, // already uploaded
       { ...tap(bus, 7), terminalId: '' }, // an offline tap may leave the terminal id to the batch
     ];
     const r = await uploadBatch(p.client, p.metadata(bus), { terminalId: bus, taps });

@@ -10,12 +10,14 @@ import {
   claimSplitToPb,
   decodeBusClaim,
   decodeBusTap,
+  decodeClaimDecision,
   decodeCredentials,
   decodeDecision,
   decodeRiskFlag,
   decodeSettlement,
   encodeBusClaim,
   encodeBusTap,
+  encodeClaimDecision,
   encodeCredentials,
   encodeDecision,
   encodeRiskFlag,
@@ -29,18 +31,22 @@ import {
   Regions,
   RiderCategories,
   Scenes,
+  type ClaimDecision,
   type ClaimSplit,
+  type ClaimSubmission,
   type Decision,
-  type MedicalClaimEvent,
   type RiskFlag,
   type Settlement,
   type TapEvent,
 } from '../../../src/domain/types.js';
+import { MAX_DEVICE_TIME, MIN_DEVICE_TIME } from '../../../src/domain/limits.js';
+import { TapflowError } from '../../../src/domain/reasons.js';
 
 // --- arbitraries of the domain types -------------------------------------------------------
 
 const region = fc.constantFrom(...Regions);
 const time = fc.integer({ min: 0, max: 4_102_444_800_000 }); // up to 2100, beyond 2^32
+const deviceTime = fc.integer({ min: MIN_DEVICE_TIME, max: MAX_DEVICE_TIME });
 const money = fc.integer({ min: -1_000_000_000, max: 1_000_000_000 });
 const text = fc.string({ maxLength: 24 });
 const u32 = fc.integer({ min: 0, max: 0xffff_ffff });
@@ -53,7 +59,7 @@ const tapEvent: fc.Arbitrary<TapEvent> = fc.record({
   seq,
   terminalRegion: region,
   operatorId: text,
-  deviceTime: time,
+  deviceTime,
   ingestTime: time,
   scene: fc.constantFrom(...Scenes),
   venueId: fc.string({ maxLength: 40, unit: 'grapheme' }),
@@ -65,6 +71,7 @@ const tapEvent: fc.Arbitrary<TapEvent> = fc.record({
   riderCategory: fc.constantFrom(...RiderCategories),
   offline: fc.boolean(),
   partition: fc.nat({ max: 1023 }),
+  contentDigest: fc.stringMatching(/^[0-9a-f]{16}$/),
 });
 
 const decision: fc.Arbitrary<Decision> = fc
@@ -76,7 +83,8 @@ const decision: fc.Arbitrary<Decision> = fc
     trace,
     riskRules: fc.array(text, { maxLength: 3 }),
   })
-  .map(({ tap, ...d }) => ({ ...tap, ...d }));
+  // A decision does not carry the tap's content digest (only the validator's state keeps it).
+  .map(({ tap: { contentDigest: _digest, ...tap }, ...d }) => ({ ...tap, ...d }));
 
 const claimSplit: fc.Arbitrary<ClaimSplit> = fc.record({
   claimId: text,
@@ -126,8 +134,9 @@ const settlement: fc.Arbitrary<Settlement> = fc
     { requiredKeys: ['settlementId', 'eventId', 'kind', 'cardToken', 'cardRegion', 'terminalRegion', 'operatorId', 'network', 'scene', 'venueId', 'entryVenueId', 'deviceTime', 'settleTime', 'businessDay', 'amountFen', 'baseFareFen', 'distanceM', 'tariffVersion', 'trace', 'ledger', 'adjustsEventId', 'partition', 'ingestTime'] },
   );
 
-const busClaim: fc.Arbitrary<MedicalClaimEvent> = fc.record({
+const busClaim: fc.Arbitrary<ClaimSubmission> = fc.record({
   claimId: text,
+  claimKey: fc.stringMatching(/^[0-9a-f]{40}$/),
   terminalId: text,
   institutionId: text,
   institutionLevel: fc.constantFrom('PRIMARY' as const, 'SECONDARY' as const, 'TERTIARY' as const),
@@ -136,13 +145,20 @@ const busClaim: fc.Arbitrary<MedicalClaimEvent> = fc.record({
   personToken: text,
   insuredRegion: region,
   treatmentRegion: region,
-  deviceTime: time,
+  deviceTime,
   ingestTime: time,
-  items: fc.array(fc.record({ code: text, name: fc.string({ maxLength: 20, unit: 'grapheme' }), catalogueClass: fc.constantFrom('CLASS_A' as const, 'CLASS_B' as const, 'SELF_PAY' as const), amountFen: fc.nat({ max: 1e9 }) }), { maxLength: 5 }),
+  items: fc.array(fc.record({ code: text, name: fc.string({ maxLength: 20, unit: 'grapheme' }), catalogueClass: fc.constantFrom('CLASS_A' as const, 'CLASS_B' as const, 'SELF_PAY' as const), amountFen: fc.nat({ max: 1e8 }) }), { maxLength: 5 }),
   reversesClaimId: text,
   personalAccountBalanceFen: fc.nat({ max: 1e9 }),
   partition: fc.nat({ max: 1023 }),
+  cardPartition: fc.nat({ max: 1023 }),
+  form: fc.constantFrom(...CardForms),
+  cardRegion: region,
 });
+
+const claimDecision: fc.Arbitrary<ClaimDecision> = fc
+  .tuple(busClaim, time, fc.constantFrom('ACCEPTED' as const, 'REJECTED' as const), text, trace, fc.array(text, { maxLength: 3 }))
+  .map(([c, decisionTime, verdict, reason, tr, riskRules]) => ({ ...c, decisionTime, verdict, reason, trace: tr, riskRules }));
 
 const riskFlag: fc.Arbitrary<RiskFlag> = fc.record({
   flagId: text,
@@ -205,8 +221,19 @@ describe('codec - round trips', () => {
     fc.assert(fc.property(settlement, (s) => void expect(normalise(decodeSettlement(encodeSettlement(s)))).toEqual(normalise(s))), { numRuns: 300 });
   });
 
-  it('BusClaim', () => {
-    fc.assert(fc.property(busClaim, (c) => void expect(decodeBusClaim(encodeBusClaim(c))).toEqual(c)), { numRuns: 300 });
+  it('BusClaim, with its sealed credentials', () => {
+    fc.assert(
+      fc.property(busClaim, (c) => {
+        const out = decodeBusClaim(encodeBusClaim(c, sealed));
+        expect(out.claim).toEqual(c);
+        expect(Buffer.from(out.sealedCard)).toEqual(Buffer.from(sealed));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('ClaimDecision', () => {
+    fc.assert(fc.property(claimDecision, (d) => void expect(decodeClaimDecision(encodeClaimDecision(d))).toEqual(d)), { numRuns: 300 });
   });
 
   it('RiskFlag', () => {
@@ -246,5 +273,31 @@ describe('codec - refusals', () => {
 
   it('refuses bytes that are not the message', () => {
     expect(() => decodeDecision(new Uint8Array([0xff, 0xff, 0xff]))).toThrow();
+  });
+
+  it('refuses values out of range as data errors (TF_EVENT_INVALID) naming the field', () => {
+    const base = PbBusTap.decode(encodeBusTap(t, sealed));
+    const cases: [string, Partial<typeof base>][] = [
+      ['seq', { seq: 0 }],
+      ['device_time', { deviceTime: MIN_DEVICE_TIME - 1 }],
+      ['device_time', { deviceTime: MAX_DEVICE_TIME + 1 }],
+      ['amount_fen', { amountFen: -5 }],
+      ['amount_fen', { amountFen: 1_000_001 }],
+    ];
+    for (const [field, over] of cases) {
+      const bytes = PbBusTap.encode({ ...base, ...over }).finish();
+      expect(() => decodeBusTap(bytes), field).toThrow(TapflowError);
+      try {
+        decodeBusTap(bytes);
+      } catch (err) {
+        expect((err as TapflowError).code).toBe('TF_EVENT_INVALID');
+        expect((err as TapflowError).message.startsWith(`${field}: `)).toBe(true);
+      }
+    }
+    const c = fc.sample(busClaim, { numRuns: 1, seed: 5 })[0]!;
+    const huge = { ...c, items: Array.from({ length: 11 }, (_, i) => ({ code: `I${i}`, name: '', catalogueClass: 'CLASS_A' as const, amountFen: 100_000_000 })) };
+    expect(() => decodeBusClaim(encodeBusClaim(huge, sealed))).toThrow(/^items: total 1100000000 fen is above 1000000000/);
+    const item = { ...c, items: [{ code: 'X', name: '', catalogueClass: 'CLASS_A' as const, amountFen: 100_000_001 }] };
+    expect(() => decodeBusClaim(encodeBusClaim(item, sealed))).toThrow(/^items\[0\]\.amount_fen: /);
   });
 });

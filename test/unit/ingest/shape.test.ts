@@ -1,24 +1,25 @@
 /**
- * Shape checks of what terminals send (src/ingest/shape.ts): every field error is named, and a
- * good tap comes back with its domain values.
+ * Shape checks of what terminals send (src/ingest/shape.ts): every field error is named, 64-bit
+ * values are range-checked without loss, and a good tap comes back with its domain values.
  */
 import { describe, expect, it } from 'vitest';
 import { checkCard, checkTap, ID_NUMBER_PATTERN, MAX_AMOUNT_FEN, MIN_DEVICE_TIME } from '../../../src/ingest/shape.js';
-import { Direction, RiderCategory, Scene, type Tap } from '../../../src/gen/tapflow/v1/ingest.js';
+import type { WireTap } from '../../../src/ingest/wire.js';
+import { Direction, RiderCategory, Scene } from '../../../src/gen/tapflow/v1/ingest.js';
 import { encodeQrBody, formatQrPayload } from '../../../src/domain/card/qr.js';
 
 const TERMINAL = 'BJ-RAIL-0001';
 
-function tap(over: Partial<Tap> = {}): Tap {
+function tap(over: Partial<WireTap> = {}): WireTap {
   return {
     terminalId: TERMINAL,
-    seq: 7,
-    deviceTime: Date.UTC(2026, 2, 10, 2, 0),
+    seq: 7n,
+    deviceTime: BigInt(Date.UTC(2026, 2, 10, 2, 0)),
     scene: Scene.RAIL,
     venueId: 'bj-subway:西直门',
     direction: Direction.ENTRY,
     card: { $case: 'chip', value: { cardNumber: '110000000001', counter: 3, mac: Buffer.alloc(8, 1) } },
-    amountFen: 0,
+    amountFen: 0n,
     riderCategory: RiderCategory.STUDENT,
     ...over,
   };
@@ -29,7 +30,7 @@ function qr(body: Record<string, unknown>, signature = Buffer.alloc(64, 2)): str
 }
 
 /** The field a bad tap is refused for (or 'ok'). */
-function fieldOf(t: Tap, terminal = TERMINAL): string {
+function fieldOf(t: WireTap, terminal = TERMINAL): string {
   const r = checkTap(t, terminal);
   return r.ok ? 'ok' : r.error.field;
 }
@@ -40,6 +41,7 @@ describe('shape - checkTap', () => {
     expect(r).toEqual({
       ok: true,
       tap: {
+        tap: { ...tap(), seq: 7, deviceTime: Date.UTC(2026, 2, 10, 2, 0), amountFen: 0 },
         scene: 'RAIL',
         direction: 'ENTRY',
         riderCategory: 'STUDENT',
@@ -55,15 +57,22 @@ describe('shape - checkTap', () => {
     expect(r.ok && r.tap.riderCategory).toBe('ADULT');
   });
 
+  it('takes an empty terminal_id as the authenticated terminal', () => {
+    const r = checkTap(tap({ terminalId: '' }), TERMINAL);
+    expect(r.ok && r.tap.tap.terminalId).toBe(TERMINAL);
+  });
+
   it.each([
-    ['terminal_id', tap({ terminalId: '' })],
     ['terminal_id', tap({ terminalId: 'BJ RAIL 1' })],
     ['terminal_id', tap({ terminalId: 'BJ-RAIL-0002' })], // not the authenticated terminal
-    ['seq', tap({ seq: 0 })],
-    ['seq', tap({ seq: 1.5 })],
-    ['seq', tap({ seq: Number.MAX_SAFE_INTEGER + 2 })],
-    ['device_time', tap({ deviceTime: 0 })],
-    ['device_time', tap({ deviceTime: MIN_DEVICE_TIME - 1 })],
+    ['seq', tap({ seq: 0n })],
+    ['seq', tap({ seq: 2n ** 53n })],
+    ['seq', tap({ seq: 2n ** 64n - 1n })],
+    ['device_time', tap({ deviceTime: 0n })],
+    ['device_time', tap({ deviceTime: BigInt(MIN_DEVICE_TIME - 1) })],
+    ['device_time', tap({ deviceTime: BigInt(Date.UTC(2100, 0, 1) + 1) })],
+    ['device_time', tap({ deviceTime: 2n ** 63n - 1n })],
+    ['device_time', tap({ deviceTime: -(2n ** 63n) })],
     ['scene', tap({ scene: Scene.SCENE_UNSPECIFIED })],
     ['scene', tap({ scene: 99 as Scene })],
     ['venue_id', tap({ venueId: '' })],
@@ -71,9 +80,9 @@ describe('shape - checkTap', () => {
     ['direction', tap({ direction: Direction.DIRECTION_UNSPECIFIED })],
     ['direction', tap({ direction: 7 as Direction })],
     ['rider_category', tap({ riderCategory: 42 as RiderCategory })],
-    ['amount_fen', tap({ amountFen: -1 })],
-    ['amount_fen', tap({ amountFen: MAX_AMOUNT_FEN + 1 })],
-    ['amount_fen', tap({ amountFen: 0.5 })],
+    ['amount_fen', tap({ amountFen: -1n })],
+    ['amount_fen', tap({ amountFen: BigInt(MAX_AMOUNT_FEN + 1) })],
+    ['amount_fen', tap({ amountFen: 2n ** 62n })],
     ['card', tap({ card: undefined })],
     ['card.chip.card_number', tap({ card: { $case: 'chip', value: { cardNumber: '990000000001', counter: 1, mac: Buffer.alloc(8) } } })],
     ['card.chip.card_number', tap({ card: { $case: 'chip', value: { cardNumber: '11abc', counter: 1, mac: Buffer.alloc(8) } } })],
@@ -84,8 +93,9 @@ describe('shape - checkTap', () => {
   });
 
   it('accepts the edges of the ranges', () => {
-    expect(fieldOf(tap({ deviceTime: MIN_DEVICE_TIME }))).toBe('ok');
-    expect(fieldOf(tap({ amountFen: MAX_AMOUNT_FEN }))).toBe('ok');
+    expect(fieldOf(tap({ deviceTime: BigInt(MIN_DEVICE_TIME) }))).toBe('ok');
+    expect(fieldOf(tap({ amountFen: BigInt(MAX_AMOUNT_FEN) }))).toBe('ok');
+    expect(fieldOf(tap({ seq: 2n ** 53n - 1n }))).toBe('ok');
     expect(fieldOf(tap({ venueId: 'x'.repeat(128) }))).toBe('ok');
     expect(fieldOf(tap({ terminalId: 'B'.repeat(64) }), 'B'.repeat(64))).toBe('ok');
   });

@@ -200,3 +200,34 @@ describe('medical - policies', () => {
     expect(trace.map((t) => t.rule)).toEqual(['catalogue', 'deductible', 'ratio', 'cap', 'account']);
   });
 });
+
+describe('medical - claims the validator refused, reversals and bounds', () => {
+  it('records a refused claim REJECTED with the validator reason: no money, no ledger, no accumulation', () => {
+    const refused = { reason: 'CHIP_MAC_INVALID', trace: [{ rule: 'chip-mac', version: 'k1', detail: 'MAC does not verify' }] };
+    const r = settleClaim(data(), undefined, claim({ claimId: 'x1', items: [A(100_000)] }), 42, refused);
+    expect(r.settlement.claim).toMatchObject({ status: 'REJECTED', reason: 'CHIP_MAC_INVALID', medfee_sumamt: 0, hifp_pay: 0, cash_payamt: 0 });
+    expect(r.settlement.ledger).toEqual([]);
+    expect(r.settlement.trace.map((s) => s.rule)).toEqual(['chip-mac', 'reject']);
+    expect(accumulationsOf(r.state, '2026', 'OUTPATIENT')).toEqual({ deductibleFen: 0, fundFen: 0, medfeeFen: 0, claims: 0 });
+    // Idempotent: the same claim id again gives the same answer, even if now accepted.
+    const again = settleClaim(data(), r.state, claim({ claimId: 'x1', items: [A(100_000)] }), 43);
+    expect(again.settlement.claim).toMatchObject({ status: 'REJECTED', reason: 'CHIP_MAC_INVALID' });
+  });
+
+  it('refuses a reversal from another institution as CLAIM_NOT_FOUND, and the claim stays reversible by its own', () => {
+    const { state } = settleAll([claim({ claimId: 'o1', items: [A(300_000)] })]);
+    const other = settleClaim(data(), state, claim({ claimId: 'r-other', institutionId: 'hospital:BJ:chaoyang-hospital', items: [], reversesClaimId: 'o1' }), 44);
+    expect(other.settlement.claim).toMatchObject({ status: 'REJECTED', reason: 'CLAIM_NOT_FOUND' });
+    expect(other.settlement.ledger).toEqual([]);
+    const own = settleClaim(data(), other.state, claim({ claimId: 'r-own', items: [], reversesClaimId: 'o1' }), 45);
+    expect(own.settlement.claim?.status).toBe('REVERSED');
+  });
+
+  it('rejects items beyond the bounds instead of overflowing (sums stay exact below 2^53)', () => {
+    const item = quoteClaim(data(), claim({ claimId: 'b1', items: [A(2 ** 53)] }));
+    expect([item.status, item.reason]).toEqual(['REJECTED', 'INVALID_CLAIM: item A1 amount 9007199254740992 outside 0..100000000']);
+    const total = quoteClaim(data(), claim({ claimId: 'b2', items: Array.from({ length: 11 }, (_, i) => A(100_000_000, `A${i}`)) }));
+    expect([total.status, total.reason]).toEqual(['REJECTED', 'INVALID_CLAIM: total 1100000000 above 1000000000']);
+    expect(() => settleClaim(data(), undefined, claim({ claimId: 'b3', items: [A(2 ** 60)] }), 1)).not.toThrow();
+  });
+});

@@ -40,11 +40,14 @@ export const protobufFileName = "tapflow/v1/bus.proto";
  *
  * Subjects (P = partition = fnv1a32(card_token) % partitions):
  *   tapflow.taps.<P>         BusTap      ingest     -> validators   stream TAPS
- *   tapflow.claims.<P>       BusClaim    ingest     -> settlers     stream TAPS
+ *   tapflow.claims.<P>       BusClaim    ingest     -> validators   stream TAPS      (P of the card token)
  *   tapflow.decisions.<P>    Decision    validators -> settlers, sink  stream DECISIONS
+ *   tapflow.claimdecisions.<Q> ClaimDecision validators -> settlers stream DECISIONS (Q of the person token)
  *   tapflow.settlements.<P>  Settlement  settlers   -> sink         stream SETTLEMENTS
  *   tapflow.risk.<P>         RiskFlag    validators -> sink         stream RISK
  *   tapflow.dlq.<role>       DeadLetter  any role                   stream DLQ
+ * A medical claim is decided by the owner of its card's partition (credentials, hotlist, project
+ * list) and settled by the owner of its person's partition (annual accumulations).
  * Every message carries a Nats-Msg-Id derived from the event it comes from, so a redelivered
  * input whose output was already published produces no second copy within the duplicate window.
  * No raw card or ID numbers: card_token / person_token are keyed HMAC tokens; the card's
@@ -271,6 +274,12 @@ export interface BusTap {
   /** arrived in an UploadBatch */
   offline: boolean;
   partition: number;
+  /**
+   * Digest of what the terminal sent for this (terminal_id, seq): first 8 bytes of SHA-256 over
+   * the tap re-encoded canonically (src/ingest/digest.ts), hex. Tells a re-send of the same tap
+   * from a seq reused for another tap.
+   */
+  contentDigest: string;
 }
 
 export interface BusClaim {
@@ -288,7 +297,51 @@ export interface BusClaim {
   items: ClaimItem[];
   reversesClaimId: string;
   personalAccountBalanceFen: number;
+  /** of the person token: the settler that settles it */
   partition: number;
+  form: CardForm;
+  /** issuing region of the card */
+  cardRegion: Region;
+  /** sealed CardCredentials, as in BusTap (AAD: "claim:" + claim key) */
+  sealedCard: Buffer;
+  /** of the card token: the validator that decides it (the subject's P) */
+  cardPartition: number;
+  /** hex SHA-256 prefix of the claim id: subjects, KV keys, message ids */
+  claimKey: string;
+}
+
+/**
+ * A validator's answer about a medical claim, on tapflow.claimdecisions.<partition>.
+ * Institution level and treatment region come from the application project list item of the
+ * institution (when the claim got that far); the claim's own level is not trusted.
+ */
+export interface ClaimDecision {
+  claimId: string;
+  claimKey: string;
+  terminalId: string;
+  institutionId: string;
+  institutionLevel: InstitutionLevel;
+  treatment: Treatment;
+  cardToken: string;
+  personToken: string;
+  insuredRegion: Region;
+  treatmentRegion: Region;
+  deviceTime: number;
+  ingestTime: number;
+  decisionTime: number;
+  items: ClaimItem[];
+  reversesClaimId: string;
+  personalAccountBalanceFen: number;
+  /** of the person token */
+  partition: number;
+  cardPartition: number;
+  form: CardForm;
+  cardRegion: Region;
+  verdict: Verdict;
+  /** reason code (src/domain/reasons.ts); "OK" when accepted */
+  reason: string;
+  trace: TraceStep[];
+  riskRules: string[];
 }
 
 /** One step of the reasoning behind a decision or a price: which rule, which data version. */
@@ -385,14 +438,35 @@ export interface RiskFlag {
   region: Region;
 }
 
+export interface Header {
+  name: string;
+  value: string;
+}
+
+/**
+ * A message a role could not process, on tapflow.dlq.<role> (stream DLQ, limits retention), with
+ * Nats-Msg-Id "dlq:<role>:<stream>:<stream_seq>". Headers of the DLQ message itself:
+ * Tapflow-Error-Code, Tapflow-Source-Stream, Tapflow-Source-Seq.
+ */
 export interface DeadLetter {
   role: string;
+  /** where the message was published */
   subject: string;
+  /** its sequence in `stream` */
   streamSeq: number;
+  /** a failure code (src/domain/reasons.ts), e.g. TF_EVENT_INVALID */
   errorCode: string;
+  /** what was wrong, naming the field where there is one */
   error: string;
+  /** the message as it was */
   data: Buffer;
+  /** epoch ms of dead-lettering */
   time: number;
+  stream: string;
+  consumer: string;
+  deliveryCount: number;
+  /** the original message's headers */
+  headers: Header[];
 }
 
 function createBaseCardCredentials(): CardCredentials {
@@ -516,6 +590,7 @@ function createBaseBusTap(): BusTap {
     riderCategory: 0,
     offline: false,
     partition: 0,
+    contentDigest: "",
   };
 }
 
@@ -574,6 +649,9 @@ export const BusTap: MessageFns<BusTap> = {
     }
     if (message.partition !== 0) {
       writer.uint32(144).uint32(message.partition);
+    }
+    if (message.contentDigest !== "") {
+      writer.uint32(154).string(message.contentDigest);
     }
     return writer;
   },
@@ -735,6 +813,14 @@ export const BusTap: MessageFns<BusTap> = {
             message.partition = reader.uint32();
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.contentDigest = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -815,6 +901,11 @@ export const BusTap: MessageFns<BusTap> = {
         : 0,
       offline: isSet(object.offline) ? globalThis.Boolean(object.offline) : false,
       partition: isSet(object.partition) ? globalThis.Number(object.partition) : 0,
+      contentDigest: isSet(object.contentDigest)
+        ? globalThis.String(object.contentDigest)
+        : isSet(object.content_digest)
+        ? globalThis.String(object.content_digest)
+        : "",
     };
   },
 
@@ -874,6 +965,9 @@ export const BusTap: MessageFns<BusTap> = {
     if (message.partition !== 0) {
       obj.partition = Math.round(message.partition);
     }
+    if (message.contentDigest !== "") {
+      obj.contentDigest = message.contentDigest;
+    }
     return obj;
   },
 
@@ -900,6 +994,7 @@ export const BusTap: MessageFns<BusTap> = {
     message.riderCategory = object.riderCategory ?? 0;
     message.offline = object.offline ?? false;
     message.partition = object.partition ?? 0;
+    message.contentDigest = object.contentDigest ?? "";
     return message;
   },
 };
@@ -921,6 +1016,11 @@ function createBaseBusClaim(): BusClaim {
     reversesClaimId: "",
     personalAccountBalanceFen: 0,
     partition: 0,
+    form: 0,
+    cardRegion: 0,
+    sealedCard: Buffer.alloc(0),
+    cardPartition: 0,
+    claimKey: "",
   };
 }
 
@@ -970,6 +1070,21 @@ export const BusClaim: MessageFns<BusClaim> = {
     }
     if (message.partition !== 0) {
       writer.uint32(120).uint32(message.partition);
+    }
+    if (message.form !== 0) {
+      writer.uint32(128).int32(message.form);
+    }
+    if (message.cardRegion !== 0) {
+      writer.uint32(136).int32(message.cardRegion);
+    }
+    if (message.sealedCard.length !== 0) {
+      writer.uint32(146).bytes(message.sealedCard);
+    }
+    if (message.cardPartition !== 0) {
+      writer.uint32(152).uint32(message.cardPartition);
+    }
+    if (message.claimKey !== "") {
+      writer.uint32(162).string(message.claimKey);
     }
     return writer;
   },
@@ -1107,6 +1222,46 @@ export const BusClaim: MessageFns<BusClaim> = {
             message.partition = reader.uint32();
             continue;
           }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.form = reader.int32() as any;
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.cardRegion = reader.int32() as any;
+            continue;
+          }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.sealedCard = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.cardPartition = reader.uint32();
+            continue;
+          }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.claimKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1186,6 +1341,27 @@ export const BusClaim: MessageFns<BusClaim> = {
         ? globalThis.Number(object.personal_account_balance_fen)
         : 0,
       partition: isSet(object.partition) ? globalThis.Number(object.partition) : 0,
+      form: isSet(object.form) ? cardFormFromJSON(object.form) : 0,
+      cardRegion: isSet(object.cardRegion)
+        ? regionFromJSON(object.cardRegion)
+        : isSet(object.card_region)
+        ? regionFromJSON(object.card_region)
+        : 0,
+      sealedCard: isSet(object.sealedCard)
+        ? Buffer.from(bytesFromBase64(object.sealedCard))
+        : isSet(object.sealed_card)
+        ? Buffer.from(bytesFromBase64(object.sealed_card))
+        : Buffer.alloc(0),
+      cardPartition: isSet(object.cardPartition)
+        ? globalThis.Number(object.cardPartition)
+        : isSet(object.card_partition)
+        ? globalThis.Number(object.card_partition)
+        : 0,
+      claimKey: isSet(object.claimKey)
+        ? globalThis.String(object.claimKey)
+        : isSet(object.claim_key)
+        ? globalThis.String(object.claim_key)
+        : "",
     };
   },
 
@@ -1236,6 +1412,21 @@ export const BusClaim: MessageFns<BusClaim> = {
     if (message.partition !== 0) {
       obj.partition = Math.round(message.partition);
     }
+    if (message.form !== 0) {
+      obj.form = cardFormToJSON(message.form);
+    }
+    if (message.cardRegion !== 0) {
+      obj.cardRegion = regionToJSON(message.cardRegion);
+    }
+    if (message.sealedCard.length !== 0) {
+      obj.sealedCard = base64FromBytes(message.sealedCard);
+    }
+    if (message.cardPartition !== 0) {
+      obj.cardPartition = Math.round(message.cardPartition);
+    }
+    if (message.claimKey !== "") {
+      obj.claimKey = message.claimKey;
+    }
     return obj;
   },
 
@@ -1259,6 +1450,545 @@ export const BusClaim: MessageFns<BusClaim> = {
     message.reversesClaimId = object.reversesClaimId ?? "";
     message.personalAccountBalanceFen = object.personalAccountBalanceFen ?? 0;
     message.partition = object.partition ?? 0;
+    message.form = object.form ?? 0;
+    message.cardRegion = object.cardRegion ?? 0;
+    message.sealedCard = object.sealedCard ?? Buffer.alloc(0);
+    message.cardPartition = object.cardPartition ?? 0;
+    message.claimKey = object.claimKey ?? "";
+    return message;
+  },
+};
+
+function createBaseClaimDecision(): ClaimDecision {
+  return {
+    claimId: "",
+    claimKey: "",
+    terminalId: "",
+    institutionId: "",
+    institutionLevel: 0,
+    treatment: 0,
+    cardToken: "",
+    personToken: "",
+    insuredRegion: 0,
+    treatmentRegion: 0,
+    deviceTime: 0,
+    ingestTime: 0,
+    decisionTime: 0,
+    items: [],
+    reversesClaimId: "",
+    personalAccountBalanceFen: 0,
+    partition: 0,
+    cardPartition: 0,
+    form: 0,
+    cardRegion: 0,
+    verdict: 0,
+    reason: "",
+    trace: [],
+    riskRules: [],
+  };
+}
+
+export const ClaimDecision: MessageFns<ClaimDecision> = {
+  encode(message: ClaimDecision, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.claimId !== "") {
+      writer.uint32(10).string(message.claimId);
+    }
+    if (message.claimKey !== "") {
+      writer.uint32(18).string(message.claimKey);
+    }
+    if (message.terminalId !== "") {
+      writer.uint32(26).string(message.terminalId);
+    }
+    if (message.institutionId !== "") {
+      writer.uint32(34).string(message.institutionId);
+    }
+    if (message.institutionLevel !== 0) {
+      writer.uint32(40).int32(message.institutionLevel);
+    }
+    if (message.treatment !== 0) {
+      writer.uint32(48).int32(message.treatment);
+    }
+    if (message.cardToken !== "") {
+      writer.uint32(58).string(message.cardToken);
+    }
+    if (message.personToken !== "") {
+      writer.uint32(66).string(message.personToken);
+    }
+    if (message.insuredRegion !== 0) {
+      writer.uint32(72).int32(message.insuredRegion);
+    }
+    if (message.treatmentRegion !== 0) {
+      writer.uint32(80).int32(message.treatmentRegion);
+    }
+    if (message.deviceTime !== 0) {
+      writer.uint32(88).int64(message.deviceTime);
+    }
+    if (message.ingestTime !== 0) {
+      writer.uint32(96).int64(message.ingestTime);
+    }
+    if (message.decisionTime !== 0) {
+      writer.uint32(104).int64(message.decisionTime);
+    }
+    for (const v of message.items) {
+      ClaimItem.encode(v!, writer.uint32(114).fork()).join();
+    }
+    if (message.reversesClaimId !== "") {
+      writer.uint32(122).string(message.reversesClaimId);
+    }
+    if (message.personalAccountBalanceFen !== 0) {
+      writer.uint32(128).int64(message.personalAccountBalanceFen);
+    }
+    if (message.partition !== 0) {
+      writer.uint32(136).uint32(message.partition);
+    }
+    if (message.cardPartition !== 0) {
+      writer.uint32(144).uint32(message.cardPartition);
+    }
+    if (message.form !== 0) {
+      writer.uint32(152).int32(message.form);
+    }
+    if (message.cardRegion !== 0) {
+      writer.uint32(160).int32(message.cardRegion);
+    }
+    if (message.verdict !== 0) {
+      writer.uint32(168).int32(message.verdict);
+    }
+    if (message.reason !== "") {
+      writer.uint32(178).string(message.reason);
+    }
+    for (const v of message.trace) {
+      TraceStep.encode(v!, writer.uint32(186).fork()).join();
+    }
+    for (const v of message.riskRules) {
+      writer.uint32(194).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClaimDecision {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClaimDecision();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.claimId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.claimKey = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.terminalId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.institutionId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.institutionLevel = reader.int32() as any;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.treatment = reader.int32() as any;
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.cardToken = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.personToken = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.insuredRegion = reader.int32() as any;
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.treatmentRegion = reader.int32() as any;
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.deviceTime = longToNumber(reader.int64());
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.ingestTime = longToNumber(reader.int64());
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.decisionTime = longToNumber(reader.int64());
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.items.push(ClaimItem.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.reversesClaimId = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.personalAccountBalanceFen = longToNumber(reader.int64());
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.partition = reader.uint32();
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.cardPartition = reader.uint32();
+            continue;
+          }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.form = reader.int32() as any;
+            continue;
+          }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.cardRegion = reader.int32() as any;
+            continue;
+          }
+          case 21: {
+            if (tag !== 168) {
+              break;
+            }
+
+            message.verdict = reader.int32() as any;
+            continue;
+          }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            message.trace.push(TraceStep.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 24: {
+            if (tag !== 194) {
+              break;
+            }
+
+            message.riskRules.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClaimDecision {
+    return {
+      claimId: isSet(object.claimId)
+        ? globalThis.String(object.claimId)
+        : isSet(object.claim_id)
+        ? globalThis.String(object.claim_id)
+        : "",
+      claimKey: isSet(object.claimKey)
+        ? globalThis.String(object.claimKey)
+        : isSet(object.claim_key)
+        ? globalThis.String(object.claim_key)
+        : "",
+      terminalId: isSet(object.terminalId)
+        ? globalThis.String(object.terminalId)
+        : isSet(object.terminal_id)
+        ? globalThis.String(object.terminal_id)
+        : "",
+      institutionId: isSet(object.institutionId)
+        ? globalThis.String(object.institutionId)
+        : isSet(object.institution_id)
+        ? globalThis.String(object.institution_id)
+        : "",
+      institutionLevel: isSet(object.institutionLevel)
+        ? institutionLevelFromJSON(object.institutionLevel)
+        : isSet(object.institution_level)
+        ? institutionLevelFromJSON(object.institution_level)
+        : 0,
+      treatment: isSet(object.treatment) ? treatmentFromJSON(object.treatment) : 0,
+      cardToken: isSet(object.cardToken)
+        ? globalThis.String(object.cardToken)
+        : isSet(object.card_token)
+        ? globalThis.String(object.card_token)
+        : "",
+      personToken: isSet(object.personToken)
+        ? globalThis.String(object.personToken)
+        : isSet(object.person_token)
+        ? globalThis.String(object.person_token)
+        : "",
+      insuredRegion: isSet(object.insuredRegion)
+        ? regionFromJSON(object.insuredRegion)
+        : isSet(object.insured_region)
+        ? regionFromJSON(object.insured_region)
+        : 0,
+      treatmentRegion: isSet(object.treatmentRegion)
+        ? regionFromJSON(object.treatmentRegion)
+        : isSet(object.treatment_region)
+        ? regionFromJSON(object.treatment_region)
+        : 0,
+      deviceTime: isSet(object.deviceTime)
+        ? globalThis.Number(object.deviceTime)
+        : isSet(object.device_time)
+        ? globalThis.Number(object.device_time)
+        : 0,
+      ingestTime: isSet(object.ingestTime)
+        ? globalThis.Number(object.ingestTime)
+        : isSet(object.ingest_time)
+        ? globalThis.Number(object.ingest_time)
+        : 0,
+      decisionTime: isSet(object.decisionTime)
+        ? globalThis.Number(object.decisionTime)
+        : isSet(object.decision_time)
+        ? globalThis.Number(object.decision_time)
+        : 0,
+      items: globalThis.Array.isArray(object?.items)
+        ? object.items.map((e: any) => ClaimItem.fromJSON(e))
+        : [],
+      reversesClaimId: isSet(object.reversesClaimId)
+        ? globalThis.String(object.reversesClaimId)
+        : isSet(object.reverses_claim_id)
+        ? globalThis.String(object.reverses_claim_id)
+        : "",
+      personalAccountBalanceFen: isSet(object.personalAccountBalanceFen)
+        ? globalThis.Number(object.personalAccountBalanceFen)
+        : isSet(object.personal_account_balance_fen)
+        ? globalThis.Number(object.personal_account_balance_fen)
+        : 0,
+      partition: isSet(object.partition) ? globalThis.Number(object.partition) : 0,
+      cardPartition: isSet(object.cardPartition)
+        ? globalThis.Number(object.cardPartition)
+        : isSet(object.card_partition)
+        ? globalThis.Number(object.card_partition)
+        : 0,
+      form: isSet(object.form) ? cardFormFromJSON(object.form) : 0,
+      cardRegion: isSet(object.cardRegion)
+        ? regionFromJSON(object.cardRegion)
+        : isSet(object.card_region)
+        ? regionFromJSON(object.card_region)
+        : 0,
+      verdict: isSet(object.verdict) ? verdictFromJSON(object.verdict) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      trace: globalThis.Array.isArray(object?.trace)
+        ? object.trace.map((e: any) => TraceStep.fromJSON(e))
+        : [],
+      riskRules: globalThis.Array.isArray(object?.riskRules)
+        ? object.riskRules.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.risk_rules)
+        ? object.risk_rules.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ClaimDecision): unknown {
+    const obj: any = {};
+    if (message.claimId !== "") {
+      obj.claimId = message.claimId;
+    }
+    if (message.claimKey !== "") {
+      obj.claimKey = message.claimKey;
+    }
+    if (message.terminalId !== "") {
+      obj.terminalId = message.terminalId;
+    }
+    if (message.institutionId !== "") {
+      obj.institutionId = message.institutionId;
+    }
+    if (message.institutionLevel !== 0) {
+      obj.institutionLevel = institutionLevelToJSON(message.institutionLevel);
+    }
+    if (message.treatment !== 0) {
+      obj.treatment = treatmentToJSON(message.treatment);
+    }
+    if (message.cardToken !== "") {
+      obj.cardToken = message.cardToken;
+    }
+    if (message.personToken !== "") {
+      obj.personToken = message.personToken;
+    }
+    if (message.insuredRegion !== 0) {
+      obj.insuredRegion = regionToJSON(message.insuredRegion);
+    }
+    if (message.treatmentRegion !== 0) {
+      obj.treatmentRegion = regionToJSON(message.treatmentRegion);
+    }
+    if (message.deviceTime !== 0) {
+      obj.deviceTime = Math.round(message.deviceTime);
+    }
+    if (message.ingestTime !== 0) {
+      obj.ingestTime = Math.round(message.ingestTime);
+    }
+    if (message.decisionTime !== 0) {
+      obj.decisionTime = Math.round(message.decisionTime);
+    }
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => ClaimItem.toJSON(e));
+    }
+    if (message.reversesClaimId !== "") {
+      obj.reversesClaimId = message.reversesClaimId;
+    }
+    if (message.personalAccountBalanceFen !== 0) {
+      obj.personalAccountBalanceFen = Math.round(message.personalAccountBalanceFen);
+    }
+    if (message.partition !== 0) {
+      obj.partition = Math.round(message.partition);
+    }
+    if (message.cardPartition !== 0) {
+      obj.cardPartition = Math.round(message.cardPartition);
+    }
+    if (message.form !== 0) {
+      obj.form = cardFormToJSON(message.form);
+    }
+    if (message.cardRegion !== 0) {
+      obj.cardRegion = regionToJSON(message.cardRegion);
+    }
+    if (message.verdict !== 0) {
+      obj.verdict = verdictToJSON(message.verdict);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.trace?.length) {
+      obj.trace = message.trace.map((e) => TraceStep.toJSON(e));
+    }
+    if (message.riskRules?.length) {
+      obj.riskRules = message.riskRules;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ClaimDecision>): ClaimDecision {
+    return ClaimDecision.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ClaimDecision>): ClaimDecision {
+    const message = createBaseClaimDecision();
+    message.claimId = object.claimId ?? "";
+    message.claimKey = object.claimKey ?? "";
+    message.terminalId = object.terminalId ?? "";
+    message.institutionId = object.institutionId ?? "";
+    message.institutionLevel = object.institutionLevel ?? 0;
+    message.treatment = object.treatment ?? 0;
+    message.cardToken = object.cardToken ?? "";
+    message.personToken = object.personToken ?? "";
+    message.insuredRegion = object.insuredRegion ?? 0;
+    message.treatmentRegion = object.treatmentRegion ?? 0;
+    message.deviceTime = object.deviceTime ?? 0;
+    message.ingestTime = object.ingestTime ?? 0;
+    message.decisionTime = object.decisionTime ?? 0;
+    message.items = object.items?.map((e) => ClaimItem.fromPartial(e)) || [];
+    message.reversesClaimId = object.reversesClaimId ?? "";
+    message.personalAccountBalanceFen = object.personalAccountBalanceFen ?? 0;
+    message.partition = object.partition ?? 0;
+    message.cardPartition = object.cardPartition ?? 0;
+    message.form = object.form ?? 0;
+    message.cardRegion = object.cardRegion ?? 0;
+    message.verdict = object.verdict ?? 0;
+    message.reason = object.reason ?? "";
+    message.trace = object.trace?.map((e) => TraceStep.fromPartial(e)) || [];
+    message.riskRules = object.riskRules?.map((e) => e) || [];
     return message;
   },
 };
@@ -2801,8 +3531,105 @@ export const RiskFlag: MessageFns<RiskFlag> = {
   },
 };
 
+function createBaseHeader(): Header {
+  return { name: "", value: "" };
+}
+
+export const Header: MessageFns<Header> = {
+  encode(message: Header, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Header {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHeader();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Header {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: Header): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Header>): Header {
+    return Header.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Header>): Header {
+    const message = createBaseHeader();
+    message.name = object.name ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
 function createBaseDeadLetter(): DeadLetter {
-  return { role: "", subject: "", streamSeq: 0, errorCode: "", error: "", data: Buffer.alloc(0), time: 0 };
+  return {
+    role: "",
+    subject: "",
+    streamSeq: 0,
+    errorCode: "",
+    error: "",
+    data: Buffer.alloc(0),
+    time: 0,
+    stream: "",
+    consumer: "",
+    deliveryCount: 0,
+    headers: [],
+  };
 }
 
 export const DeadLetter: MessageFns<DeadLetter> = {
@@ -2827,6 +3654,18 @@ export const DeadLetter: MessageFns<DeadLetter> = {
     }
     if (message.time !== 0) {
       writer.uint32(56).int64(message.time);
+    }
+    if (message.stream !== "") {
+      writer.uint32(66).string(message.stream);
+    }
+    if (message.consumer !== "") {
+      writer.uint32(74).string(message.consumer);
+    }
+    if (message.deliveryCount !== 0) {
+      writer.uint32(80).uint32(message.deliveryCount);
+    }
+    for (const v of message.headers) {
+      Header.encode(v!, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -2900,6 +3739,38 @@ export const DeadLetter: MessageFns<DeadLetter> = {
             message.time = longToNumber(reader.int64());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.stream = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.consumer = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.deliveryCount = reader.uint32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.headers.push(Header.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2929,6 +3800,16 @@ export const DeadLetter: MessageFns<DeadLetter> = {
       error: isSet(object.error) ? globalThis.String(object.error) : "",
       data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
       time: isSet(object.time) ? globalThis.Number(object.time) : 0,
+      stream: isSet(object.stream) ? globalThis.String(object.stream) : "",
+      consumer: isSet(object.consumer) ? globalThis.String(object.consumer) : "",
+      deliveryCount: isSet(object.deliveryCount)
+        ? globalThis.Number(object.deliveryCount)
+        : isSet(object.delivery_count)
+        ? globalThis.Number(object.delivery_count)
+        : 0,
+      headers: globalThis.Array.isArray(object?.headers)
+        ? object.headers.map((e: any) => Header.fromJSON(e))
+        : [],
     };
   },
 
@@ -2955,6 +3836,18 @@ export const DeadLetter: MessageFns<DeadLetter> = {
     if (message.time !== 0) {
       obj.time = Math.round(message.time);
     }
+    if (message.stream !== "") {
+      obj.stream = message.stream;
+    }
+    if (message.consumer !== "") {
+      obj.consumer = message.consumer;
+    }
+    if (message.deliveryCount !== 0) {
+      obj.deliveryCount = Math.round(message.deliveryCount);
+    }
+    if (message.headers?.length) {
+      obj.headers = message.headers.map((e) => Header.toJSON(e));
+    }
     return obj;
   },
 
@@ -2970,6 +3863,10 @@ export const DeadLetter: MessageFns<DeadLetter> = {
     message.error = object.error ?? "";
     message.data = object.data ?? Buffer.alloc(0);
     message.time = object.time ?? 0;
+    message.stream = object.stream ?? "";
+    message.consumer = object.consumer ?? "";
+    message.deliveryCount = object.deliveryCount ?? 0;
+    message.headers = object.headers?.map((e) => Header.fromPartial(e)) || [];
     return message;
   },
 };

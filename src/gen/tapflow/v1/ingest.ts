@@ -31,6 +31,29 @@ export const protobufFileName = "tapflow/v1/ingest.proto";
  * Stable names (DESIGN.md, "Wire contract"): package tapflow.v1, service TerminalIngest with
  * StreamTaps, UploadBatch and SettleClaim, and the fields of Tap and TapAck named there.
  * Outside clients are built against them: add fields, never rename or renumber.
+ *
+ * Rules for terminal vendors (the README's "Wire contract" repeats them):
+ * - Retry rule. A tap is safe only once it was answered ACCEPTED_DURABLE or DUPLICATE. Re-send
+ *   every other tap — answered UNAVAILABLE or OVERLOADED, or not answered at all because the
+ *   stream or the connection ended — with the same terminal_id and seq and the same content.
+ *   That is always safe: a (terminal_id, seq) is counted once, however often it is sent.
+ * - A (terminal_id, seq) names one tap forever. Sending other content under a seq already used
+ *   is refused (INVALID, reason "SEQ_REUSED: …") where ingest can still tell, and raises a risk
+ *   flag on the terminal; a terminal whose counter was reset must continue above its old seqs.
+ * - terminal_id in a Tap, TapBatch or MedicalClaim may be empty (it is then the authenticated
+ *   terminal's id) or must equal the authenticated terminal's id; the same rule holds in
+ *   StreamTaps, UploadBatch and SettleClaim.
+ * - 64-bit fields are read without loss and range-checked: seq 1 to 2^53−1; device_time
+ *   (epoch ms) from 2015-01-01 to 2100-01-01; amount_fen 0 to 1,000,000 for a tap. A value out
+ *   of range makes that tap INVALID with the field named; the stream goes on.
+ * - Decoding is strict: trailing bytes, field number 0, a wire type that does not match the
+ *   field, or a stray end-group tag make that tap INVALID (never published). Unknown fields
+ *   (a newer contract) are ignored. A frame that cannot be read at all ends only its stream,
+ *   with INVALID_ARGUMENT, after every tap published before it was answered.
+ * - The largest message ingest accepts is 8 MiB (RESOURCE_EXHAUSTED beyond it); a TapBatch
+ *   holds at most TAPFLOW_BATCH_MAX_TAPS taps (5,000 by default, never more than 10,000).
+ * - Strings: terminal_id 1–64 of [A-Za-z0-9._-]; venue_id, institution_id and claim_id at most
+ *   128 characters; a QR payload at most 2,048 characters.
  */
 
 /** Operating or issuing region of the Beijing–Tianjin–Hebei one card pass. */
@@ -254,9 +277,9 @@ export enum TapStatus {
   TAP_STATUS_UNSPECIFIED = 0,
   /** ACCEPTED_DURABLE - in JetStream: will be decided, never lost */
   ACCEPTED_DURABLE = 1,
-  /** DUPLICATE - this (terminal_id, seq) was received before; not counted again */
+  /** DUPLICATE - this (terminal_id, seq) with this content was received before; not counted again */
   DUPLICATE = 2,
-  /** INVALID - malformed; see reason. Nothing was published. */
+  /** INVALID - malformed, or a seq reused for other content; see reason. Nothing was published. Do not re-send. */
   INVALID = 3,
   /** UNAVAILABLE - could not be made durable now; retry with the same seq */
   UNAVAILABLE = 4,
@@ -451,8 +474,9 @@ export function treatmentToJSON(object: Treatment): string {
 export enum ClaimStatus {
   CLAIM_STATUS_UNSPECIFIED = 0,
   SETTLED = 1,
-  /** PENDING - not settled within the wait: query with GetClaim */
+  /** PENDING - received durably, not settled within the wait: query with GetClaim */
   PENDING = 2,
+  /** REJECTED - decided against (reason code in ClaimResult.reason); no money moved */
   REJECTED = 3,
   REVERSED = 4,
   UNRECOGNIZED = -1,
@@ -522,10 +546,11 @@ export interface QrCode {
 }
 
 export interface Tap {
+  /** empty: the authenticated terminal */
   terminalId: string;
-  /** per terminal, increasing */
+  /** per terminal, increasing, 1 to 2^53−1; names this tap forever */
   seq: number;
-  /** Unix epoch milliseconds, terminal clock */
+  /** Unix epoch milliseconds, terminal clock (2015-01-01 to 2100-01-01) */
   deviceTime: number;
   scene: Scene;
   venueId: string;
@@ -534,7 +559,7 @@ export interface Tap {
     | { $case: "chip"; value: ChipCard }
     | { $case: "qr"; value: QrCode }
     | undefined;
-  /** when the terminal already debited a purse; 0 otherwise */
+  /** when the terminal already debited a purse (0 to 1,000,000); 0 otherwise */
   amountFen: number;
   riderCategory: RiderCategory;
 }
@@ -543,14 +568,16 @@ export interface TapAck {
   terminalId: string;
   seq: number;
   status: TapStatus;
-  /** for INVALID: the field and what is wrong with it */
+  /** for INVALID: "<field>: <problem>", or "SEQ_REUSED: …"; for others, what to do */
   reason: string;
   /** "<terminal_id>:<seq>" */
   eventId: string;
 }
 
 export interface TapBatch {
+  /** must be the authenticated terminal's id */
   terminalId: string;
+  /** 1 to TAPFLOW_BATCH_MAX_TAPS (default 5,000) taps */
   taps: Tap[];
 }
 
@@ -567,15 +594,37 @@ export interface ClaimItem {
   code: string;
   name: string;
   catalogueClass: CatalogueClass;
+  /** 0 to 100,000,000 (1,000,000 yuan) */
   amountFen: number;
 }
 
+/**
+ * A bill for direct settlement. Before any money moves the claim is decided like a tap: the
+ * card's credentials (chip MAC and counter, or QR signature, validity window, single use and
+ * level 2), the hotlist, and the institution, which must be on the application project list
+ * for the MEDICAL scene in the region of the submitting terminal. The level and region of the
+ * institution come from that list. A claim that fails is answered REJECTED with the reason code
+ * (e.g. CHIP_MAC_INVALID, QR_EXPIRED, VENUE_NOT_LISTED) and moves no money.
+ *
+ * The chip MAC of a claim covers (src/domain/card/chip.ts): card number, counter, terminal_id,
+ * device_time, amount = the sum of the items' amount_fen, and venue = institution_id.
+ *
+ * Bounds (INVALID_ARGUMENT naming the field beyond them): at most 1,000 items; an item 0 to
+ * 100,000,000 fen; the items' total at most 1,000,000,000 fen (10,000,000 yuan);
+ * personal_account_balance_fen 0 to 1,000,000,000.
+ */
 export interface MedicalClaim {
-  /** idempotency key, chosen by the institution */
+  /**
+   * Idempotency key chosen by the institution, 1–128 characters. A claim id belongs to the
+   * terminal that first sent it: the same id from another terminal is refused (ALREADY_EXISTS).
+   * The same id from the same terminal is answered with the first claim's result.
+   */
   claimId: string;
+  /** empty: the authenticated terminal */
   terminalId: string;
   /** venue id of the institution on the project list */
   institutionId: string;
+  /** informational: the project list's level decides */
   institutionLevel: InstitutionLevel;
   treatment: Treatment;
   card:
@@ -585,10 +634,11 @@ export interface MedicalClaim {
   /** insured person's ID number; tokenised at ingest */
   idNumber: string;
   insuredRegion: Region;
-  /** Unix epoch milliseconds */
+  /** Unix epoch milliseconds (2015-01-01 to 2100-01-01) */
   deviceTime: number;
+  /** at least one, except on a reversal */
   items: ClaimItem[];
-  /** set on a reversal: undoes that earlier claim */
+  /** set on a reversal: undoes that earlier claim of the same institution */
   reversesClaimId: string;
   /** balance of the personal account (个人账户) */
   personalAccountBalanceFen: number;
@@ -2290,7 +2340,13 @@ export const ClaimQuery: MessageFns<ClaimQuery> = {
 
 export type TerminalIngestService = typeof TerminalIngestService;
 export const TerminalIngestService = {
-  /** Live taps: one TapAck per Tap, in any order, matched by (terminal_id, seq). */
+  /**
+   * Live taps: one TapAck per Tap, in any order, matched by (terminal_id, seq). Every tap
+   * published before the stream ends is answered before it ends. The server ends a stream with
+   * OK only after the client half-closed and every tap was answered; with UNAVAILABLE when it
+   * shuts down (reconnect, re-send what was not answered); with INVALID_ARGUMENT after a frame
+   * it cannot read. A client that stops reading acks is paused (HTTP/2 flow control).
+   */
   streamTaps: {
     path: "/tapflow.v1.TerminalIngest/StreamTaps" as const,
     requestStream: true as const,
@@ -2310,7 +2366,10 @@ export const TerminalIngestService = {
     responseSerialize: (value: BatchAck): Buffer => Buffer.from(BatchAck.encode(value).finish()),
     responseDeserialize: (value: Buffer): BatchAck => BatchAck.decode(value),
   },
-  /** Medical direct settlement for clinics: answers within a bounded wait, or PENDING. */
+  /**
+   * Medical direct settlement for clinics: answers within a bounded wait, or PENDING (the claim
+   * is durable then, and GetClaim knows it). UNAVAILABLE: nothing durable; send it again.
+   */
   settleClaim: {
     path: "/tapflow.v1.TerminalIngest/SettleClaim" as const,
     requestStream: false as const,
@@ -2320,7 +2379,10 @@ export const TerminalIngestService = {
     responseSerialize: (value: ClaimResult): Buffer => Buffer.from(ClaimResult.encode(value).finish()),
     responseDeserialize: (value: Buffer): ClaimResult => ClaimResult.decode(value),
   },
-  /** The result of an earlier claim (after PENDING). */
+  /**
+   * The result of an earlier claim of this terminal: SETTLED, REJECTED, REVERSED, or PENDING
+   * while it is on its way; NOT_FOUND for a claim id this terminal never sent durably.
+   */
   getClaim: {
     path: "/tapflow.v1.TerminalIngest/GetClaim" as const,
     requestStream: false as const,
@@ -2333,18 +2395,36 @@ export const TerminalIngestService = {
 } as const;
 
 export interface TerminalIngestServer extends UntypedServiceImplementation {
-  /** Live taps: one TapAck per Tap, in any order, matched by (terminal_id, seq). */
+  /**
+   * Live taps: one TapAck per Tap, in any order, matched by (terminal_id, seq). Every tap
+   * published before the stream ends is answered before it ends. The server ends a stream with
+   * OK only after the client half-closed and every tap was answered; with UNAVAILABLE when it
+   * shuts down (reconnect, re-send what was not answered); with INVALID_ARGUMENT after a frame
+   * it cannot read. A client that stops reading acks is paused (HTTP/2 flow control).
+   */
   streamTaps: handleBidiStreamingCall<Tap, TapAck>;
   /** Offline uploads (taps stored while a bus or gate was offline): per-tap results. */
   uploadBatch: handleUnaryCall<TapBatch, BatchAck>;
-  /** Medical direct settlement for clinics: answers within a bounded wait, or PENDING. */
+  /**
+   * Medical direct settlement for clinics: answers within a bounded wait, or PENDING (the claim
+   * is durable then, and GetClaim knows it). UNAVAILABLE: nothing durable; send it again.
+   */
   settleClaim: handleUnaryCall<MedicalClaim, ClaimResult>;
-  /** The result of an earlier claim (after PENDING). */
+  /**
+   * The result of an earlier claim of this terminal: SETTLED, REJECTED, REVERSED, or PENDING
+   * while it is on its way; NOT_FOUND for a claim id this terminal never sent durably.
+   */
   getClaim: handleUnaryCall<ClaimQuery, ClaimResult>;
 }
 
 export interface TerminalIngestClient extends Client {
-  /** Live taps: one TapAck per Tap, in any order, matched by (terminal_id, seq). */
+  /**
+   * Live taps: one TapAck per Tap, in any order, matched by (terminal_id, seq). Every tap
+   * published before the stream ends is answered before it ends. The server ends a stream with
+   * OK only after the client half-closed and every tap was answered; with UNAVAILABLE when it
+   * shuts down (reconnect, re-send what was not answered); with INVALID_ARGUMENT after a frame
+   * it cannot read. A client that stops reading acks is paused (HTTP/2 flow control).
+   */
   streamTaps(): ClientDuplexStream<Tap, TapAck>;
   streamTaps(options: Partial<CallOptions>): ClientDuplexStream<Tap, TapAck>;
   streamTaps(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<Tap, TapAck>;
@@ -2361,7 +2441,10 @@ export interface TerminalIngestClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: BatchAck) => void,
   ): ClientUnaryCall;
-  /** Medical direct settlement for clinics: answers within a bounded wait, or PENDING. */
+  /**
+   * Medical direct settlement for clinics: answers within a bounded wait, or PENDING (the claim
+   * is durable then, and GetClaim knows it). UNAVAILABLE: nothing durable; send it again.
+   */
   settleClaim(
     request: MedicalClaim,
     callback: (error: ServiceError | null, response: ClaimResult) => void,
@@ -2377,7 +2460,10 @@ export interface TerminalIngestClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ClaimResult) => void,
   ): ClientUnaryCall;
-  /** The result of an earlier claim (after PENDING). */
+  /**
+   * The result of an earlier claim of this terminal: SETTLED, REJECTED, REVERSED, or PENDING
+   * while it is on its way; NOT_FOUND for a claim id this terminal never sent durably.
+   */
   getClaim(request: ClaimQuery, callback: (error: ServiceError | null, response: ClaimResult) => void): ClientUnaryCall;
   getClaim(
     request: ClaimQuery,

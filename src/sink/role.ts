@@ -11,24 +11,21 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Bus } from '../bus/connection.js';
 import { decodeDecision, decodeRiskFlag, decodeSettlement } from '../bus/codec.js';
-import { deadLetter } from '../bus/dead-letter.js';
-import { PartitionWorker, type ConsumerSpec } from '../bus/partitions.js';
+import { messageFailure } from '../bus/failures.js';
+import { PartitionWorker, type ConsumerSpec, type DeadMessage, type PartitionWorkerOptions } from '../bus/partitions.js';
 import { Streams } from '../bus/subjects.js';
-import type { JsPublisher } from '../bus/publisher.js';
-import type { BucketSet } from '../bus/topology.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import { TapflowError } from '../domain/reasons.js';
 import { join } from 'node:path';
-import { clearingReport, venueEntries, decisionRow, highWaterMarks, ledgerBalance, migrate, openClickHouse, riskFlagRow, settlementRows, summary, type ClickHouseEngine, type StoreTable } from './mod.js';
+import { workerOptions, type AppContext, type Role } from '../runtime/app.js';
+import { clearingReport, venueEntries, decisionRow, highWaterMarks, ledgerBalance, migrate, openStore, riskFlagRow, settlementRows, summary, todayInShanghai, type ClickHouseEngine, type StoreTable } from '../store/mod.js';
 
 export interface SinkOptions {
   bus: Bus;
-  buckets: BucketSet;
-  publisher: JsPublisher;
   engine: ClickHouseEngine;
-  instanceId: string;
-  leaseTtlMs: number;
+  /** Leases, failure bound, dead letters and metrics shared with the other roles. */
+  worker: Omit<PartitionWorkerOptions, 'partitions' | 'batch' | 'handler'>;
   maxRows: number;
   flushMs: number;
   metrics: Metrics;
@@ -58,16 +55,9 @@ export class SinkRole {
   constructor(private readonly o: SinkOptions) {
     const consumers = CONSUMERS.map((c) => ({ ...c, batch: o.maxRows, expiresMs: o.flushMs }));
     this.worker = new PartitionWorker({
-      bus: o.bus,
-      leases: o.buckets.leases,
-      role: 'sink',
-      instanceId: o.instanceId,
+      ...o.worker,
       partitions: 1,
-      leaseTtlMs: o.leaseTtlMs,
       batch: o.maxRows,
-      log: o.log,
-      onPending: (stream, _p, pending) => o.metrics.consumerPending.set({ role: 'sink', stream }, pending),
-      onOwned: (n) => o.metrics.partitionsOwned.set({ role: 'sink' }, n),
       handler: {
         consumers: () => consumers,
         onAcquire: async () => {
@@ -126,40 +116,50 @@ export class SinkRole {
     return { take, later: sorted.slice(i) };
   }
 
-  private async handle(spec: ConsumerSpec, all: JsMsg[]): Promise<void | { nak: JsMsg[] }> {
+  private async handle(spec: ConsumerSpec, all: JsMsg[]): Promise<void | { nak: JsMsg[]; dead: DeadMessage[] }> {
     this.marks ??= await highWaterMarks(this.o.engine);
     const marks = this.marks;
     const { take: msgs, later } = await this.inOrder(spec, all);
     if (later.length > 0) this.o.log.debug({ stream: spec.stream, waitingFor: (this.cursors.get(spec.stream) ?? 0) + 1, held: later.length }, 'sink: gap in the stream; holding later messages');
-    if (msgs.length === 0) return { nak: later };
+    if (msgs.length === 0) return { nak: later, dead: [] };
     const { engine, metrics } = this.o;
     const rows: Partial<Record<StoreTable, Record<string, unknown>[]>> = {};
     const push = (t: StoreTable, seq: number, r: object) => {
       if (seq > marks[t]) (rows[t] ??= []).push(r as Record<string, unknown>);
     };
     const ingestTimes: number[] = [];
+    const dead: DeadMessage[] = [];
     for (const m of msgs) {
+      // Rows of one message are mapped together: a message that cannot be stored whole is
+      // dead-lettered whole, and the others are stored.
+      let phase: 'decode' | 'process' = 'decode';
       try {
         if (spec.stream === 'DECISIONS') {
           const d = decodeDecision(m.data);
-          push('decisions', m.seq, decisionRow(d, m.seq));
+          phase = 'process';
+          const row = decisionRow(d, m.seq);
+          push('decisions', m.seq, row);
           if (m.seq > marks.decisions) ingestTimes.push(d.ingestTime);
         } else if (spec.stream === 'SETTLEMENTS') {
           const settlement = decodeSettlement(m.data);
+          phase = 'process';
           const s = settlementRows(settlement, m.seq, { personToken: settlement.personToken });
-          push('settlements', m.seq, s.settlement);
+          // A rejected claim moved no money: it is a row of `claims` only, no settlement.
+          if (s.claim?.status !== 'REJECTED') push('settlements', m.seq, s.settlement);
           for (const l of s.ledger) push('ledger', m.seq, l);
           if (s.claim) push('claims', m.seq, s.claim);
         } else {
-          push('risk_flags', m.seq, riskFlagRow(decodeRiskFlag(m.data), m.seq));
+          const f = decodeRiskFlag(m.data);
+          phase = 'process';
+          push('risk_flags', m.seq, riskFlagRow(f, m.seq));
         }
       } catch (err) {
-        await deadLetter(this.o.publisher, metrics, 'sink', m, 'TF_DECODE_FAILED', (err as Error).message);
+        dead.push({ msg: m, error: messageFailure(err, phase) });
       }
     }
     const first = msgs[0]!.seq;
     const last = msgs[msgs.length - 1]!.seq;
-    const done = { nak: later };
+    const done = { nak: later, dead };
     try {
       for (const [table, r] of Object.entries(rows) as [StoreTable, Record<string, unknown>[]][]) {
         // The token drops a retry of an insert that did commit although it reported an error.
@@ -182,7 +182,7 @@ export class SinkRole {
 }
 
 /** Opens ClickHouse (embedded unless CLICKHOUSE_URL), applies migrations, starts the sink. */
-export async function createSinkRole(ctx: import('../runtime/app.js').AppContext): Promise<import('../runtime/app.js').Role> {
+export async function createSinkRole(ctx: AppContext): Promise<Role> {
   const { cfg, log } = ctx;
   const engine = await openStore(cfg);
   const applied = await migrate(engine);
@@ -190,11 +190,8 @@ export async function createSinkRole(ctx: import('../runtime/app.js').AppContext
   log.info({ engine: engine.kind, url: cfg.CLICKHOUSE_URL ?? join(cfg.TAPFLOW_DATA_DIR, 'chdb') }, 'ClickHouse ready');
   const sink = new SinkRole({
     bus: ctx.bus,
-    buckets: ctx.buckets,
-    publisher: ctx.publisher,
     engine,
-    instanceId: ctx.instanceId,
-    leaseTtlMs: cfg.TAPFLOW_LEASE_TTL_MS,
+    worker: workerOptions(ctx, 'sink'),
     maxRows: cfg.TAPFLOW_SINK_MAX_ROWS,
     flushMs: cfg.TAPFLOW_SINK_FLUSH_MS,
     metrics: ctx.metrics,
@@ -215,20 +212,4 @@ export async function createSinkRole(ctx: import('../runtime/app.js').AppContext
       await engine.close();
     },
   };
-}
-
-/** Opens the configured ClickHouse: a server when CLICKHOUSE_URL is set, else the embedded engine. */
-export function openStore(cfg: import('../config/config.js').Config): Promise<ClickHouseEngine> {
-  return openClickHouse({
-    url: cfg.CLICKHOUSE_URL,
-    user: cfg.CLICKHOUSE_USER,
-    password: cfg.CLICKHOUSE_PASSWORD,
-    database: cfg.CLICKHOUSE_DATABASE,
-    dataDir: join(cfg.TAPFLOW_DATA_DIR, 'chdb'),
-  });
-}
-
-/** Today's date (YYYY-MM-DD) in Asia/Shanghai (UTC+8, no daylight saving). */
-export function todayInShanghai(now = Date.now()): string {
-  return new Date(now + 8 * 3600_000).toISOString().slice(0, 10);
 }
