@@ -71,12 +71,15 @@ describe('fares quote - amounts and trace', { timeout: 180_000 }, () => {
     expect([json<FareJson>(a).fareFen, json<FareJson>(b).fareFen]).toEqual([300, 400]);
   });
 
-  it.concurrent('month-to-date spend crossing 100 yuan splits the fare over the tiers', async () => {
-    // 99 yuan spent: 1 yuan of the 4 yuan fare at 100 %, the other 3 at 80 % (2.40): 3.40 yuan.
-    const out = ok(await fares('--network', 'bj-subway', '--from', '西直门', '--to', '国贸', '--entry-time', T, '--month-to-date-fen', '9900'));
-    expect(out).toMatch(/^fare\s+340 fen \(¥3\.40\)$/m);
-    expect(out).toMatch(/^month spend 9900 → 10240 fen$/m);
-    expect(out).toMatch(/month-tier\s+month 2026-03 spent 9900 fen: 100@100%=100 \+ 300@80%=240 → 340 fen/);
+  it.concurrent('month-to-date spend picks the tier of the whole ride, never a split', async () => {
+    // 99 yuan spent before the ride: the whole 4 yuan ride at full fare.
+    const below = ok(await fares('--network', 'bj-subway', '--from', '西直门', '--to', '国贸', '--entry-time', T, '--month-to-date-fen', '9900'));
+    expect(below).toMatch(/^fare\s+400 fen \(¥4\.00\)$/m);
+    expect(below).toMatch(/^month spend 9900 → 10300 fen$/m);
+    // 100 yuan spent: the whole ride at 80 %, 3.20 yuan.
+    const at = ok(await fares('--network', 'bj-subway', '--from', '西直门', '--to', '国贸', '--entry-time', T, '--month-to-date-fen', '10000'));
+    expect(at).toMatch(/^fare\s+320 fen \(¥3\.20\)$/m);
+    expect(at).toMatch(/month-tier\s+month 2026-03 spent 10000 fen before this ride: tier from 10000 fen pays 80%, 400 → 320 fen/);
   });
 
   it.concurrent('Tianjin bus → metro transfer: 1 yuan off before the card discount', async () => {
