@@ -1,13 +1,14 @@
 /**
- * Commands that read results: the main aggregates and the daily clearing report from ClickHouse.
- * While `tapflow start` runs with the embedded engine, its data dir belongs to that process, so
- * these ask the running process (its metrics port serves /summary and /clearing); otherwise they
- * open the store themselves.
+ * Commands that read results: the main aggregates, culture entries and the daily clearing report
+ * from ClickHouse. While `tapflow start` runs with the embedded engine, its data dir belongs to
+ * that process, so these ask the running process (its metrics port serves /summary, /entries and
+ * /clearing); otherwise they open the store themselves. The store code is loaded only then.
  */
-import type { Command } from 'commander';
-import { loadConfig, type Config } from '../config/config.js';
-import { openStore, todayInShanghai } from '../store/sink.js';
-import { clearingReport, ledgerBalance, summary, venueEntries, type VenueHourEntries, type ClearingReport, type ClickHouseEngine, type LedgerBalance, type StoreSummary } from '../store/mod.js';
+import { Option, type Command } from 'commander';
+import type { Config } from '../config/config.js';
+import type { ClearingReport, ClickHouseEngine, LedgerBalance, StoreSummary } from '../store/mod.js';
+import { businessDay } from '../domain/settle/time.js';
+import { calendarDay, serverPort } from './options.js';
 
 async function fromRunning(cfg: Config, path: string): Promise<unknown | undefined> {
   try {
@@ -22,6 +23,7 @@ async function fromRunning(cfg: Config, path: string): Promise<unknown | undefin
 }
 
 async function withStore<T>(cfg: Config, fn: (e: ClickHouseEngine) => Promise<T>): Promise<T> {
+  const { openStore } = await import('../store/sink.js');
   let engine: ClickHouseEngine;
   try {
     engine = await openStore(cfg);
@@ -35,10 +37,10 @@ async function withStore<T>(cfg: Config, fn: (e: ClickHouseEngine) => Promise<T>
   }
 }
 
-/** The --day flag: a business day YYYY-MM-DD. */
-function day(flags: { day: string }): string {
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(flags.day)) throw new Error(`--day must be YYYY-MM-DD, got ${flags.day}`);
-  return flags.day;
+/** The configuration of a report command: the environment, and --metrics-port over it. */
+async function reportConfig(flags: { metricsPort?: number }): Promise<Config> {
+  const { loadConfig } = await import('../config/config.js');
+  return loadConfig(process.env, { TAPFLOW_METRICS_PORT: flags.metricsPort });
 }
 
 const fen = (n: number) => `¥${(n / 100).toFixed(2)}`;
@@ -77,28 +79,33 @@ export function formatClearing(r: ClearingReport, b?: LedgerBalance): string {
   return lines.join('\n');
 }
 
+/** --metrics-port of a running tapflow, read through instead of opening the store. */
+const metricsPortOption = () => new Option('--metrics-port <port>', 'metrics port of a running tapflow (TAPFLOW_METRICS_PORT)').argParser(serverPort);
+/** --day: a business day that exists; today in Asia/Shanghai by default. */
+const dayOption = () => new Option('--day <YYYY-MM-DD>', 'business day (Asia/Shanghai)').argParser(calendarDay).default(businessDay(Date.now()), 'today');
+
 export function registerReportCommands(program: Command): void {
   program
     .command('report')
     .description('print the main aggregates from ClickHouse: taps by verdict and reason, fares by region and network, ledger totals, risk flags')
-    .option('--metrics-port <port>', 'metrics port of a running tapflow (TAPFLOW_METRICS_PORT)')
+    .addOption(metricsPortOption())
     .option('--json', 'as JSON')
-    .action(async (flags) => {
-      const cfg = loadConfig(process.env, { TAPFLOW_METRICS_PORT: flags.metricsPort });
-      const s = ((await fromRunning(cfg, '/summary')) ?? (await withStore(cfg, (e) => summary(e)))) as StoreSummary;
+    .action(async (flags: { metricsPort?: number; json?: boolean }) => {
+      const cfg = await reportConfig(flags);
+      const s = ((await fromRunning(cfg, '/summary')) ?? (await withStore(cfg, async (e) => (await import('../store/mod.js')).summary(e)))) as StoreSummary;
       console.log(flags.json ? JSON.stringify(s, null, 2) : formatSummary(s));
     });
 
   program
     .command('entries')
     .description('culture and tourism entries per venue and hour of a business day')
-    .option('--day <YYYY-MM-DD>', 'business day (Asia/Shanghai)', todayInShanghai())
-    .option('--metrics-port <port>', 'metrics port of a running tapflow')
+    .addOption(dayOption())
+    .addOption(metricsPortOption())
     .option('--json', 'as JSON')
-    .action(async (flags) => {
-      day(flags);
-      const cfg = loadConfig(process.env, { TAPFLOW_METRICS_PORT: flags.metricsPort });
-      const rows = ((await fromRunning(cfg, `/entries?day=${flags.day}`)) ?? (await withStore(cfg, (e) => venueEntries(e, flags.day)))) as VenueHourEntries[];
+    .action(async (flags: { day: string; metricsPort?: number; json?: boolean }) => {
+      const cfg = await reportConfig(flags);
+      type Rows = Awaited<ReturnType<typeof import('../store/mod.js').venueEntries>>;
+      const rows = ((await fromRunning(cfg, `/entries?day=${flags.day}`)) ?? (await withStore(cfg, async (e) => (await import('../store/mod.js')).venueEntries(e, flags.day)))) as Rows;
       if (flags.json) return console.log(JSON.stringify(rows, null, 2));
       console.log(`entries per venue and hour, ${flags.day} (Asia/Shanghai)`);
       if (rows.length === 0) console.log('  none');
@@ -109,16 +116,18 @@ export function registerReportCommands(program: Command): void {
   clearing
     .command('report')
     .description('per-account debits and credits of a business day and the net positions between BJ, TJ and HE')
-    .option('--day <YYYY-MM-DD>', 'business day (Asia/Shanghai)', todayInShanghai())
-    .option('--metrics-port <port>', 'metrics port of a running tapflow')
+    .addOption(dayOption())
+    .addOption(metricsPortOption())
     .option('--json', 'as JSON')
-    .action(async (flags) => {
-      day(flags);
-      const cfg = loadConfig(process.env, { TAPFLOW_METRICS_PORT: flags.metricsPort });
+    .action(async (flags: { day: string; metricsPort?: number; json?: boolean }) => {
+      const cfg = await reportConfig(flags);
       const viaHttp = await fromRunning(cfg, `/clearing?day=${flags.day}`);
       const r = viaHttp
-        ? { report: viaHttp as Awaited<ReturnType<typeof clearingReport>>, balance: (await fromRunning(cfg, '/ledger-balance')) as Awaited<ReturnType<typeof ledgerBalance>> }
-        : await withStore(cfg, async (e) => ({ report: await clearingReport(e, flags.day), balance: await ledgerBalance(e) }));
+        ? { report: viaHttp as ClearingReport, balance: (await fromRunning(cfg, '/ledger-balance')) as LedgerBalance }
+        : await withStore(cfg, async (e) => {
+            const { clearingReport, ledgerBalance } = await import('../store/mod.js');
+            return { report: await clearingReport(e, flags.day), balance: await ledgerBalance(e) };
+          });
       if (flags.json) return console.log(JSON.stringify(r, null, 2));
       console.log(formatClearing(r.report, r.balance));
     });

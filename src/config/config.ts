@@ -4,6 +4,7 @@
  * stops the process with a message naming the variable.
  */
 import { z } from 'zod';
+import { LOG_LEVELS, MAX_PARTITIONS } from './values.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
@@ -26,7 +27,7 @@ export const settings = {
   TAPFLOW_GRPC_HOST: { schema: z.string().min(1), default: '0.0.0.0', doc: 'Address the ingest gRPC server binds.' },
   TAPFLOW_GRPC_PORT: { schema: port, default: '50051', doc: 'Port of the ingest gRPC server (0 = any free port).' },
   TAPFLOW_METRICS_PORT: { schema: port, default: '9464', doc: 'Port of /metrics, /healthz and /readyz (0 = any free port).' },
-  TAPFLOW_PARTITIONS: { schema: positiveInt.max(1024), default: '16', doc: 'Partitions of the card-keyed subjects (hash(card token) % N). Fixed for the life of the streams.' },
+  TAPFLOW_PARTITIONS: { schema: positiveInt.max(MAX_PARTITIONS), default: '16', doc: 'Partitions of the card-keyed subjects (hash(card token) % N). Fixed for the life of the streams.' },
   TAPFLOW_MAX_INFLIGHT: { schema: positiveInt, default: '16384', doc: 'Taps published and not yet acknowledged by JetStream, per ingest process; beyond it taps are refused with OVERLOADED / RESOURCE_EXHAUSTED.' },
   TAPFLOW_PUBLISH_TIMEOUT_MS: { schema: positiveInt, default: '5000', doc: 'How long ingest waits for a JetStream PubAck (ms) before answering UNAVAILABLE.' },
   TAPFLOW_DUPLICATE_WINDOW_S: { schema: positiveInt, default: '1200', doc: 'JetStream duplicate window (s): a re-sent (terminal_id, seq) within it is answered DUPLICATE. Older re-sends are still counted once (validators remember applied events).' },
@@ -46,7 +47,7 @@ export const settings = {
   TAPFLOW_TRUST_FILE: { schema: z.string().optional(), default: undefined, doc: 'Card issuer keys (chip master keys, QR public keys) of BJ, TJ, HE. Unset: <data dir>/keys/trust.json, generated test keys.' },
   TAPFLOW_TERMINALS_FILE: { schema: z.string().optional(), default: undefined, doc: 'Terminal registry (YAML): id, region, operator, secret hash. Unset: the demo registry (terminal secrets derived from <data dir>/keys/fleet.key).' },
   TAPFLOW_TARIFF_DIR: { schema: z.string().min(1), default: './data', doc: 'Folder of networks, tariffs, venues, medical policies and the project list.' },
-  TAPFLOW_LOG_LEVEL: { schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), default: 'info', doc: 'Log level (pino).' },
+  TAPFLOW_LOG_LEVEL: { schema: z.enum(LOG_LEVELS), default: 'info', doc: 'Log level (pino).' },
 } as const;
 
 type Settings = typeof settings;
