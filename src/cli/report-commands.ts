@@ -6,9 +6,10 @@
  */
 import { Option, type Command } from 'commander';
 import type { Config } from '../config/config.js';
-import type { ClearingReport, ClickHouseEngine, LedgerBalance, StoreSummary } from '../store/mod.js';
+import type { ClearingReport, ClickHouseEngine, LedgerBalance, RegionPart, StoreSummary } from '../store/mod.js';
 import { businessDay } from '../domain/settle/time.js';
-import { calendarDay, serverPort } from './options.js';
+import { Regions } from '../domain/types.js';
+import { calendarDay, instant, serverPort } from './options.js';
 
 async function fromRunning(cfg: Config, path: string): Promise<unknown | undefined> {
   try {
@@ -43,11 +44,39 @@ async function reportConfig(flags: { metricsPort?: number }): Promise<Config> {
   return loadConfig(process.env, { TAPFLOW_METRICS_PORT: flags.metricsPort });
 }
 
-const fen = (n: number) => `¥${(n / 100).toFixed(2)}`;
+const fen = (n: number) => `${n < 0 ? '-' : ''}¥${(Math.abs(n) / 100).toFixed(2)}`;
+
+/** An instant as ISO 8601 in Asia/Shanghai with milliseconds, e.g. 2026-03-10T08:15:30.123+08:00. */
+export function formatTime(ms: number): string {
+  return new Date(ms + 8 * 3_600_000).toISOString().replace('Z', '+08:00');
+}
+
+/**
+ * Each region's transit fares (RAIL and BUS: the sum of its networks above) with the parts they
+ * are made of, and its culture entries.
+ */
+export function formatRegionFares(parts: readonly RegionPart[]): string[] {
+  const lines = ['fares by region (RAIL and BUS), and what they are made of:'];
+  const section = (scenes: readonly string[]) =>
+    Regions.map((region) => {
+      const mine = parts.filter((p) => p.terminalRegion === region && scenes.includes(p.scene));
+      const byKind = new Map<string, { n: number; fen: number }>();
+      for (const p of mine) {
+        const k = byKind.get(p.kind) ?? { n: 0, fen: 0 };
+        byKind.set(p.kind, { n: k.n + p.settlements, fen: k.fen + p.amountFen });
+      }
+      const total = mine.reduce((n, p) => n + p.amountFen, 0);
+      const made = [...byKind].filter(([, k]) => k.fen !== 0).map(([kind, k]) => `${kind} ${fen(k.fen)} (${k.n})`);
+      return `  ${region} ${fen(total).padStart(14)}${made.length > 0 ? ` = ${made.join(' + ')}` : ''}`;
+    });
+  lines.push(...section(['RAIL', 'BUS']), 'culture entries by region:', ...section(['CULTURE']));
+  return lines;
+}
 
 /** The main aggregates as text. */
 export function formatSummary(s: StoreSummary): string {
   const lines: string[] = [];
+  if (s.sinceMs !== undefined) lines.push(`events ingested since ${formatTime(s.sinceMs)}`);
   const pct = (n: number) => (s.taps > 0 ? ((100 * n) / s.taps).toFixed(1) : '0.0');
   lines.push(`taps decided: ${s.taps}  (accepted ${s.byVerdict.ACCEPTED ?? 0} = ${pct(s.byVerdict.ACCEPTED ?? 0)}%, rejected ${s.byVerdict.REJECTED ?? 0} = ${pct(s.byVerdict.REJECTED ?? 0)}%)`);
   if (s.topReasons.length > 0) {
@@ -56,6 +85,7 @@ export function formatSummary(s: StoreSummary): string {
   }
   lines.push('fares by region and network:');
   for (const f of s.fares) lines.push(`  ${f.terminalRegion} ${f.network.padEnd(12)} ${String(f.settlements).padStart(8)} settlements  ${fen(f.amountFen).padStart(14)}`);
+  lines.push(...formatRegionFares(s.regionParts));
   lines.push('settlements by kind:');
   for (const k of s.settlementsByKind) lines.push(`  ${k.kind.padEnd(12)} ${String(k.settlements).padStart(8)}  ${fen(k.amountFen).padStart(14)}`);
   lines.push(`ledger: ${s.ledger.entries} entries, debits ${fen(s.ledger.debitFen)}, credits ${fen(s.ledger.creditFen)} ${s.ledger.debitFen === s.ledger.creditFen ? '(balanced)' : '(NOT BALANCED)'}`);
@@ -89,10 +119,19 @@ export function registerReportCommands(program: Command): void {
     .command('report')
     .description('print the main aggregates from ClickHouse: taps by verdict and reason, fares by region and network, ledger totals, risk flags')
     .addOption(metricsPortOption())
+    .addOption(
+      new Option('--since <time>', 'only the events ingested since this time, e.g. one demo run (its closing summary gives the command): epoch ms or ISO 8601 (Asia/Shanghai when no zone)').argParser(
+        instant,
+      ),
+    )
     .option('--json', 'as JSON')
-    .action(async (flags: { metricsPort?: number; json?: boolean }) => {
+    .action(async (flags: { metricsPort?: number; since?: number; json?: boolean }) => {
       const cfg = await reportConfig(flags);
-      const s = ((await fromRunning(cfg, '/summary')) ?? (await withStore(cfg, async (e) => (await import('../store/mod.js')).summary(e)))) as StoreSummary;
+      const viaHttp = (await fromRunning(cfg, flags.since === undefined ? '/summary' : `/summary?since=${flags.since}`)) as StoreSummary | undefined;
+      if (viaHttp && viaHttp.sinceMs !== flags.since) {
+        throw new Error(`--since: the tapflow running with metrics port ${cfg.TAPFLOW_METRICS_PORT} serves its summary for every event, not since a time; run the report once it has stopped (it then reads the store), or without --since`);
+      }
+      const s = viaHttp ?? (await withStore(cfg, async (e) => (await import('../store/mod.js')).summary(e, { sinceMs: flags.since })));
       console.log(flags.json ? JSON.stringify(s, null, 2) : formatSummary(s));
     });
 

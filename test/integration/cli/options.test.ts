@@ -109,7 +109,13 @@ const BAD: Record<string, Record<string, Case[]>> = {
   validator: RUN_FLAGS,
   settler: RUN_FLAGS,
   sink: RUN_FLAGS,
-  report: { '--metrics-port': REPORT_PORT },
+  report: {
+    '--metrics-port': REPORT_PORT,
+    '--since': [
+      [['--since', 'the start'], 'epoch milliseconds or ISO 8601'],
+      [['--since', '2026-02-30T08:00'], 'epoch milliseconds or ISO 8601'],
+    ],
+  },
   entries: { '--day': DAY, '--metrics-port': REPORT_PORT },
   'clearing report': { '--day': DAY, '--metrics-port': REPORT_PORT },
   'keys generate': {
