@@ -25,6 +25,13 @@ export function configFromFlags(flags: RunFlags): Config {
   return loadConfig(process.env, overrides);
 }
 
+/** Sums amounts by region. */
+function sumByRegion<T>(rows: Iterable<T>, region: (row: T) => string, amount: (row: T) => number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of rows) out[region(r)] = (out[region(r)] ?? 0) + amount(r);
+  return out;
+}
+
 /** How long the end of a demo waits for the pipeline to store what the fleet sent. */
 const DRAIN_TIMEOUT_MS = 60_000;
 
@@ -43,11 +50,12 @@ function demoFigures(app: RunningApp, runStart: number): Pick<DemoOptions, 'fare
       drained,
       fares: {
         label: 'fares charged (settler counter)',
-        byRegion: async () => {
-          const out: Record<string, number> = {};
-          for (const v of (await metrics.fareFen.get()).values) if (v.labels.network !== 'entry') out[String(v.labels.region)] = (out[String(v.labels.region)] ?? 0) + v.value;
-          return out;
-        },
+        byRegion: async () =>
+          sumByRegion(
+            (await metrics.fareFen.get()).values.filter((v) => v.labels.network !== 'entry'),
+            (v) => String(v.labels.region),
+            (v) => v.value,
+          ),
       },
       closingSummary: async () => `No sink runs in this process: the stored figures of this run are \`${reportCommand}\` where the sink runs.`,
     };
@@ -56,11 +64,12 @@ function demoFigures(app: RunningApp, runStart: number): Pick<DemoOptions, 'fare
     drained,
     fares: {
       label: 'fares stored',
-      byRegion: async () => {
-        const out: Record<string, number> = {};
-        for (const p of await regionParts(engine, { sinceMs: runStart })) if (p.scene !== 'CULTURE') out[p.terminalRegion] = (out[p.terminalRegion] ?? 0) + p.amountFen;
-        return out;
-      },
+      byRegion: async () =>
+        sumByRegion(
+          (await regionParts(engine, { sinceMs: runStart })).filter((p) => p.scene !== 'CULTURE'),
+          (p) => p.terminalRegion,
+          (p) => p.amountFen,
+        ),
     },
     closingSummary: async (isDrained) =>
       [

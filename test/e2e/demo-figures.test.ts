@@ -12,6 +12,7 @@ import type { NatsServerHandle } from '../../src/runtime/nats-server.js';
 import type { StoreSummary } from '../../src/store/mod.js';
 import { runCli, type CliResult } from '../integration/cli/run-cli.js';
 import { startTestNats } from '../support/nats.js';
+import { testPipelineSettings } from '../support/pipeline.js';
 
 /** "¥1,234.50" or "-¥7.00" as integer fen, without floats. */
 function fen(text: string): number {
@@ -35,21 +36,13 @@ function regionSection(out: string, heading: string): Record<string, number> {
 describe('demo - the closing figures are the report of the same run', { timeout: 240_000 }, () => {
   let nats: NatsServerHandle;
   let dataDir: string;
-  let env: Record<string, string>;
+  let env: Record<string, string | undefined>;
   let demo: CliResult;
 
   beforeAll(async () => {
     nats = await startTestNats();
     dataDir = await mkdtemp(join(tmpdir(), 'tapflow-demo-'));
-    env = {
-      NATS_URL: nats.url,
-      TAPFLOW_NATS_AUTOSTART: 'false',
-      TAPFLOW_DATA_DIR: dataDir,
-      TAPFLOW_GRPC_HOST: '127.0.0.1',
-      TAPFLOW_GRPC_PORT: '0',
-      TAPFLOW_METRICS_PORT: '0',
-      TAPFLOW_PARTITIONS: '4',
-    };
+    env = testPipelineSettings(nats.url, dataDir);
     demo = await runCli(['start', '--demo', '--duration', '8', '--rate', '80', '--terminals', '36'], env, 200_000);
   });
   afterAll(async () => {
