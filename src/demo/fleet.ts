@@ -51,7 +51,7 @@ export async function runDemoFleet(o: DemoOptions): Promise<void> {
   const venues = loadVenueDirectory(o.cfg.TAPFLOW_TARIFF_DIR);
   const keys = parseKeyFile(readFileSync(trustFilePath(o.cfg), 'utf8'), trustFilePath(o.cfg));
   const groups = 3 * 3; // regions x transit/culture scenes
-  const gen = new TapGenerator({ venues, keys, cards: Math.max(2000, o.rate * 90), terminalsPerGroup: Math.max(1, Math.ceil(o.terminals / groups)), seed: Date.now() % 2 ** 31 });
+  const gen = new TapGenerator({ venues, keys, cards: Math.max(2000, o.rate * 90), terminalsPerGroup: Math.max(1, Math.ceil(o.terminals / groups)), seed: Date.now() % 2 ** 31, firstSeq: Date.now() });
   for (const c of gen.pickHotlisted(20)) {
     await putHotlistEntry(o.buckets.hotlist, { cardToken: tokenize(o.tokenKey, 'card', c.number), reason: 'LOST', since: Date.now(), note: 'demo fleet' });
   }
