@@ -1,23 +1,15 @@
 /**
  * Commands that manage tapflow's run-time data: issuer keys, the application project list, the
  * hotlist and the risk rules. Changes go to JetStream KV; every validator sees them within a
- * second.
+ * second. Options and arguments are checked when parsed; the code behind each action (keys,
+ * KV, data formats) is loaded when it runs.
  */
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join, extname } from 'node:path';
-import type { Command } from 'commander';
-import { loadConfig } from '../config/config.js';
-import { generateTestKeys, serializeKeysFile, withoutPrivateKeys, ed25519Signer } from '../domain/card/keys.js';
-import { makeQrBody, signQr } from '../domain/card/qr-sign.js';
-import { CARD_NUMBER_PATTERN, regionOfCardNumber, tokenize } from '../domain/card/token.js';
-import { HotlistReasons, diffProjectLists, parseProjectList, projectListFromData, projectListCoverage, type HotlistReason } from '../domain/validate/index.js';
-import { parseDataText } from '../domain/validate/data-format.js';
-import { riskRuleFromData } from '../domain/validate/risk-rules.js';
-import { loadVenueDirectory } from '../domain/network/index.js';
-import { localKeys } from '../runtime/keys.js';
-import { readKeysFile, ensureDevTrustFile } from '../validate/trust.js';
-import { getProjectListDoc, listHotlist, listRiskRules, putHotlistEntry, putProjectList, putRiskRule, removeHotlistEntry, removeRiskRule } from '../validate/data-store.js';
-import { withBus } from './with-bus.js';
+import { Argument, InvalidArgumentError, Option, type Command } from 'commander';
+import { CARD_NUMBER_PATTERN } from '../domain/card/token.js';
+import { HotlistReasons, type HotlistReason } from '../domain/validate/hotlist.js';
+import { existingFile, folder, instant, nonEmpty, oneOf } from './options.js';
 
 const formatOf = (file: string): 'yaml' | 'json' => (extname(file).toLowerCase() === '.json' ? 'json' : 'yaml');
 
@@ -25,15 +17,33 @@ function printJson(v: unknown): void {
   console.log(JSON.stringify(v, null, 2));
 }
 
+/** A card number of BJ (11…), TJ (12…) or HE (13…). */
+function cardNumber(text: string): string {
+  if (!CARD_NUMBER_PATTERN.test(text)) throw new InvalidArgumentError('Expected a card number of BJ (11…), TJ (12…) or HE (13…): 9 to 18 digits or capital letters, e.g. 110105000123456.');
+  return text;
+}
+
+/** Free text kept in KV: short, and no card or ID number in it (personal data stays out). */
+function note(text: string): string {
+  if (text.length > 200 || /\d{9,}/.test(text)) throw new InvalidArgumentError('Expected free text of at most 200 characters with no card or ID number in it (personal data stays out of the hotlist).');
+  return text;
+}
+
+const config = async () => (await import('../config/config.js')).loadConfig();
+const withBus = async () => (await import('./with-bus.js')).withBus;
+const dataStore = () => import('../validate/data-store.js');
+const fileArgument = (name: string, what: string) => new Argument(name, what).argParser(existingFile);
+
 export function registerDataCommands(program: Command): void {
   // --- keys ---
   const keys = program.command('keys').description('card issuer keys: generate test keys, sign test QR codes');
   keys
     .command('generate')
     .description('generate chip master keys and Ed25519 QR key pairs for BJ, TJ and HE (test keys)')
-    .option('--out <dir>', 'folder for issuer-keys.json (with private keys) and trust.json (public only)', '.')
-    .option('--seed <text>', 'derive the keys from this text (repeatable test keys)')
-    .action((flags) => {
+    .addOption(new Option('--out <dir>', 'folder for issuer-keys.json (with private keys) and trust.json (public only)').argParser(folder).default('.'))
+    .addOption(new Option('--seed <text>', 'derive the keys from this text (repeatable test keys)').argParser(nonEmpty('some text')))
+    .action(async (flags: { out: string; seed?: string }) => {
+      const { generateTestKeys, serializeKeysFile, withoutPrivateKeys } = await import('../domain/card/keys.js');
       const k = generateTestKeys({ seed: flags.seed });
       mkdirSync(flags.out, { recursive: true });
       writeFileSync(join(flags.out, 'issuer-keys.json'), serializeKeysFile(k), { mode: 0o600 });
@@ -43,61 +53,71 @@ export function registerDataCommands(program: Command): void {
   keys
     .command('sign-qr')
     .description('print a signed electronic-card QR payload for a card number (test codes)')
-    .requiredOption('--card <number>', 'card number (11… Beijing, 12… Tianjin, 13… Hebei)')
-    .option('--level <n>', 'issuance level (1 or 2)', '2')
-    .option('--keys <file>', 'keys file with the issuer private key (default: the development trust file)')
-    .option('--at <ms>', 'issue time, epoch ms (default now)')
-    .action((flags) => {
-      const cfg = loadConfig();
-      if (!CARD_NUMBER_PATTERN.test(flags.card)) throw new Error(`--card: ${flags.card} is not a card number of BJ (11…), TJ (12…) or HE (13…)`);
+    .addOption(new Option('--card <number>', 'card number (11… Beijing, 12… Tianjin, 13… Hebei)').argParser(cardNumber).makeOptionMandatory())
+    .addOption(new Option('--level <n>', 'issuance level: 1 or 2 (only level 2 may pay)').choices(['1', '2']).default('2'))
+    .addOption(new Option('--keys <file>', 'keys file with the issuer private key (default: the development trust file)').argParser(existingFile))
+    .addOption(new Option('--at <time>', 'issue time: epoch ms or ISO 8601 (Asia/Shanghai when no zone); default now').argParser(instant))
+    .action(async (flags: { card: string; level: string; keys?: string; at?: number }) => {
+      const cfg = await config();
+      const { ed25519Signer } = await import('../domain/card/keys.js');
+      const { makeQrBody, signQr } = await import('../domain/card/qr-sign.js');
+      const { regionOfCardNumber } = await import('../domain/card/token.js');
+      const { readKeysFile, ensureDevTrustFile } = await import('../validate/trust.js');
       const file = flags.keys ?? ensureDevTrustFile(cfg);
       const k = readKeysFile(file);
       const region = regionOfCardNumber(flags.card)!;
       const priv = k.regions[region]?.qrPrivateKey;
-      if (!priv) throw new Error(`${file} has no QR private key for ${region}`);
-      const level = Number(flags.level);
-      if (level !== 1 && level !== 2) throw new Error('--level must be 1 or 2');
-      console.log(signQr(ed25519Signer, priv, makeQrBody({ cardNumber: flags.card, issuedAt: flags.at ? Number(flags.at) : Date.now(), level })));
+      if (!priv) throw new Error(`--keys: ${file} has no QR private key for ${region}`);
+      console.log(signQr(ed25519Signer, priv, makeQrBody({ cardNumber: flags.card, issuedAt: flags.at ?? Date.now(), level: flags.level === '1' ? 1 : 2 })));
     });
 
   // --- projects ---
   const projects = program.command('projects').description('the application project list (where, for which scene and form the card is accepted)');
+  const applyProjects = async (file: string, dryRun: boolean, json: boolean) => {
+    const cfg = await config();
+    const { diffProjectLists, parseProjectList, projectListFromData, projectListCoverage } = await import('../domain/validate/index.js');
+    const { parseDataText } = await import('../domain/validate/data-format.js');
+    const { loadVenueDirectory } = await import('../domain/network/index.js');
+    const { getProjectListDoc, putProjectList } = await dataStore();
+    const text = readFileSync(file, 'utf8');
+    const next = parseProjectList(text, formatOf(file));
+    const cov = projectListCoverage(next, loadVenueDirectory(cfg.TAPFLOW_TARIFF_DIR).all());
+    if (cov.unmatchedItems.length > 0) console.warn(`warning: ${cov.unmatchedItems.length} item(s) match no known venue: ${cov.unmatchedItems.map((i) => i.venue).slice(0, 5).join(', ')}`);
+    await (await withBus())(cfg, async (_bus, b) => {
+      const curDoc = await getProjectListDoc(b.projects);
+      const diff = diffProjectLists(curDoc ? projectListFromData(curDoc) : projectListFromData({ version: 'none', items: [] }), next);
+      const rev = dryRun ? undefined : await putProjectList(b.projects, parseDataText(text, formatOf(file)));
+      if (json) return printJson({ version: next.version, added: diff.added, removed: diff.removed, changed: diff.changed, ...(rev !== undefined && { kvRevision: rev }) });
+      console.log(`project list ${next.version}: +${diff.added.length} added, -${diff.removed.length} removed, ~${diff.changed.length} changed`);
+      for (const i of diff.added) console.log(`  + ${i.venue} ${i.scene} [${i.forms.join(',')}]`);
+      for (const i of diff.removed) console.log(`  - ${i.venue} ${i.scene}`);
+      for (const c of diff.changed) console.log(`  ~ ${c.after.venue} ${c.after.scene}`);
+      if (rev !== undefined) console.log(`applied (KV revision ${rev})`);
+    });
+  };
   projects
-    .command('apply <file>')
+    .command('apply')
+    .addArgument(fileArgument('<file>', 'project list (YAML or JSON; format in data/projects/README.md)'))
     .description('validate a project list file (YAML or JSON), show what changes, and publish it to every validator')
     .option('--dry-run', 'only show the diff')
-    .action(async (file: string, flags) => {
-      const cfg = loadConfig();
-      const text = readFileSync(file, 'utf8');
-      const next = parseProjectList(text, formatOf(file));
-      const cov = projectListCoverage(next, loadVenueDirectory(cfg.TAPFLOW_TARIFF_DIR).all());
-      if (cov.unmatchedItems.length > 0) console.warn(`warning: ${cov.unmatchedItems.length} item(s) match no known venue: ${cov.unmatchedItems.map((i) => i.venue).slice(0, 5).join(', ')}`);
-      await withBus(cfg, async (_bus, b) => {
-        const curDoc = await getProjectListDoc(b.projects);
-        const diff = diffProjectLists(curDoc ? projectListFromData(curDoc) : projectListFromData({ version: 'none', items: [] }), next);
-        console.log(`project list ${next.version}: +${diff.added.length} added, -${diff.removed.length} removed, ~${diff.changed.length} changed`);
-        for (const i of diff.added) console.log(`  + ${i.venue} ${i.scene} [${i.forms.join(',')}]`);
-        for (const i of diff.removed) console.log(`  - ${i.venue} ${i.scene}`);
-        for (const c of diff.changed) console.log(`  ~ ${c.after.venue} ${c.after.scene}`);
-        if (flags.dryRun) return;
-        const rev = await putProjectList(b.projects, parseDataText(text, formatOf(file)));
-        console.log(`applied (KV revision ${rev})`);
-      });
-    });
+    .option('--json', 'print the diff as JSON')
+    .action((file: string, flags: { dryRun?: boolean; json?: boolean }) => applyProjects(file, flags.dryRun === true, flags.json === true));
   projects
-    .command('diff <file>')
+    .command('diff')
+    .addArgument(fileArgument('<file>', 'project list (YAML or JSON)'))
     .description('show what applying the file would change')
-    .action(async (file: string) => {
-      await projects.commands.find((c) => c.name() === 'apply')!.parseAsync([file, '--dry-run'], { from: 'user' });
-    });
+    .option('--json', 'print the diff as JSON')
+    .action((file: string, flags: { json?: boolean }) => applyProjects(file, true, flags.json === true));
   projects
     .command('list')
     .description('print the project list validators use now')
     .option('--json', 'as JSON')
-    .action(async (flags) => {
-      await withBus(loadConfig(), async (_bus, b) => {
+    .action(async (flags: { json?: boolean }) => {
+      const { projectListFromData } = await import('../domain/validate/index.js');
+      const { getProjectListDoc } = await dataStore();
+      await (await withBus())(await config(), async (_bus, b) => {
         const doc = await getProjectListDoc(b.projects);
-        if (!doc) return console.log('no project list applied (validators reject every tap with VENUE_NOT_LISTED)');
+        if (!doc) return flags.json ? printJson(null) : console.log('no project list applied (validators reject every tap with VENUE_NOT_LISTED)');
         const list = projectListFromData(doc);
         if (flags.json) return printJson(doc);
         console.log(`project list ${list.version}, ${list.items.length} items`);
@@ -106,39 +126,45 @@ export function registerDataCommands(program: Command): void {
     });
 
   // --- hotlist ---
+  const cardToken = async (card: string) => {
+    const cfg = await config();
+    const { localKeys } = await import('../runtime/keys.js');
+    const { tokenize } = await import('../domain/card/token.js');
+    return { cfg, token: tokenize(localKeys(cfg).tokenKey, 'card', card) };
+  };
   const hotlist = program.command('hotlist').description('cards reported lost, frozen or cancelled (stored as tokens)');
   hotlist
-    .command('add <card-number>')
+    .command('add')
+    .addArgument(new Argument('<card-number>', 'card number (11… Beijing, 12… Tianjin, 13… Hebei)').argParser(cardNumber))
     .description('put a card on the hotlist (a cancelled or lost physical card also blocks its QR code)')
-    .requiredOption('--reason <reason>', `one of ${HotlistReasons.join(', ')}`)
-    .option('--note <text>', 'free text (no personal data)')
-    .option('--since <ms>', 'applies to taps from this device time (epoch ms; default now)')
-    .action(async (card: string, flags) => {
-      const cfg = loadConfig();
-      if (!CARD_NUMBER_PATTERN.test(card)) throw new Error(`${card} is not a card number of BJ (11…), TJ (12…) or HE (13…)`);
-      const reason = String(flags.reason).toUpperCase() as HotlistReason;
-      if (!HotlistReasons.includes(reason)) throw new Error(`--reason must be one of ${HotlistReasons.join(', ')}`);
-      const token = tokenize(localKeys(cfg).tokenKey, 'card', card);
-      await withBus(cfg, async (_bus, b) => {
-        await putHotlistEntry(b.hotlist, { cardToken: token, reason, since: flags.since ? Number(flags.since) : Date.now(), ...(flags.note && { note: flags.note }) });
+    .addOption(new Option('--reason <reason>', `one of ${HotlistReasons.join(', ')}`).argParser(oneOf(HotlistReasons)).makeOptionMandatory())
+    .addOption(new Option('--note <text>', 'free text, at most 200 characters (no personal data)').argParser(note))
+    .addOption(new Option('--since <time>', 'applies to taps from this device time: epoch ms or ISO 8601 (Asia/Shanghai when no zone); default now').argParser(instant))
+    .action(async (card: string, flags: { reason: HotlistReason; note?: string; since?: number }) => {
+      const { cfg, token } = await cardToken(card);
+      const { putHotlistEntry } = await dataStore();
+      await (await withBus())(cfg, async (_bus, b) => {
+        await putHotlistEntry(b.hotlist, { cardToken: token, reason: flags.reason, since: flags.since ?? Date.now(), ...(flags.note && { note: flags.note }) });
       });
-      console.log(`hotlisted card token ${token} (${reason})`);
+      console.log(`hotlisted card token ${token} (${flags.reason})`);
     });
   hotlist
-    .command('remove <card-number>')
+    .command('remove')
+    .addArgument(new Argument('<card-number>', 'card number').argParser(cardNumber))
     .description('take a card off the hotlist')
     .action(async (card: string) => {
-      const cfg = loadConfig();
-      const token = tokenize(localKeys(cfg).tokenKey, 'card', card);
-      const removed = await withBus(cfg, (_bus, b) => removeHotlistEntry(b.hotlist, token));
+      const { cfg, token } = await cardToken(card);
+      const { removeHotlistEntry } = await dataStore();
+      const removed = await (await withBus())(cfg, (_bus, b) => removeHotlistEntry(b.hotlist, token));
       console.log(removed ? `removed card token ${token}` : `card token ${token} was not on the hotlist`);
     });
   hotlist
     .command('list')
     .description('print the hotlist (tokens, never card numbers)')
     .option('--json', 'as JSON')
-    .action(async (flags) => {
-      const entries = await withBus(loadConfig(), (_bus, b) => listHotlist(b.hotlist));
+    .action(async (flags: { json?: boolean }) => {
+      const { listHotlist } = await dataStore();
+      const entries = await (await withBus())(await config(), (_bus, b) => listHotlist(b.hotlist));
       if (flags.json) return printJson(entries);
       console.log(`${entries.length} card(s) on the hotlist`);
       for (const e of entries) console.log(`  ${e.cardToken}\t${e.reason}\tsince ${new Date(e.since).toISOString()}${e.note ? `\t${e.note}` : ''}`);
@@ -147,9 +173,13 @@ export function registerDataCommands(program: Command): void {
   // --- risk rules ---
   const risk = program.command('risk-rules').description('risk rules as data: sliding-window aggregates with thresholds');
   risk
-    .command('apply <file>')
-    .description('add or change the rules of a file (YAML or JSON: {rules: [...]}) at run time')
+    .command('apply')
+    .addArgument(fileArgument('<file>', 'risk rules (YAML or JSON: {rules: [...]}; format in data/risk-rules/README.md)'))
+    .description('add or change the rules of a file at run time')
     .action(async (file: string) => {
+      const { parseDataText } = await import('../domain/validate/data-format.js');
+      const { riskRuleFromData } = await import('../domain/validate/risk-rules.js');
+      const { putRiskRule } = await dataStore();
       const doc = parseDataText(readFileSync(file, 'utf8'), formatOf(file)) as { rules?: unknown[] };
       if (!Array.isArray(doc.rules)) throw new Error(`${file}: expected a "rules" list`);
       doc.rules.forEach((r, i) => {
@@ -159,7 +189,7 @@ export function registerDataCommands(program: Command): void {
           throw new Error(`${file}: ${(err as Error).message}`);
         }
       });
-      await withBus(loadConfig(), async (_bus, b) => {
+      await (await withBus())(await config(), async (_bus, b) => {
         for (const r of doc.rules!) {
           const rule = await putRiskRule(b.riskRules, r);
           console.log(`applied ${rule.id} (version ${rule.version})`);
@@ -167,17 +197,27 @@ export function registerDataCommands(program: Command): void {
       });
     });
   risk
-    .command('remove <id>')
+    .command('remove')
+    .addArgument(new Argument('<id>', 'rule id').argParser(nonEmpty('a rule id')))
     .description('remove a rule')
     .action(async (id: string) => {
-      const removed = await withBus(loadConfig(), (_bus, b) => removeRiskRule(b.riskRules, id));
+      const { removeRiskRule } = await dataStore();
+      const removed = await (await withBus())(await config(), (_bus, b) => removeRiskRule(b.riskRules, id));
       console.log(removed ? `removed ${id}` : `no rule ${id}`);
     });
   risk
     .command('list')
     .description('print the rules in force')
-    .action(async () => {
-      const rules = await withBus(loadConfig(), (_bus, b) => listRiskRules(b.riskRules));
-      printJson(rules);
+    .option('--json', 'as JSON (the rules as applied)')
+    .action(async (flags: { json?: boolean }) => {
+      const { listRiskRules } = await dataStore();
+      const { riskRuleFromData, formatDuration } = await import('../domain/validate/risk-rules.js');
+      const rules = await (await withBus())(await config(), (_bus, b) => listRiskRules(b.riskRules));
+      if (flags.json) return printJson(rules);
+      console.log(`${rules.length} rule(s) in force`);
+      for (const raw of rules) {
+        const r = riskRuleFromData(raw);
+        console.log(`  ${r.id}\tv${r.version}\t${r.keyKind}\t${r.metric} > ${r.threshold} over ${formatDuration(r.windowMs)}\t${r.severity}${r.enabled ? '' : '\t(disabled)'}`);
+      }
     });
 }

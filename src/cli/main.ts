@@ -3,127 +3,61 @@
  * tapflow's command line. `tapflow start` runs every role in one process (the laptop default);
  * `tapflow ingest|validator|settler|sink` runs one role, for scaling out; `tapflow demo` adds a
  * simulated terminal fleet; the other commands manage data and read reports.
+ *
+ * The program — commands, options, help, the checks of every option's value (options.ts) — loads
+ * only commander and light modules. Each action imports what it needs when it runs, so commands
+ * that need no engine (`--help`, `reasons`, `config`, a refused option) start without loading
+ * chdb, NATS or gRPC.
  */
-import { Command, Option } from 'commander';
-import { ConfigError, configMarkdown, loadConfig, type Config, type ConfigKey } from '../config/config.js';
-import { ROLES, startApp, type RoleName } from '../runtime/app.js';
-import { ROLE_FACTORIES } from './roles.js';
+import { Command, CommanderError } from 'commander';
 import { registerDataCommands } from './data-commands.js';
-import { formatSummary, registerReportCommands } from './report-commands.js';
+import { ExitStatus } from './exit-status.js';
 import { registerQuoteCommands } from './quote-commands.js';
-import { runDemoFleet } from '../demo/fleet.js';
-import { summary } from '../store/mod.js';
-import { failuresMarkdown, reasonsMarkdown } from '../domain/reasons.js';
+import { registerReportCommands } from './report-commands.js';
+import { registerRunCommands } from './run-commands.js';
 
-/** Flags shared by the commands that run roles; each overrides its environment variable. */
-function withRunFlags(cmd: Command): Command {
-  return cmd
-    .option('--nats-url <url>', 'NATS server URL (NATS_URL)')
-    .option('--data-dir <dir>', 'local state folder (TAPFLOW_DATA_DIR)')
-    .option('--grpc-port <port>', 'ingest gRPC port (TAPFLOW_GRPC_PORT)')
-    .option('--metrics-port <port>', '/metrics port (TAPFLOW_METRICS_PORT)')
-    .option('--clickhouse-url <url>', 'ClickHouse server; unset = embedded engine (CLICKHOUSE_URL)')
-    .option('--partitions <n>', 'card partitions (TAPFLOW_PARTITIONS)')
-    .option('--log-level <level>', 'log level (TAPFLOW_LOG_LEVEL)');
+/** Where the CLI's own messages (help, errors) go; tests capture them. */
+export interface CliOutput {
+  writeOut(text: string): void;
+  writeErr(text: string): void;
 }
 
-export function configFromFlags(flags: Record<string, string | undefined>): Config {
-  const overrides: Partial<Record<ConfigKey, string | undefined>> = {
-    NATS_URL: flags.natsUrl,
-    TAPFLOW_DATA_DIR: flags.dataDir,
-    TAPFLOW_GRPC_PORT: flags.grpcPort,
-    TAPFLOW_METRICS_PORT: flags.metricsPort,
-    CLICKHOUSE_URL: flags.clickhouseUrl,
-    TAPFLOW_PARTITIONS: flags.partitions,
-    TAPFLOW_LOG_LEVEL: flags.logLevel,
-  };
-  return loadConfig(process.env, overrides);
-}
+const processOutput: CliOutput = {
+  writeOut: (text) => process.stdout.write(text),
+  writeErr: (text) => process.stderr.write(text),
+};
 
-async function runRoles(roles: RoleName[], flags: Record<string, string | undefined>, demo?: { rate: number; terminals: number; durationS?: number }): Promise<void> {
-  const cfg = configFromFlags(flags);
-  const app = await startApp(
-    cfg,
-    roles.map((r) => ({ name: r, create: ROLE_FACTORIES[r] })),
-  );
-  if (demo) {
-    const ingest = app.roles.find((r) => r.name === 'ingest') as (import('../ingest/role.js').IngestRole | undefined);
-    if (!ingest) throw new Error('the demo fleet needs the ingest role in this process');
-    await runDemoFleet({
-      target: `127.0.0.1:${ingest.port}`,
-      cfg,
-      fleetKey: app.ctx.keys.fleetKey,
-      tokenKey: app.ctx.keys.tokenKey,
-      buckets: app.ctx.buckets,
-      metrics: app.ctx.metrics,
-      rate: demo.rate,
-      terminals: demo.terminals,
-      durationS: demo.durationS,
-      log: app.ctx.log,
-      out: process.stdout,
-      storedSummary: app.ctx.engine ? async () => formatSummary(await summary(app.ctx.engine!)) : undefined,
-    });
-    await app.shutdown('demo finished');
-    process.exit(0);
-  }
-}
-
-export function buildProgram(): Command {
+export function buildProgram(output: CliOutput = processOutput): Command {
   const program = new Command('tapflow')
     .description('Real-time stream processor for Beijing–Tianjin–Hebei social security card taps and settlements')
-    .showHelpAfterError();
+    .configureOutput(output)
+    .showHelpAfterError('(add --help for the accepted options)')
+    // Throw instead of exiting: runCli turns every outcome into an exit status.
+    .exitOverride();
 
-  withRunFlags(program.command('start'))
-    .description('run every role in one process (ingest, validator, settler, sink); --demo adds a simulated fleet')
-    .option('--roles <list>', `comma-separated roles to run (${ROLES.join(',')})`, ROLES.join(','))
-    .option('--demo', 'add a simulated terminal fleet and print a live summary')
-    .addOption(new Option('--rate <taps/s>', 'demo fleet rate').default('200'))
-    .addOption(new Option('--terminals <n>', 'demo fleet size').default('300'))
-    .addOption(new Option('--duration <s>', 'stop the demo after this many seconds (default: run until Ctrl-C)'))
-    .action(async (flags) => {
-      const roles = String(flags.roles)
-        .split(',')
-        .map((s: string) => s.trim())
-        .filter(Boolean);
-      for (const r of roles) if (!(ROLES as readonly string[]).includes(r)) throw new Error(`--roles: unknown role ${r} (known: ${ROLES.join(', ')})`);
-      await runRoles(roles as RoleName[], flags, flags.demo ? { rate: Number(flags.rate), terminals: Number(flags.terminals), durationS: flags.duration ? Number(flags.duration) : undefined } : undefined);
-    });
-
-  withRunFlags(program.command('demo'))
-    .description('same as `start --demo`: the whole pipeline plus a simulated terminal fleet')
-    .addOption(new Option('--rate <taps/s>', 'demo fleet rate').default('200'))
-    .addOption(new Option('--terminals <n>', 'demo fleet size').default('300'))
-    .addOption(new Option('--duration <s>', 'stop after this many seconds (default: run until Ctrl-C)'))
-    .action(async (flags) => {
-      await runRoles([...ROLES], flags, { rate: Number(flags.rate), terminals: Number(flags.terminals), durationS: flags.duration ? Number(flags.duration) : undefined });
-    });
-
-  for (const role of ROLES) {
-    withRunFlags(program.command(role))
-      .description(`run only the ${role} role (scale out by starting several)`)
-      .action(async (flags) => runRoles([role], flags));
-  }
+  registerRunCommands(program);
 
   program
     .command('config')
     .description('check the configuration (environment) and print it; --markdown prints the documented table')
     .option('--markdown', 'print the table of every setting with its default')
-    .action((flags) => {
-      if (flags.markdown) {
-        console.log(configMarkdown());
-        return;
-      }
-      const cfg = loadConfig();
-      for (const [k, v] of Object.entries(cfg)) console.log(`${k}=${/KEY|PASSWORD/.test(k) && v ? '(set)' : (v ?? '')}`);
+    .option('--json', 'print the configuration as JSON (secrets shown as "(set)")')
+    .action(async (flags: { markdown?: boolean; json?: boolean }) => {
+      const { configMarkdown, loadConfig } = await import('../config/config.js');
+      if (flags.markdown) return console.log(configMarkdown());
+      const shown = Object.entries(loadConfig()).map(([k, v]) => [k, /KEY|PASSWORD/.test(k) && v ? '(set)' : v] as const);
+      if (flags.json) return console.log(JSON.stringify(Object.fromEntries(shown), null, 2));
+      for (const [k, v] of shown) console.log(`${k}=${v ?? ''}`);
     });
 
   program
     .command('reasons')
     .description('print the reason codes of decisions and the failure codes, as Markdown tables')
-    .action(() => {
-      console.log(reasonsMarkdown());
-      console.log();
-      console.log(failuresMarkdown());
+    .option('--json', 'print both tables as JSON')
+    .action(async (flags: { json?: boolean }) => {
+      const { FailureCodes, ReasonCodes, failuresMarkdown, reasonsMarkdown } = await import('../domain/reasons.js');
+      if (flags.json) return console.log(JSON.stringify({ reasons: ReasonCodes, failures: FailureCodes }, null, 2));
+      console.log(`${reasonsMarkdown()}\n\n${failuresMarkdown()}`);
     });
 
   registerDataCommands(program);
@@ -132,13 +66,45 @@ export function buildProgram(): Command {
   return program;
 }
 
-const isMain = process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!);
+/**
+ * Runs the command line and resolves with the exit status: 0, the status a command chose
+ * ({@link ExitStatus}), or 1 for a refused option (commander has printed why) or a failed
+ * command (printed here as `tapflow: <message>`).
+ */
+export async function runCli(argv: readonly string[], output: CliOutput = processOutput): Promise<number> {
+  try {
+    await buildProgram(output).parseAsync([...argv], { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    if (err instanceof ExitStatus) return err.code;
+    output.writeErr(`tapflow: ${(err as Error).message ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+/**
+ * A reader that stops early (`tapflow reasons | head`) closes the pipe: the next write fails with
+ * EPIPE. End quietly with status 0, as Unix tools do — at once, or through the orderly shutdown
+ * when a long-running command listens for SIGTERM.
+ */
+function endQuietlyOnClosedOutput(): void {
+  let closed = false;
+  const onError = (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    if (closed) return;
+    closed = true;
+    if (process.listenerCount('SIGTERM') > 0) process.kill(process.pid, 'SIGTERM');
+    else process.exit(0);
+  };
+  process.stdout.on('error', onError);
+  process.stderr.on('error', onError);
+}
+
+const isMain = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].split('/').pop()!);
 if (isMain) {
-  buildProgram()
-    .parseAsync(process.argv)
-    .catch((err: unknown) => {
-      if (err instanceof ConfigError) console.error(`tapflow: ${err.message}`);
-      else console.error(`tapflow: ${(err as Error).message ?? err}`);
-      process.exit(1);
-    });
+  endQuietlyOnClosedOutput();
+  void runCli(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
 }

@@ -3,13 +3,30 @@
  * environment (and CLI flags, which override it) and validated once at start-up. A bad value
  * stops the process with a message naming the variable.
  */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { LOG_LEVELS, MAX_PARTITIONS } from './values.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
 const bool = z
   .union([z.boolean(), z.enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])])
   .transform((v) => v === true || v === '1' || v === 'true' || v === 'yes' || v === 'on');
+
+/**
+ * The data folder that ships with this tapflow (networks, tariffs, venues, …), found from this
+ * file upwards (src/config or dist/src/config), so the CLI finds it from any working directory;
+ * `./data` when there is none.
+ */
+function shippedDataDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let up = 0; up < 4; up++, dir = dirname(dir)) {
+    if (existsSync(join(dir, 'data', 'tariffs', 'tariffs.yaml'))) return join(dir, 'data');
+  }
+  return './data';
+}
 
 /**
  * Every setting, keyed by its environment variable. The README's configuration table is made
@@ -26,7 +43,7 @@ export const settings = {
   TAPFLOW_GRPC_HOST: { schema: z.string().min(1), default: '0.0.0.0', doc: 'Address the ingest gRPC server binds.' },
   TAPFLOW_GRPC_PORT: { schema: port, default: '50051', doc: 'Port of the ingest gRPC server (0 = any free port).' },
   TAPFLOW_METRICS_PORT: { schema: port, default: '9464', doc: 'Port of /metrics, /healthz and /readyz (0 = any free port).' },
-  TAPFLOW_PARTITIONS: { schema: positiveInt.max(1024), default: '16', doc: 'Partitions of the card-keyed subjects (hash(card token) % N). Fixed for the life of the streams.' },
+  TAPFLOW_PARTITIONS: { schema: positiveInt.max(MAX_PARTITIONS), default: '16', doc: 'Partitions of the card-keyed subjects (hash(card token) % N). Fixed for the life of the streams.' },
   TAPFLOW_MAX_INFLIGHT: { schema: positiveInt, default: '16384', doc: 'Taps published and not yet acknowledged by JetStream, per ingest process; beyond it taps are refused with OVERLOADED / RESOURCE_EXHAUSTED.' },
   TAPFLOW_INGEST_SEQ_MEMORY: { schema: z.coerce.number().int().min(0).max(50_000_000), default: '1000000', doc: 'Recent (terminal_id, seq) each ingest process remembers with the tap\'s content digest (about 60 bytes each): a re-send is answered DUPLICATE without publishing, a seq reused for another tap INVALID (SEQ_REUSED).' },
   TAPFLOW_PUBLISH_TIMEOUT_MS: { schema: positiveInt, default: '5000', doc: 'How long ingest waits for a JetStream PubAck (ms) before answering UNAVAILABLE.' },
@@ -47,8 +64,13 @@ export const settings = {
   TAPFLOW_SEAL_KEY: { schema: z.string().regex(/^[0-9a-f]{64}$/i).optional(), default: undefined, doc: 'Hex 32-byte AES key sealing card credentials between ingest and validators. Unset: generated into <data dir>/keys/seal.key.' },
   TAPFLOW_TRUST_FILE: { schema: z.string().optional(), default: undefined, doc: 'Card issuer keys (chip master keys, QR public keys) of BJ, TJ, HE. Unset: <data dir>/keys/trust.json, generated test keys.' },
   TAPFLOW_TERMINALS_FILE: { schema: z.string().optional(), default: undefined, doc: 'Terminal registry (YAML): id, region, operator, secret hash. Unset: the demo registry (terminal secrets derived from <data dir>/keys/fleet.key).' },
-  TAPFLOW_TARIFF_DIR: { schema: z.string().min(1), default: './data', doc: 'Folder of networks, tariffs, venues, medical policies and the project list.' },
-  TAPFLOW_LOG_LEVEL: { schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), default: 'info', doc: 'Log level (pino).' },
+  TAPFLOW_TARIFF_DIR: {
+    schema: z.string().min(1),
+    default: shippedDataDir(),
+    shown: '<tapflow>/data',
+    doc: "Folder of networks, tariffs, venues, medical policies and the project list. Default: the data folder of this tapflow (next to its src/), whatever the working directory.",
+  },
+  TAPFLOW_LOG_LEVEL: { schema: z.enum(LOG_LEVELS), default: 'info', doc: 'Log level (pino).' },
 } as const;
 
 type Settings = typeof settings;
@@ -78,6 +100,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 
 /** The configuration table of the README. */
 export function configMarkdown(): string {
-  const rows = Object.entries(settings).map(([k, s]) => `| \`${k}\` | ${s.default === undefined ? '(unset)' : `\`${s.default}\``} | ${s.doc} |`);
+  const rows = Object.entries(settings).map(([k, s]) => {
+    const shown = 'shown' in s ? s.shown : s.default;
+    return `| \`${k}\` | ${shown === undefined ? '(unset)' : `\`${shown}\``} | ${s.doc} |`;
+  });
   return ['| variable | default | meaning |', '| --- | --- | --- |', ...rows].join('\n');
 }

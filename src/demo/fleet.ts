@@ -1,7 +1,9 @@
 /**
  * `tapflow demo`: a simulated terminal fleet streaming taps to the ingest over real gRPC, with
  * a live summary every few seconds (taps/s, accepted/rejected with the top reasons, fares by
- * region, rows stored).
+ * region, rows stored) and, at the end, a closing summary of the run. The fare figures and the
+ * closing summary are given by the caller (src/cli/run.ts reads them from the store, for this
+ * run only, so they are the figures `tapflow report --since` shows).
  */
 import * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
@@ -31,8 +33,12 @@ export interface DemoOptions {
   durationS?: number;
   log: Logger;
   out: Writable;
-  /** Reads the main aggregates from ClickHouse, for the closing summary. */
-  storedSummary?: () => Promise<string>;
+  /** Fares of this run by terminal region (fen), and what they are (e.g. "fares stored"). */
+  fares: { label: string; byRegion(): Promise<Record<string, number>> };
+  /** Resolves once the pipeline has processed every tap sent (false: it gave up waiting). */
+  drained: () => Promise<boolean>;
+  /** The closing summary of the run, printed after the final line. */
+  closingSummary?: (drained: boolean) => Promise<string>;
 }
 
 type LabelValues = { labels: Record<string, string | number>; value: number }[];
@@ -45,7 +51,7 @@ export async function runDemoFleet(o: DemoOptions): Promise<void> {
   const venues = loadVenueDirectory(o.cfg.TAPFLOW_TARIFF_DIR);
   const keys = parseKeyFile(readFileSync(trustFilePath(o.cfg), 'utf8'), trustFilePath(o.cfg));
   const groups = 3 * 3; // regions x transit/culture scenes
-  const gen = new TapGenerator({ venues, keys, cards: Math.max(2000, o.rate * 90), terminalsPerGroup: Math.max(1, Math.ceil(o.terminals / groups)), seed: Date.now() % 2 ** 31 });
+  const gen = new TapGenerator({ venues, keys, cards: Math.max(2000, o.rate * 90), terminalsPerGroup: Math.max(1, Math.ceil(o.terminals / groups)), seed: Date.now() % 2 ** 31, firstSeq: Date.now() });
   for (const c of gen.pickHotlisted(20)) {
     await putHotlistEntry(o.buckets.hotlist, { cardToken: tokenize(o.tokenKey, 'card', c.number), reason: 'LOST', since: Date.now(), note: 'demo fleet' });
   }
@@ -92,13 +98,12 @@ export async function runDemoFleet(o: DemoOptions): Promise<void> {
       }
     }
     const top = [...reasons.entries()].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([r, n]) => `${r} ${n}`).join(', ');
-    const fares = new Map<string, number>();
-    for (const f of await values(o.metrics.fareFen)) fares.set(String(f.labels.region), (fares.get(String(f.labels.region)) ?? 0) + f.value);
-    const fareText = ['BJ', 'TJ', 'HE'].map((r) => `${r} ¥${((fares.get(r) ?? 0) / 100).toFixed(2)}`).join('  ');
+    const fares = await o.fares.byRegion();
+    const fareText = ['BJ', 'TJ', 'HE'].map((r) => `${r} ¥${((fares[r] ?? 0) / 100).toFixed(2)}`).join('  ');
     const stored = (await values(o.metrics.storedRows)).find((v) => v.labels.table === 'decisions')?.value ?? 0;
     const st = [...statuses.entries()].map(([k, n]) => `${k} ${n}`).join(', ');
     o.out.write(
-      `[${new Date(now).toISOString().slice(11, 19)}] ${final ? 'final' : `${rate.toFixed(0)} taps/s`} | sent ${sent}, acked ${acked} (${st}) | decided: accepted ${accepted}, rejected ${rejected}${top ? ` (${top})` : ''} | fares ${fareText} | stored ${stored}\n`,
+      `[${new Date(now).toISOString().slice(11, 19)}] ${final ? 'final' : `${rate.toFixed(0)} taps/s`} | sent ${sent}, acked ${acked} (${st}) | decided: accepted ${accepted}, rejected ${rejected}${top ? ` (${top})` : ''} | ${o.fares.label} ${fareText} | stored ${stored}\n`,
     );
   };
 
@@ -132,15 +137,9 @@ export async function runDemoFleet(o: DemoOptions): Promise<void> {
   for (const s of streams.values()) s.end();
   const until = Date.now() + 15_000;
   while (acked < sent && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
-  const settleUntil = Date.now() + 10_000;
-  let stored = 0;
-  while (Date.now() < settleUntil) {
-    stored = (await values(o.metrics.storedRows)).find((v) => v.labels.table === 'decisions')?.value ?? 0;
-    const accepted = statuses.get('ACCEPTED_DURABLE') ?? 0;
-    if (stored >= accepted) break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  // The final line and the closing summary count what the pipeline made of every tap sent.
+  const drained = await o.drained();
   await print(true);
-  if (o.storedSummary) o.out.write(`\nClickHouse (all runs in this data dir):\n${await o.storedSummary()}\n`);
+  if (o.closingSummary) o.out.write(`\n${await o.closingSummary(drained)}\n`);
   client.close();
 }

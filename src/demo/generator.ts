@@ -38,6 +38,13 @@ export interface GeneratorOptions {
   bad?: BadShares;
   /** Deterministic pseudo-random stream. */
   seed?: number;
+  /**
+   * First sequence number of every terminal. @default 1. The demo starts at its start time in
+   * ms: a second run against the same JetStream within the duplicate window must not look like
+   * re-sends of the first run's (terminal_id, seq) — which ingest answers DUPLICATE — and a
+   * terminal sends far less than one tap per millisecond, so a later run's numbers are higher.
+   */
+  firstSeq?: number;
 }
 
 export interface FleetCard {
@@ -134,7 +141,7 @@ export class TapGenerator {
   }
 
   private nextSeq(terminalId: string): number {
-    const s = (this.seqs.get(terminalId) ?? 0) + 1;
+    const s = (this.seqs.get(terminalId) ?? (this.o.firstSeq ?? 1) - 1) + 1;
     this.seqs.set(terminalId, s);
     return s;
   }

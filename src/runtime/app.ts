@@ -17,8 +17,7 @@ import { createMetrics, serveMetrics, type HealthCheck, type Metrics } from '../
 import { ensureNatsServer, isNatsReachable, parseNatsAddress, startNatsServer, type NatsServerHandle } from './nats-server.js';
 import { localKeys, type LocalKeys } from './keys.js';
 
-export const ROLES = ['ingest', 'validator', 'settler', 'sink'] as const;
-export type RoleName = (typeof ROLES)[number];
+export { ROLES, type RoleName } from './role-names.js';
 
 /** What every role gets. */
 export interface AppContext {

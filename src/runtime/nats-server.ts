@@ -9,9 +9,13 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, readFile, realpath, stat, writeFile } from 'node:fs/promises';
+import { access, mkdir, realpath, stat, writeFile } from 'node:fs/promises';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { delimiter, join, resolve } from 'node:path';
+import { APT_INSTALL, aptAccess, gatherInstallFacts, runInstallRoutes, type InstallFacts, type InstallRoute } from './apt.js';
+import { OutputTail } from './output-tail.js';
+
+export { parseOsRelease, gatherInstallFacts, type InstallFacts, type InstallStep, type InstallRoute } from './apt.js';
 
 /** Oldest nats-server tapflow runs on (JetStream API it uses). */
 export const MIN_NATS_SERVER_VERSION = { major: 2, minor: 9 } as const;
@@ -172,42 +176,7 @@ export const TRIXIE_SOURCES = [
 export const TRIXIE_PIN_PATH = '/etc/apt/preferences.d/tapflow-trixie';
 export const TRIXIE_PIN = ['Package: *', 'Pin: release n=trixie', 'Pin-Priority: 100', ''].join('\n');
 
-/** One step of an install: write a file, or run a command (as root). */
-export type InstallStep =
-  | { kind: 'write-file'; path: string; content: string; describe: string }
-  | { kind: 'run'; argv: string[]; describe: string };
-
-/** An install route; routes are tried in order until one leaves a usable nats-server. */
-export interface InstallRoute {
-  name: string;
-  steps: InstallStep[];
-}
-
 export type InstallPlan = { kind: 'apt'; sudo: boolean; routes: InstallRoute[] } | { kind: 'unsupported'; reason: string };
-
-/** What the plan depends on; gathered by {@link gatherInstallFacts}. */
-export interface InstallFacts {
-  platform: NodeJS.Platform;
-  /** Parsed /etc/os-release (ID, ID_LIKE, VERSION_CODENAME…); empty when unreadable. */
-  osRelease: Record<string, string>;
-  isRoot: boolean;
-  /** `sudo -n true` succeeds (passwordless sudo). */
-  hasSudo: boolean;
-  aptGetAvailable: boolean;
-}
-
-/** Parses /etc/os-release (KEY=value lines, values optionally quoted). */
-export function parseOsRelease(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
-    if (!m) continue;
-    out[m[1]!] = m[2]!.replace(/^"(.*)"$/, '$1').replace(/^'(.*)'$/, '$1');
-  }
-  return out;
-}
-
-const APT_INSTALL = ['apt-get', 'install', '-y', '--no-install-recommends'];
 
 /**
  * Decides how to install nats-server on this machine. On Debian bookworm: trixie's 2.10
@@ -215,13 +184,9 @@ const APT_INSTALL = ['apt-get', 'install', '-y', '--no-install-recommends'];
  * package. Pure: the facts are passed in.
  */
 export function planNatsServerInstall(facts: InstallFacts): InstallPlan {
-  if (facts.platform !== 'linux') return { kind: 'unsupported', reason: `automatic install is only done on Debian/Ubuntu Linux (this is ${facts.platform})` };
+  const apt = aptAccess(facts);
+  if (!apt.ok) return { kind: 'unsupported', reason: apt.reason };
   const id = facts.osRelease.ID ?? '';
-  const like = (facts.osRelease.ID_LIKE ?? '').split(/\s+/);
-  const debianLike = id === 'debian' || id === 'ubuntu' || like.includes('debian') || like.includes('ubuntu');
-  if (!debianLike) return { kind: 'unsupported', reason: `automatic install is only done on Debian/Ubuntu (this is ${facts.osRelease.PRETTY_NAME ?? (id || 'an unknown Linux')})` };
-  if (!facts.aptGetAvailable) return { kind: 'unsupported', reason: 'apt-get was not found' };
-  if (!facts.isRoot && !facts.hasSudo) return { kind: 'unsupported', reason: 'installing needs root (run as root, or allow passwordless sudo)' };
   const distro: InstallRoute = {
     name: `${facts.osRelease.PRETTY_NAME ?? id} package`,
     steps: [
@@ -242,22 +207,7 @@ export function planNatsServerInstall(facts: InstallFacts): InstallPlan {
     });
   }
   routes.push(distro);
-  return { kind: 'apt', sudo: !facts.isRoot, routes };
-}
-
-/** Looks at this machine for {@link planNatsServerInstall}. */
-export async function gatherInstallFacts(): Promise<InstallFacts> {
-  const osRelease = parseOsRelease(await readFile('/etc/os-release', 'utf8').catch(() => ''));
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  const succeeds = (cmd: string, args: string[]) =>
-    new Promise<boolean>((ok) => execFile(cmd, args, { timeout: 5_000 }, (err) => ok(!err)));
-  return {
-    platform: process.platform,
-    osRelease,
-    isRoot,
-    hasSudo: isRoot ? false : await succeeds('sudo', ['-n', 'true']),
-    aptGetAvailable: await succeeds('apt-get', ['--version']),
-  };
+  return { kind: 'apt', sudo: apt.sudo, routes };
 }
 
 /** How to get nats-server by hand; the tail of every "not found" error. */
@@ -274,77 +224,6 @@ export function natsServerInstallHelp(): string {
     '  - with Docker: docker compose up -d nats   (then NATS_URL=nats://127.0.0.1:4222)',
   ].join('\n');
 }
-
-/** Keeps the last `max` lines written to a stream, for error messages. */
-class OutputTail {
-  private lines: string[] = [];
-  private partial = '';
-  constructor(private readonly max = 40) {}
-  push(chunk: Buffer | string, onLine?: (line: string) => void): void {
-    const text = this.partial + chunk.toString();
-    const parts = text.split('\n');
-    this.partial = parts.pop() ?? '';
-    for (const line of parts) {
-      this.lines.push(line);
-      onLine?.(line);
-    }
-    if (this.lines.length > this.max) this.lines.splice(0, this.lines.length - this.max);
-  }
-  text(): string {
-    return [...this.lines, this.partial].filter((l) => l !== '').join('\n');
-  }
-  /** Fatal and error lines first (nats-server tags them [FTL] / [ERR]), then the tail. */
-  report(): string {
-    const all = this.text();
-    const important = all.split('\n').filter((l) => /\[(FTL|ERR)\]/.test(l));
-    const tail = all === '' ? '(none)' : all;
-    return important.length > 0 ? `${important.join('\n')}\n--- its last output ---\n${tail}` : `--- its last output ---\n${tail}`;
-  }
-}
-
-function runCommand(argv: string[], sudo: boolean): Promise<{ code: number | null; output: string }> {
-  const full = sudo ? ['sudo', '-n', ...argv] : argv;
-  return new Promise((done) => {
-    const tail = new OutputTail(30);
-    const child = spawn(full[0]!, full.slice(1), {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-    child.stdout.on('data', (c: Buffer) => tail.push(c));
-    child.stderr.on('data', (c: Buffer) => tail.push(c));
-    child.on('error', (err) => done({ code: null, output: String(err) }));
-    child.on('close', (code) => done({ code, output: tail.text() }));
-  });
-}
-
-async function writeRootFile(path: string, content: string, sudo: boolean): Promise<void> {
-  if (!sudo) {
-    await writeFile(path, content, { mode: 0o644 });
-    return;
-  }
-  await new Promise<void>((ok, fail) => {
-    const child = spawn('sudo', ['-n', 'tee', path], { stdio: ['pipe', 'ignore', 'pipe'] });
-    const tail = new OutputTail(5);
-    child.stderr.on('data', (c: Buffer) => tail.push(c));
-    child.on('error', fail);
-    child.on('close', (code) => (code === 0 ? ok() : fail(new Error(`sudo tee ${path} failed: ${tail.text()}`))));
-    child.stdin.end(content);
-  });
-}
-
-async function fileExists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
-}
-
-/**
- * Debian's policy-rc.d convention: while it exits 101, package scripts start no services.
- * nats-server's package ships a systemd unit; tapflow starts its own server, so the
- * system one must not grab port 4222.
- */
-const POLICY_RC_D = '/usr/sbin/policy-rc.d';
 
 export interface EnsureNatsServerOptions {
   /** Install with apt-get when missing (Debian/Ubuntu, root or passwordless sudo). */
@@ -379,66 +258,25 @@ export async function ensureNatsServer(opts: EnsureNatsServerOptions): Promise<s
     throw new NatsServerError(`${notFound} It was not installed automatically: ${plan.reason}.\n${natsServerInstallHelp()}`);
   }
 
-  const problems: string[] = [];
-  let lastOutput: string | undefined;
-  // Only remove policy-rc.d afterwards if we put it there.
-  const ownPolicy = !(await fileExists(POLICY_RC_D));
-  if (ownPolicy) await writeRootFile(POLICY_RC_D, '#!/bin/sh\n# tapflow: no service starts while nats-server is installed\nexit 101\n', plan.sudo).catch(() => undefined);
-  if (ownPolicy) await runCommand(['chmod', '755', POLICY_RC_D], plan.sudo);
-  try {
-    for (const [i, route] of plan.routes.entries()) {
-      log.info(i === 0 ? `nats-server not found: installing it with apt-get (${route.name}); this can take a minute` : `trying the ${route.name} instead`);
-      const created: string[] = [];
-      let failed = false;
-      for (const step of route.steps) {
-        log.info(`nats-server install: ${step.describe}`);
-        if (step.kind === 'write-file') {
-          const existed = await fileExists(step.path);
-          try {
-            await writeRootFile(step.path, step.content, plan.sudo);
-            if (!existed) created.push(step.path);
-          } catch (err) {
-            problems.push(`${route.name}: ${step.describe}: ${(err as Error).message}`);
-            failed = true;
-            break;
-          }
-        } else {
-          const r = await runCommand(step.argv, plan.sudo);
-          if (r.code !== 0) {
-            problems.push(`${route.name}: \`${step.argv.join(' ')}\` exited with ${r.code ?? 'an error'}`);
-            lastOutput = r.output;
-            failed = true;
-            break;
-          }
-        }
-      }
-      if (!failed) {
-        const now = await locateNatsServer(opts.find);
-        if (now) {
-          await disableSystemService(plan.sudo);
-          log.info(`nats-server ${now.version.text} installed at ${now.bin}`);
-          return now.bin;
-        }
-        problems.push(`${route.name}: installed, but no nats-server >= 2.9 was found afterwards`);
-      }
-      log.warn(`nats-server install: ${problems[problems.length - 1]}`);
-      // A half-added apt source would break the next route's `apt-get update`.
-      for (const path of created) await runCommand(['rm', '-f', path], plan.sudo);
-    }
-  } finally {
-    if (ownPolicy) await runCommand(['rm', '-f', POLICY_RC_D], plan.sudo);
+  const outcome = await runInstallRoutes({
+    what: 'nats-server',
+    announce: (route) => `nats-server not found: installing it with apt-get (${route.name})`,
+    routes: plan.routes,
+    sudo: plan.sudo,
+    log,
+    installed: () => locateNatsServer(opts.find),
+    service: 'nats-server',
+  });
+  if (outcome.ok) {
+    log.info(`nats-server ${outcome.value.version.text} installed at ${outcome.value.bin}`);
+    return outcome.value.bin;
   }
+  const { problems, lastOutput } = outcome;
   throw new NatsServerError(
     `${notFound} Installing it with apt-get failed:\n  ${problems.join('\n  ')}${lastOutput ? `\nlast output:\n${lastOutput}` : ''}\n${natsServerInstallHelp()}`,
     undefined,
     lastOutput,
   );
-}
-
-/** The package enables a systemd unit; tapflow runs its own server, so keep that one off. */
-async function disableSystemService(sudo: boolean): Promise<void> {
-  if (!(await fileExists('/run/systemd/system'))) return;
-  await runCommand(['systemctl', 'disable', '--now', 'nats-server'], sudo);
 }
 
 // ---------------------------------------------------------------------------------------------

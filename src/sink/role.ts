@@ -200,7 +200,11 @@ export async function createSinkRole(ctx: AppContext): Promise<Role> {
   await sink.start();
   ctx.engine = engine;
   // Reports read through the running process (the embedded engine allows one process per data dir).
-  ctx.endpoints.set('/summary', () => summary(engine));
+  ctx.endpoints.set('/summary', async (q) => {
+    const since = q.get('since');
+    if (since !== null && !/^\d{1,15}$/.test(since)) throw new Error(`since: expected epoch milliseconds, got ${since}`);
+    return summary(engine, since === null ? {} : { sinceMs: Number(since) });
+  });
   ctx.endpoints.set('/ledger-balance', () => ledgerBalance(engine));
   ctx.endpoints.set('/entries', (q) => venueEntries(engine, q.get('day') ?? todayInShanghai()));
   ctx.endpoints.set('/clearing', (q) => clearingReport(engine, q.get('day') ?? todayInShanghai()));

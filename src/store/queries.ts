@@ -35,7 +35,31 @@ export async function highWaterMarks(engine: ClickHouseEngine): Promise<Record<S
   return marks;
 }
 
+/** Which facts a summary covers. */
+export interface SummaryFilter {
+  /**
+   * Only events ingested at or after this time (epoch ms): decisions and settlements by their
+   * ingest time (an adjustment carries the ingest time of the tap whose charge it corrects),
+   * ledger entries by their settlement, risk flags by when they were raised. One run of
+   * `tapflow start --demo` is the events ingested since it started. @default every event
+   */
+  sinceMs?: number;
+}
+
+/** One part of a region's figure: settlements of one scene and kind. */
+export interface RegionPart {
+  terminalRegion: string;
+  /** RAIL, BUS (transit fares) or CULTURE (entries). */
+  scene: string;
+  /** FARE, ADJUSTMENT, ENTRY, NO_CHARGE, … */
+  kind: string;
+  settlements: number;
+  amountFen: number;
+}
+
 export interface StoreSummary {
+  /** The filter applied, echoed (absent: everything stored). */
+  sinceMs?: number;
   /** All decided taps. */
   taps: number;
   /** Taps per verdict, e.g. { ACCEPTED: 120, REJECTED: 3 }. */
@@ -44,6 +68,11 @@ export interface StoreSummary {
   topReasons: { reason: string; taps: number }[];
   /** Transit settlements (RAIL and BUS, adjustments included) by terminal region and network. */
   fares: { terminalRegion: string; network: string; settlements: number; amountFen: number }[];
+  /**
+   * Transit and culture settlements by terminal region, scene and kind: what each region's fare
+   * total is made of (fares, adjustments) and its culture entries.
+   */
+  regionParts: RegionPart[];
   /** All settlements by kind (FARE, ENTRY, MEDICAL, ADJUSTMENT, …). */
   settlementsByKind: { kind: string; settlements: number; amountFen: number }[];
   settlements: number;
@@ -52,35 +81,69 @@ export interface StoreSummary {
   riskFlags: { ruleId: string; severity: string; flags: number }[];
 }
 
-/** The main aggregates, for `tapflow` commands and tests. */
-export async function summary(engine: ClickHouseEngine): Promise<StoreSummary> {
-  const [verdicts, reasons, fares, kinds, ledger, flags] = await Promise.all([
-    engine.query<{ verdict: string; taps: number }>('SELECT verdict, count() AS taps FROM decisions GROUP BY verdict ORDER BY verdict'),
+/** WHERE conditions of a filter, per table (ClickHouse query parameters: {since:Int64}). */
+function summaryConditions(f: SummaryFilter): { decisions: string; settlements: string; ledger: string; riskFlags: string; params: Record<string, unknown> } {
+  if (f.sinceMs === undefined) return { decisions: '1', settlements: '1', ledger: '1', riskFlags: '1', params: {} };
+  if (!Number.isSafeInteger(f.sinceMs)) throw new RangeError(`sinceMs must be epoch milliseconds, got ${f.sinceMs}`);
+  const since = 'fromUnixTimestamp64Milli({since:Int64})';
+  return {
+    decisions: `ingest_time >= ${since}`,
+    settlements: `ingest_time >= ${since}`,
+    ledger: `settlement_id IN (SELECT settlement_id FROM settlements WHERE ingest_time >= ${since})`,
+    riskFlags: `flag_time >= ${since}`,
+    params: { since: f.sinceMs },
+  };
+}
+
+/** Transit and culture settlements by region, scene and kind (see {@link StoreSummary.regionParts}). */
+export async function regionParts(engine: ClickHouseEngine, filter: SummaryFilter = {}): Promise<RegionPart[]> {
+  const w = summaryConditions(filter);
+  return engine.query<RegionPart>(
+    `SELECT terminal_region AS terminalRegion, scene, kind, count() AS settlements, sum(amount_fen) AS amountFen
+     FROM settlements WHERE scene IN ('RAIL', 'BUS', 'CULTURE') AND ${w.settlements}
+     GROUP BY terminalRegion, scene, kind ORDER BY terminalRegion, scene, kind`,
+    w.params,
+  );
+}
+
+/** The main aggregates, for `tapflow` commands and tests; all stored events, or those of the filter. */
+export async function summary(engine: ClickHouseEngine, filter: SummaryFilter = {}): Promise<StoreSummary> {
+  const w = summaryConditions(filter);
+  const [verdicts, reasons, fares, parts, kinds, ledger, flags] = await Promise.all([
+    engine.query<{ verdict: string; taps: number }>(`SELECT verdict, count() AS taps FROM decisions WHERE ${w.decisions} GROUP BY verdict ORDER BY verdict`, w.params),
     engine.query<{ reason: string; taps: number }>(
-      "SELECT reason, count() AS taps FROM decisions WHERE verdict = 'REJECTED' GROUP BY reason ORDER BY taps DESC, reason LIMIT 10",
+      `SELECT reason, count() AS taps FROM decisions WHERE verdict = 'REJECTED' AND ${w.decisions} GROUP BY reason ORDER BY taps DESC, reason LIMIT 10`,
+      w.params,
     ),
     engine.query<{ terminalRegion: string; network: string; settlements: number; amountFen: number }>(
       `SELECT terminal_region AS terminalRegion, network, count() AS settlements, sum(amount_fen) AS amountFen
-       FROM settlements WHERE scene IN ('RAIL', 'BUS')
+       FROM settlements WHERE scene IN ('RAIL', 'BUS') AND ${w.settlements}
        GROUP BY terminalRegion, network ORDER BY terminalRegion, network`,
+      w.params,
     ),
+    regionParts(engine, filter),
     engine.query<{ kind: string; settlements: number; amountFen: number }>(
-      'SELECT kind, count() AS settlements, sum(amount_fen) AS amountFen FROM settlements GROUP BY kind ORDER BY kind',
+      `SELECT kind, count() AS settlements, sum(amount_fen) AS amountFen FROM settlements WHERE ${w.settlements} GROUP BY kind ORDER BY kind`,
+      w.params,
     ),
     engine.query<{ entries: number; debitFen: number; creditFen: number }>(
-      'SELECT count() AS entries, sum(debit_fen) AS debitFen, sum(credit_fen) AS creditFen FROM ledger',
+      `SELECT count() AS entries, sum(debit_fen) AS debitFen, sum(credit_fen) AS creditFen FROM ledger WHERE ${w.ledger}`,
+      w.params,
     ),
     engine.query<{ ruleId: string; severity: string; flags: number }>(
-      'SELECT rule_id AS ruleId, severity, count() AS flags FROM risk_flags GROUP BY ruleId, severity ORDER BY flags DESC, ruleId, severity',
+      `SELECT rule_id AS ruleId, severity, count() AS flags FROM risk_flags WHERE ${w.riskFlags} GROUP BY ruleId, severity ORDER BY flags DESC, ruleId, severity`,
+      w.params,
     ),
   ]);
   const byVerdict: Record<string, number> = {};
   for (const v of verdicts) byVerdict[v.verdict] = v.taps;
   return {
+    ...(filter.sinceMs !== undefined && { sinceMs: filter.sinceMs }),
     taps: verdicts.reduce((n, v) => n + v.taps, 0),
     byVerdict,
     topReasons: reasons,
     fares,
+    regionParts: parts,
     settlementsByKind: kinds,
     settlements: kinds.reduce((n, k) => n + k.settlements, 0),
     ledger: ledger[0] ?? { entries: 0, debitFen: 0, creditFen: 0 },

@@ -30,27 +30,30 @@ export interface TestPipeline {
   stop(): Promise<void>;
 }
 
+/**
+ * The settings of a test pipeline against `natsUrl` with state in `dataDir`: no nats-server of its
+ * own, free ports, 4 partitions, short leases and flushes. Also the environment of a CLI child.
+ */
+export function testPipelineSettings(natsUrl: string, dataDir: string): Partial<Record<ConfigKey, string>> {
+  return {
+    NATS_URL: natsUrl,
+    TAPFLOW_NATS_AUTOSTART: 'false',
+    TAPFLOW_DATA_DIR: dataDir,
+    TAPFLOW_GRPC_HOST: '127.0.0.1',
+    TAPFLOW_GRPC_PORT: '0',
+    TAPFLOW_METRICS_PORT: '0',
+    TAPFLOW_PARTITIONS: '4',
+    TAPFLOW_LEASE_TTL_MS: '3000',
+    TAPFLOW_ACK_WAIT_S: '5',
+    TAPFLOW_SINK_FLUSH_MS: '100',
+    TAPFLOW_PUBLISH_TIMEOUT_MS: '2000',
+  };
+}
+
 export async function startTestPipeline(overrides: Partial<Record<ConfigKey, string>> = {}): Promise<TestPipeline> {
   const nats = await startTestNats();
   const dataDir = await mkdtemp(join(tmpdir(), 'tapflow-e2e-'));
-  const cfg = loadConfig(
-    {},
-    {
-      NATS_URL: nats.url,
-      TAPFLOW_NATS_AUTOSTART: 'false',
-      TAPFLOW_DATA_DIR: dataDir,
-      TAPFLOW_GRPC_HOST: '127.0.0.1',
-      TAPFLOW_GRPC_PORT: '0',
-      TAPFLOW_METRICS_PORT: '0',
-      TAPFLOW_PARTITIONS: '4',
-      TAPFLOW_LEASE_TTL_MS: '3000',
-      TAPFLOW_ACK_WAIT_S: '5',
-      TAPFLOW_SINK_FLUSH_MS: '100',
-      TAPFLOW_PUBLISH_TIMEOUT_MS: '2000',
-      TAPFLOW_LOG_LEVEL: process.env.TAPFLOW_TEST_LOG_LEVEL ?? 'warn',
-      ...overrides,
-    },
-  );
+  const cfg = loadConfig({}, { ...testPipelineSettings(nats.url, dataDir), TAPFLOW_LOG_LEVEL: process.env.TAPFLOW_TEST_LOG_LEVEL ?? 'warn', ...overrides });
   const app = await startApp(
     cfg,
     (['ingest', 'validator', 'settler', 'sink'] as const).map((r) => ({ name: r, create: ROLE_FACTORIES[r] })),

@@ -10,12 +10,13 @@
  *    transfer discount (fixed fen, before any percentage: "applied before card discounts"), the
  *    rider category / card discount of the network, then the monthly spend tiers.
  *
- * Monthly tiers ("after 100 yuan spent in the month 80 %, after 150 yuan 50 %, back to full after
- * 400 yuan") count what the card has *paid* on the network in the calendar month (Asia/Shanghai,
- * by the device time of the charge). A leg that crosses a tier boundary is split like tax
- * brackets: the part of its fare that brings the month's spend up to the boundary is paid at the
- * current rate, the rest at the next tier's rate (see {@link applyMonthlyTiers}). Incomplete
- * journeys and over-time supplements go through the same tiers and count as spend.
+ * Monthly tiers (Beijing subway: before 100 yuan spent in the month full fare, from 100 yuan 80 %,
+ * from 150 yuan 50 %, from 400 yuan full fare again) count what the card has *paid* on the network
+ * in the calendar month (Asia/Shanghai, by the device time of the charge) before the ride. That
+ * amount picks one tier and the whole ride is charged at its rate: a ride is never split across
+ * tiers, and the ride that takes the month past a threshold still pays the old rate (see
+ * {@link applyMonthlyTiers}). Incomplete journeys and over-time supplements go through the same
+ * tiers and count as spend.
  */
 import type { Network, PathResult } from '../network/network.js';
 import type { VenueCatalog, VenueInfo } from '../network/venues.js';
@@ -254,11 +255,11 @@ export function applyDiscounts(
     const key = `${tariff.network}|${shanghaiMonth(input.chargeT)}`;
     const spent = ctx.spend[key] ?? 0;
     const r = applyMonthlyTiers(tariff.monthlyTiers, spent, amount);
-    if (tracing && (r.parts.length > 1 || r.parts[0]?.payPercent !== 100)) {
+    if (tracing && r.tier.fromFen > 0) {
       trace.push({
         rule: 'month-tier',
         version: v,
-        detail: `month ${key.split('|')[1]} spent ${spent} fen: ${r.parts.map((p) => `${p.fareFen}@${p.payPercent}%=${p.payFen}`).join(' + ')} → ${r.payFen} fen`,
+        detail: `month ${key.split('|')[1]} spent ${spent} fen before this ride: tier from ${r.tier.fromFen} fen pays ${r.tier.payPercent}%, ${amount} → ${r.payFen} fen`,
       });
     }
     amount = r.payFen;
@@ -270,48 +271,15 @@ export function applyDiscounts(
 }
 
 /**
- * Bracket split of a fare over the monthly tiers. `spentFen` is the month-to-date paid amount;
- * walking up from it, each tier takes as much of the fare as fills the room to the next tier's
- * threshold (in paid fen) at its own rate; the part that fits exactly is rounded half up and
- * never exceeds the room. Returns the amount to pay and the parts (fare portion, rate, paid).
+ * The monthly tier of a ride and what the ride pays. `spentFen` is what the card paid on the
+ * network in the calendar month before this ride; the tier is the last one whose `fromFen` that
+ * amount has reached (tiers start at 0 and increase: tariffs.ts checks it), and the whole fare is
+ * charged at its rate, rounded half up. 9,999 fen spent: full fare; 10,000 fen: 80 %.
  */
-export function applyMonthlyTiers(
-  tiers: readonly MonthlyTier[],
-  spentFen: Fen,
-  fareFen: Fen,
-): { payFen: Fen; parts: { fareFen: Fen; payPercent: number; payFen: Fen }[] } {
-  const parts: { fareFen: Fen; payPercent: number; payFen: Fen }[] = [];
-  let rest = fareFen;
-  let spent = spentFen;
-  let pay = 0;
-  while (rest > 0) {
-    let i = tiers.length - 1;
-    while (i > 0 && spent < tiers[i]!.fromFen) i--;
-    const tier = tiers[i]!;
-    const next = tiers[i + 1];
-    if (!next) {
-      const p = percentOf(rest, tier.payPercent);
-      parts.push({ fareFen: rest, payPercent: tier.payPercent, payFen: p });
-      pay += p;
-      break;
-    }
-    const room = next.fromFen - spent;
-    const need = Math.ceil((room * 100) / tier.payPercent);
-    if (rest <= need) {
-      const p = Math.min(percentOf(rest, tier.payPercent), room);
-      parts.push({ fareFen: rest, payPercent: tier.payPercent, payFen: p });
-      pay += p;
-      spent += p;
-      // Rounding may land exactly on the boundary with fare left: nothing is left here.
-      break;
-    }
-    parts.push({ fareFen: need, payPercent: tier.payPercent, payFen: room });
-    pay += room;
-    spent += room;
-    rest -= need;
-  }
-  if (parts.length === 0) parts.push({ fareFen: 0, payPercent: 100, payFen: 0 });
-  return { payFen: fen(pay), parts };
+export function applyMonthlyTiers(tiers: readonly MonthlyTier[], spentFen: Fen, fareFen: Fen): { payFen: Fen; tier: MonthlyTier } {
+  let tier = tiers[0]!;
+  for (const t of tiers) if (spentFen >= t.fromFen) tier = t;
+  return { payFen: percentOf(fareFen, tier.payPercent), tier };
 }
 
 /** Input of `tapflow fares quote`. */

@@ -3,14 +3,17 @@
  * and rule traces they print, their --json objects, and the errors that name the bad flag.
  * Expected amounts are worked out by hand from DESIGN.md and data/ (not copied from output).
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestNats } from '../../support/nats.js';
 import { ROOT, runCli, type CliResult } from './run-cli.js';
 
 const fares = (...args: string[]) => runCli(['fares', 'quote', ...args]);
-const medical = (...args: string[]) => runCli(['medical', 'quote', ...args]);
+/** Nothing listens on the discard port: the quote checks data/projects/default.yaml, as on a laptop with no deployment. */
+const NO_NATS = { NATS_URL: 'nats://127.0.0.1:9' };
+const medical = (...args: string[]) => runCli(['medical', 'quote', ...args], NO_NATS);
 
 /** A weekday late morning, outside the early-morning discount window. */
 const T = '2026-03-10T10:00';
@@ -71,12 +74,15 @@ describe('fares quote - amounts and trace', { timeout: 180_000 }, () => {
     expect([json<FareJson>(a).fareFen, json<FareJson>(b).fareFen]).toEqual([300, 400]);
   });
 
-  it.concurrent('month-to-date spend crossing 100 yuan splits the fare over the tiers', async () => {
-    // 99 yuan spent: 1 yuan of the 4 yuan fare at 100 %, the other 3 at 80 % (2.40): 3.40 yuan.
-    const out = ok(await fares('--network', 'bj-subway', '--from', '西直门', '--to', '国贸', '--entry-time', T, '--month-to-date-fen', '9900'));
-    expect(out).toMatch(/^fare\s+340 fen \(¥3\.40\)$/m);
-    expect(out).toMatch(/^month spend 9900 → 10240 fen$/m);
-    expect(out).toMatch(/month-tier\s+month 2026-03 spent 9900 fen: 100@100%=100 \+ 300@80%=240 → 340 fen/);
+  it.concurrent('month-to-date spend picks the tier of the whole ride, never a split', async () => {
+    // 99 yuan spent before the ride: the whole 4 yuan ride at full fare.
+    const below = ok(await fares('--network', 'bj-subway', '--from', '西直门', '--to', '国贸', '--entry-time', T, '--month-to-date-fen', '9900'));
+    expect(below).toMatch(/^fare\s+400 fen \(¥4\.00\)$/m);
+    expect(below).toMatch(/^month spend 9900 → 10300 fen$/m);
+    // 100 yuan spent: the whole ride at 80 %, 3.20 yuan.
+    const at = ok(await fares('--network', 'bj-subway', '--from', '西直门', '--to', '国贸', '--entry-time', T, '--month-to-date-fen', '10000'));
+    expect(at).toMatch(/^fare\s+320 fen \(¥3\.20\)$/m);
+    expect(at).toMatch(/month-tier\s+month 2026-03 spent 10000 fen before this ride: tier from 10000 fen pays 80%, 400 → 320 fen/);
   });
 
   it.concurrent('Tianjin bus → metro transfer: 1 yuan off before the card discount', async () => {
@@ -179,6 +185,7 @@ describe('medical quote', { timeout: 180_000 }, () => {
     const amount = (f: string) => Number(new RegExp(`^\\s+${f}\\s+(\\d+) fen`, 'm').exec(out)?.[1]);
     expect(out).toContain('BJ-insured, outpatient');
     expect(out).toContain('ILLUSTRATIVE');
+    expect(out).toMatch(/^project list projects-2026\.11-1: listed for MEDICAL \(.*data\/projects\/default\.yaml \(no NATS server answers at nats:\/\/127\.0\.0\.1:9\)\)$/m);
     // Deductible takes 180,000 of the 192,000; fund pays 70 % of 12,000 = 8,400;
     // account pays its 50,000; cash 250,000 − 8,400 − 50,000 = 191,600.
     expect([amount('medfee_sumamt'), amount('inscp_scp_amt'), amount('deductible_amt'), amount('hifp_pay'), amount('acct_pay'), amount('cash_payamt')]).toEqual([
@@ -220,7 +227,6 @@ describe('medical quote', { timeout: 180_000 }, () => {
       noItems: await file('no-items.json', { ...base, items: [] }),
       float: await file('float.json', { ...base, items: [{ code: 'A', catalogueClass: 'CLASS_A', amountFen: 12.5 }] }),
       typo: await file('typo.json', { ...base, insured_region: 'BJ' }),
-      unknownInst: await file('unknown-inst.json', { ...base, institutionId: 'hospital:TJ:nowhere', institutionLevel: undefined }),
       notJson: await file('not-json.json', '{ nope'),
     };
     await allFail([
@@ -228,7 +234,6 @@ describe('medical quote', { timeout: 180_000 }, () => {
       [medical(files.noItems), 'items'],
       [medical(files.float), 'items[0].amountFen'],
       [medical(files.typo), 'insured_region'],
-      [medical(files.unknownInst), 'institutionId: unknown institution hospital:TJ:nowhere'],
       [medical(files.notJson), 'not JSON'],
       [medical(sample, '--ytd-fund-fen', '-1'), '--ytd-fund-fen: must be a non-negative integer'],
       [medical(sample, '--ytd-fund-fen', '1', '--person-state', 'x.json'), 'give one source of accumulations'],
@@ -239,5 +244,91 @@ describe('medical quote', { timeout: 180_000 }, () => {
   it('documents the claim file format in --help', async () => {
     const out = ok(await runCli(['medical', 'quote', '--help']));
     for (const f of ['institutionId', 'insuredRegion', 'catalogueClass', 'amountFen', 'personalAccountBalanceFen', 'claim-sample.json', '--ytd-deductible-fen']) expect(out).toContain(f);
+  });
+});
+
+describe('medical quote - the application project list', { timeout: 180_000 }, () => {
+  const sample = join(ROOT, 'data/medical/examples/claim-sample.json');
+  let dir: string;
+  let base: Record<string, unknown>;
+  /** A data folder like data/ whose project list has the three TJ hospitals with validity windows. */
+  let tariffDir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'tapflow-quote-list-'));
+    base = JSON.parse(await readFile(sample, 'utf8')) as Record<string, unknown>;
+    tariffDir = join(dir, 'data');
+    await mkdir(join(tariffDir, 'projects'), { recursive: true });
+    for (const sub of ['networks', 'tariffs', 'venues', 'medical', 'risk-rules']) await symlink(join(ROOT, 'data', sub), join(tariffDir, sub));
+    await writeFile(
+      join(tariffDir, 'projects', 'default.yaml'),
+      [
+        'version: windows-1',
+        'items:',
+        '  - { venue: "hospital:TJ:tmu-general-hospital", scene: MEDICAL, forms: [CHIP, QR], operator: tmu, region: TJ, validFrom: "2026-04-01" }',
+        '  - { venue: "hospital:TJ:first-central-hospital", scene: MEDICAL, forms: [QR], operator: fch, region: TJ, validFrom: "2024-01-01", validTo: "2026-03-01" }',
+        '  - { venue: "hospital:TJ:hexi-hospital", scene: MEDICAL, forms: [QR], operator: hexi, region: TJ, validFrom: "2024-01-01" }',
+        '',
+      ].join('\n'),
+    );
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  const claimFile = async (name: string, fields: Record<string, unknown>) => {
+    const p = join(dir, name);
+    await writeFile(p, JSON.stringify({ ...base, ...fields }));
+    return p;
+  };
+  /** A refused claim: exit status 2, the list's reason code, no split. */
+  const refused = (r: CliResult, code: string) => {
+    expect(r.stderr, r.stderr).toBe('');
+    expect(r.code, r.stdout).toBe(2);
+    expect(r.stdout).toMatch(new RegExp(`^status REJECTED: ${code}: `, 'm'));
+    expect(r.stdout).not.toMatch(/hifp_pay/);
+  };
+
+  it('refuses an unknown institution with VENUE_NOT_LISTED, naming the list version and where it came from', async () => {
+    const r = await medical(await claimFile('unknown.json', { institutionId: 'hospital:TJ:nowhere', institutionLevel: undefined }));
+    refused(r, 'VENUE_NOT_LISTED');
+    expect(r.stdout).toContain('hospital:TJ:nowhere is not listed');
+    expect(r.stdout).toMatch(/^project list projects-2026\.11-1 \(.*data\/projects\/default\.yaml \(no NATS server answers at nats:\/\/127\.0\.0\.1:9\)\)$/m);
+    const asJson = await runCli(['medical', 'quote', await claimFile('unknown-2.json', { institutionId: 'clinic:BJ:nowhere' }), '--json'], NO_NATS);
+    expect(asJson.code).toBe(2);
+    const j = JSON.parse(asJson.stdout) as { status: string; reasonCode: string; projectList: { version: string; source: string } };
+    expect(j).toMatchObject({ status: 'REJECTED', reasonCode: 'VENUE_NOT_LISTED', projectList: { version: 'projects-2026.11-1' } });
+  });
+
+  it('refuses a listed venue that is not listed for MEDICAL with SCENE_NOT_LISTED', async () => {
+    refused(await medical(await claimFile('museum.json', { institutionId: 'museum:BJ:palace-museum' })), 'SCENE_NOT_LISTED');
+  });
+
+  it('refuses by the validity of the item at the claim time: ITEM_NOT_YET_VALID, ITEM_EXPIRED; any card form', async () => {
+    const at = (id: string, deviceTime: string) => claimFile(`${id.split(':').pop()}-${deviceTime}.json`, { institutionId: id, deviceTime, institutionLevel: undefined, treatmentRegion: undefined });
+    const quote = async (id: string, t: string) => runCli(['medical', 'quote', await at(id, t), '--tariff-dir', tariffDir], NO_NATS);
+    refused(await quote('hospital:TJ:tmu-general-hospital', '2026-03-31T23:59'), 'ITEM_NOT_YET_VALID');
+    refused(await quote('hospital:TJ:first-central-hospital', '2026-03-01T00:00'), 'ITEM_EXPIRED');
+    // Within the windows: a split. A QR-only institution settles too: a claim names no card form.
+    expect(ok(await quote('hospital:TJ:tmu-general-hospital', '2026-04-01T00:00'))).toMatch(/^project list windows-1: listed for MEDICAL/m);
+    expect(ok(await quote('hospital:TJ:first-central-hospital', '2026-02-28T23:59'))).toMatch(/^status SETTLED$/m);
+    expect(ok(await quote('hospital:TJ:hexi-hospital', '2026-03-10T09:30'))).toMatch(/^status SETTLED$/m);
+  });
+
+  it("reads the running deployment's list from JetStream KV when NATS answers", async () => {
+    const nats = await startTestNats();
+    try {
+      const env = { NATS_URL: nats.url, TAPFLOW_NATS_AUTOSTART: 'false', TAPFLOW_DATA_DIR: join(dir, 'state') };
+      const list = join(dir, 'kv-list.yaml');
+      await writeFile(list, 'version: kv-only-1\nitems:\n  - { venue: "hospital:BJ:pumch", scene: MEDICAL, forms: [CHIP], operator: pumch, region: BJ, validFrom: "2024-01-01" }\n');
+      const applied = await runCli(['projects', 'apply', list], env);
+      expect(applied.code, applied.stderr).toBe(0);
+      // The sample's Tianjin hospital is on default.yaml but not on the list in force.
+      const r = await runCli(['medical', 'quote', sample], env);
+      refused(r, 'VENUE_NOT_LISTED');
+      expect(r.stdout).toContain(`project list kv-only-1 (JetStream KV tapflow_projects at ${nats.url})`);
+      const listed = await runCli(['medical', 'quote', await claimFile('pumch.json', { institutionId: 'hospital:BJ:pumch', treatmentRegion: 'BJ' })], env);
+      expect(ok(listed)).toContain(`project list kv-only-1: listed for MEDICAL (JetStream KV tapflow_projects at ${nats.url})`);
+    } finally {
+      await nats.stop();
+    }
   });
 });

@@ -3,21 +3,13 @@
  * (rule tests live in prometheus/alerts.test.yml).
  */
 import { execFile } from 'node:child_process';
-import { access, constants, readFile } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { ensurePromtool, findPromtool, promtoolInstallHelp, PromtoolMissingError, TEST_PROMTOOL_BIN_ENV } from '../../support/promtool.js';
 
 const PROMETHEUS_DIR = join(import.meta.dirname, '..', '..', '..', 'prometheus');
-
-async function findPromtool(): Promise<string | undefined> {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/bin', '/usr/local/bin'];
-  for (const dir of dirs) {
-    const p = join(dir, 'promtool');
-    if (await access(p, constants.X_OK).then(() => true, () => false)) return p;
-  }
-  return undefined;
-}
 
 function promtool(bin: string, args: string[]): Promise<{ code: number; output: string }> {
   return new Promise((done) => {
@@ -31,14 +23,9 @@ function promtool(bin: string, args: string[]): Promise<{ code: number; output: 
 describe('prometheus - promtool', () => {
   let bin: string;
   beforeAll(async () => {
-    const found = await findPromtool();
-    if (!found) {
-      throw new Error(
-        'promtool was not found on PATH. It ships with Debian\'s prometheus package: ' +
-          'apt-get install --no-install-recommends prometheus (.ci/run installs it), or put a promtool ' +
-          'from https://github.com/prometheus/prometheus/releases on PATH.',
-      );
-    }
+    // Set (and installed when allowed) by test/support/global-setup.ts.
+    const found = process.env[TEST_PROMTOOL_BIN_ENV] || (await findPromtool());
+    if (!found) throw new Error(promtoolInstallHelp());
     bin = found;
   });
 
@@ -75,5 +62,31 @@ describe('prometheus - promtool', () => {
     const r = await promtool(bin, ['test', 'rules', 'alerts.test.yml']);
     expect(r.code, r.output).toBe(0);
     expect(r.output).toMatch(/SUCCESS/);
+  });
+});
+
+describe('prometheus - promtool install (test setup)', () => {
+  const nowhere = { env: { PATH: '' }, cwd: PROMETHEUS_DIR, wellKnownDirs: [] };
+
+  it('without install, a missing promtool is an error naming the Debian package', async () => {
+    const err = await ensurePromtool({ install: false, log: { info: () => {}, warn: () => {} }, find: nowhere }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PromtoolMissingError);
+    expect((err as Error).message).toContain('apt-get install -y --no-install-recommends prometheus');
+  });
+
+  it('where apt-get cannot install, the error gives the reason and installs nothing', async () => {
+    const messages: string[] = [];
+    const log = { info: (m: string) => messages.push(m), warn: (m: string) => messages.push(m) };
+    const facts = { platform: 'linux' as const, osRelease: { ID: 'debian' }, isRoot: false, hasSudo: false, aptGetAvailable: true };
+    const err = await ensurePromtool({ install: true, log, find: nowhere, facts }).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/not installed automatically: installing needs root/);
+    expect(messages).toEqual([]);
+  });
+
+  it('finds promtool on PATH without installing anything', async () => {
+    expect(await findPromtool({ env: { PATH: '' }, cwd: PROMETHEUS_DIR, wellKnownDirs: [] })).toBeUndefined();
+    const bin = process.env[TEST_PROMTOOL_BIN_ENV];
+    if (!bin) throw new Error(promtoolInstallHelp());
+    expect(await ensurePromtool({ install: false, log: { info: () => {}, warn: () => {} }, find: { env: { PATH: dirname(bin) }, wellKnownDirs: [] } })).toBe(bin);
   });
 });

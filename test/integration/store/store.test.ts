@@ -319,7 +319,7 @@ describe('store - read queries', () => {
       fare('b', 400, { cardRegion: 'TJ', terminalRegion: 'BJ' }), // TJ owes BJ 400
       fare('c', 300, { cardRegion: 'BJ', terminalRegion: 'TJ', network: 'tj-metro', operatorId: 'tj-metro' }), // BJ owes TJ 300
       fare('d', 200, { cardRegion: 'HE', terminalRegion: 'TJ', network: 'tj-bus', scene: 'BUS', operatorId: 'tj-bus' }), // HE owes TJ 200
-      fare('e', 250, { cardRegion: 'TJ', terminalRegion: 'BJ', businessDay: '2024-05-02' }), // another day
+      fare('e', 250, { cardRegion: 'TJ', terminalRegion: 'BJ', businessDay: '2024-05-02', ingestTime: T0 }), // another day, ingested first
       { ...fare('f', -100), kind: 'ADJUSTMENT' as const, settlementId: 'adj:f', adjustsEventId: 'a', ledger: [
         { entryId: 'f:1', account: 'operator:bj-subway', debitFen: 100, creditFen: 0 },
         { entryId: 'f:2', account: 'card:BJ', debitFen: 0, creditFen: 100 },
@@ -348,6 +348,12 @@ describe('store - read queries', () => {
         { terminalRegion: 'TJ', network: 'tj-bus', settlements: 1, amountFen: 200 },
         { terminalRegion: 'TJ', network: 'tj-metro', settlements: 1, amountFen: 300 },
       ],
+      regionParts: [
+        { terminalRegion: 'BJ', scene: 'RAIL', kind: 'ADJUSTMENT', settlements: 1, amountFen: -100 },
+        { terminalRegion: 'BJ', scene: 'RAIL', kind: 'FARE', settlements: 3, amountFen: 500 + 400 + 250 },
+        { terminalRegion: 'TJ', scene: 'BUS', kind: 'FARE', settlements: 1, amountFen: 200 },
+        { terminalRegion: 'TJ', scene: 'RAIL', kind: 'FARE', settlements: 1, amountFen: 300 },
+      ],
       settlementsByKind: [
         { kind: 'ADJUSTMENT', settlements: 1, amountFen: -100 },
         { kind: 'FARE', settlements: 5, amountFen: 1650 },
@@ -359,6 +365,32 @@ describe('store - read queries', () => {
         { ruleId: 'QR_REPLAY', severity: 'CRITICAL', flags: 1 },
       ],
     });
+  });
+
+  it('summary since a time - the events ingested since then (one demo run), ledger by their settlements', async () => {
+    // Decisions 3..15 (ingested T0 + n s + 40 ms), every settlement but e (ingested at T0), the
+    // flags raised since (flag 3 at T0 + 3,070 ms).
+    const s = await summary(engine, { sinceMs: T0 + 2_500 });
+    expect(s).toMatchObject({
+      sinceMs: T0 + 2_500,
+      taps: 13,
+      byVerdict: { ACCEPTED: 10, REJECTED: 3 },
+      fares: [
+        { terminalRegion: 'BJ', network: 'bj-subway', settlements: 3, amountFen: 500 + 400 - 100 },
+        { terminalRegion: 'TJ', network: 'tj-bus', settlements: 1, amountFen: 200 },
+        { terminalRegion: 'TJ', network: 'tj-metro', settlements: 1, amountFen: 300 },
+      ],
+      settlements: 5,
+      ledger: { entries: 2 + 4 + 4 + 4 + 2, debitFen: 500 + 800 + 600 + 400 + 100, creditFen: 2400 },
+      riskFlags: [{ ruleId: 'QR_REPLAY', severity: 'CRITICAL', flags: 1 }],
+    });
+    expect(s.regionParts.filter((p) => p.terminalRegion === 'BJ')).toEqual([
+      { terminalRegion: 'BJ', scene: 'RAIL', kind: 'ADJUSTMENT', settlements: 1, amountFen: -100 },
+      { terminalRegion: 'BJ', scene: 'RAIL', kind: 'FARE', settlements: 2, amountFen: 900 },
+    ]);
+    // The boundary is inclusive, to the millisecond.
+    expect((await summary(engine, { sinceMs: T0 + 15_040 })).taps).toBe(1);
+    expect((await summary(engine, { sinceMs: T0 + 15_041 })).taps).toBe(0);
   });
 
   it('ledgerBalance - debits equal credits overall, per day and per settlement', async () => {

@@ -191,12 +191,14 @@ describe('journeys - monthly tiers and late taps', () => {
       ] as TapSpec[];
     }).flat();
 
-  it('the journey that crosses 100 yuan is split: 1 yuan at 100 %, 2 yuan at 80 %; then 80 %', () => {
-    const r = run(journeys(35));
+  it('the journey that takes the month past 100 yuan pays full fare; the next one 80 %', () => {
+    const r = run(journeys(36));
     const fares = r.settlements.map((s) => s.amountFen);
-    expect(fares.slice(0, 33)).toEqual(Array(33).fill(300)); // 99 yuan
-    expect(fares.slice(33)).toEqual([100 + 160, 240]);
-    expect(r.settlements[33]!.trace.at(-1)).toMatchObject({ rule: 'month-tier', detail: expect.stringContaining('100@100%=100 + 200@80%=160') });
+    // 33 journeys: 99 yuan spent. The 34th is charged at full fare (spend before it 9,900 fen).
+    expect(fares.slice(0, 34)).toEqual(Array(34).fill(300));
+    expect(fares.slice(34)).toEqual([240, 240]);
+    expect(r.settlements[33]!.trace.map((t) => t.rule)).not.toContain('month-tier');
+    expect(r.settlements[34]!.trace.at(-1)).toMatchObject({ rule: 'month-tier', detail: expect.stringContaining('spent 10200 fen before this ride: tier from 10000 fen pays 80%, 300 → 240 fen') });
   });
 
   it('a late journey earlier in the month moves the tier boundary: later fares are adjusted', () => {
@@ -210,8 +212,28 @@ describe('journeys - monthly tiers and late taps', () => {
     // shifts the tiers; its exit then pairs it. Per charge, FARE + adjustments end where in-order is.
     expect(r.settlements.filter((s) => s.kind === 'ADJUSTMENT').length).toBeGreaterThan(0);
     expect(perOwner(r.settlements)).toEqual(perOwner(inOrder.settlements));
-    expect(perOwner(r.settlements).get('x33')).toBe(260);
+    expect(perOwner(r.settlements).get('x33')).toBe(300);
+    expect(perOwner(r.settlements).get('x34')).toBe(240);
     expect(r.settlements.every((s) => checkBalanced(s.ledger).balanced)).toBe(true);
+  });
+
+  it('a late journey pushes the later rides over 100 yuan: the ride that paid full fare is re-rated at 80 %', () => {
+    const all = journeys(35);
+    const late = all.splice(62, 2).map((t) => ({ ...t, offline: true })); // journey 31, 17 March
+    const before = run(all);
+    // Without journey 31: 31 journeys (93 yuan) before journey 32; journeys 32, 33, 34 then pay
+    // full fare, taking the month to 102 yuan.
+    expect(perOwner(before.settlements).get('x34')).toBe(300);
+    expect(sum(before.settlements)).toBe(34 * 300);
+    const after = run(late, before.state);
+    // With it, 99 yuan are spent before journey 33 (full fare, the month reaches 102 yuan) and
+    // journey 34 falls in the 80 % tier: an adjustment of −60 fen on its charge.
+    const owners = perOwner([...before.settlements, ...after.settlements]);
+    expect(owners.get('x33')).toBe(300);
+    expect(owners.get('x34')).toBe(240);
+    expect(after.settlements.filter((s) => s.kind === 'ADJUSTMENT' && s.adjustsEventId === 'x34').reduce((n, s) => n + s.amountFen, 0)).toBe(-60);
+    expect(sum([...before.settlements, ...after.settlements])).toBe(34 * 300 + 240);
+    expect(owners).toEqual(perOwner(run(journeys(35)).settlements));
   });
 
   it('a journey older than the re-rating window is not re-rated (NO_CHARGE, reported)', () => {

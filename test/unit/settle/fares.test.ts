@@ -140,53 +140,45 @@ describe('fares - Tianjin bus↔metro transfer', () => {
 
 describe('fares - monthly spend tiers (Beijing subway)', () => {
   const tiers = data().tariffs.networks.get('bj-subway')!.monthlyTiers!;
+  const pay = (spentFen: number, fareFen = 300) => applyMonthlyTiers(tiers, spentFen, fareFen).payFen;
 
-  it('splits a journey that crosses 100 yuan: the part up to 100 at 100 %, the rest at 80 %', () => {
-    expect(applyMonthlyTiers(tiers, 9_900, 300)).toEqual({
-      payFen: 260,
-      parts: [
-        { fareFen: 100, payPercent: 100, payFen: 100 },
-        { fareFen: 200, payPercent: 80, payFen: 160 },
-      ],
-    });
+  // The spend before the ride picks the tier: before 100 yuan full fare, from 100 yuan 80 %,
+  // from 150 yuan 50 %, from 400 yuan full fare again.
+  it.each([
+    ['100 yuan', 9_999, 300],
+    ['100 yuan', 10_000, 240],
+    ['100 yuan', 10_001, 240],
+    ['150 yuan', 14_999, 240],
+    ['150 yuan', 15_000, 150],
+    ['150 yuan', 15_001, 150],
+    ['400 yuan', 39_999, 150],
+    ['400 yuan', 40_000, 300],
+    ['400 yuan', 40_001, 300],
+  ])('around %s: %i fen spent before a 3 yuan ride, it pays %i fen', (_boundary, spent, expected) => {
+    expect(pay(spent)).toBe(expected);
   });
 
-  it('crosses 150 yuan: 125 fen of fare at 80 % fill the 100 fen of room, the rest at 50 % (87.5 rounds to 88)', () => {
-    expect(applyMonthlyTiers(tiers, 14_900, 300)).toEqual({
-      payFen: 188,
-      parts: [
-        { fareFen: 125, payPercent: 80, payFen: 100 },
-        { fareFen: 175, payPercent: 50, payFen: 88 },
-      ],
-    });
+  it('a ride that takes the month past a threshold is not split: it pays the rate of the spend before it', () => {
+    expect(applyMonthlyTiers(tiers, 9_900, 300)).toEqual({ payFen: 300, tier: { fromFen: 0, payPercent: 100 } });
+    expect(applyMonthlyTiers(tiers, 14_900, 300)).toEqual({ payFen: 240, tier: { fromFen: 10_000, payPercent: 80 } });
+    expect(applyMonthlyTiers(tiers, 39_900, 300)).toEqual({ payFen: 150, tier: { fromFen: 15_000, payPercent: 50 } });
+    // A large fare (airport line) from 90 yuan: all of it at full fare, none at 80 %.
+    expect(pay(9_000, 3_000)).toBe(3_000);
   });
 
-  it('crosses 400 yuan: back to full fare for the rest', () => {
-    expect(applyMonthlyTiers(tiers, 39_900, 300)).toEqual({
-      payFen: 200,
-      parts: [
-        { fareFen: 200, payPercent: 50, payFen: 100 },
-        { fareFen: 100, payPercent: 100, payFen: 100 },
-      ],
-    });
+  it('rounds the whole ride half up to the fen', () => {
+    expect(pay(15_000, 5)).toBe(3); // 2.5 fen
+    expect(pay(10_000, 7)).toBe(6); // 5.6 fen
+    expect(pay(10_000, 0)).toBe(0);
   });
 
-  it('a large fare (airport line) crossing 100 yuan pays each part at its rate', () => {
-    // 3000 fen from 90.00 yuan: 1000 at 100 %, 2000 at 80 % (the 150 yuan tier is 62.50 yuan away).
-    expect(applyMonthlyTiers(tiers, 9_000, 3_000).payFen).toBe(1_000 + 1_600);
-  });
-
-  it('inside a tier, the tier rate; exactly on a boundary, the new tier', () => {
-    expect(applyMonthlyTiers(tiers, 5_000, 300).payFen).toBe(300);
-    expect(applyMonthlyTiers(tiers, 10_000, 300).payFen).toBe(240);
-    expect(applyMonthlyTiers(tiers, 15_000, 300).payFen).toBe(150);
-    expect(applyMonthlyTiers(tiers, 40_000, 300).payFen).toBe(300);
-  });
-
-  it('quoteFare applies the tiers to the month-to-date spend and reports the new spend', () => {
-    const q = quoteFare(data(), { network: 'bj-subway', from: '西单', to: '国贸', entryTime: NOON, monthToDateFen: 9_900 });
-    expect([q.fareFen, q.monthToDateAfterFen]).toEqual([100 + 240, 9_900 + 340]);
-    expect(q.trace.at(-1)?.rule).toBe('month-tier');
+  it('quoteFare picks the tier from the month-to-date spend and reports the new spend', () => {
+    const below = quoteFare(data(), { network: 'bj-subway', from: '西单', to: '国贸', entryTime: NOON, monthToDateFen: 9_999 });
+    expect([below.fareFen, below.monthToDateAfterFen]).toEqual([400, 9_999 + 400]);
+    expect(below.trace.map((t) => t.rule)).not.toContain('month-tier');
+    const at = quoteFare(data(), { network: 'bj-subway', from: '西单', to: '国贸', entryTime: NOON, monthToDateFen: 10_000 });
+    expect([at.fareFen, at.monthToDateAfterFen]).toEqual([320, 10_000 + 320]);
+    expect(at.trace.at(-1)).toMatchObject({ rule: 'month-tier', detail: 'month 2026-03 spent 10000 fen before this ride: tier from 10000 fen pays 80%, 400 → 320 fen' });
   });
 });
 

@@ -1,0 +1,95 @@
+/**
+ * promtool, which checks and unit-tests the alert rules (test/integration/ops/promtool.test.ts).
+ * Debian ships it in the package `prometheus`. The test setup installs that package the way
+ * `tapflow start` installs nats-server (src/runtime/apt.ts): with apt-get, without recommended
+ * packages, and with no Prometheus daemon started.
+ */
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
+import { delimiter, join, resolve } from 'node:path';
+import { APT_INSTALL, aptAccess, gatherInstallFacts, runInstallRoutes, type InstallFacts, type InstallLog } from '../../src/runtime/apt.js';
+
+/** The environment variable carrying the promtool path to the test workers. */
+export const TEST_PROMTOOL_BIN_ENV = 'TAPFLOW_TEST_PROMTOOL_BIN';
+
+/** promtool is missing and was not installed; the message says how to get it. */
+export class PromtoolMissingError extends Error {
+  override readonly name = 'PromtoolMissingError';
+}
+
+/** Where to look for promtool (tests point this elsewhere). */
+export interface FindPromtoolOptions {
+  /** @default process.env (its PATH) */
+  env?: Record<string, string | undefined>;
+  /** Directory whose `.tools/bin` is searched. @default process.cwd() */
+  cwd?: string;
+  /** Searched last. @default ['/usr/bin', '/usr/local/bin'] */
+  wellKnownDirs?: readonly string[];
+}
+
+/** PATH, ./.tools/bin, then where Debian and release tarballs put it. */
+export async function findPromtool(opts: FindPromtoolOptions = {}): Promise<string | undefined> {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  const dirs = [...(env.PATH ?? '').split(delimiter).filter(Boolean), join(cwd, '.tools', 'bin'), ...(opts.wellKnownDirs ?? ['/usr/bin', '/usr/local/bin'])];
+  for (const dir of dirs) {
+    const p = resolve(cwd, dir, 'promtool');
+    if (await access(p, constants.X_OK).then(() => true, () => false)) return p;
+  }
+  return undefined;
+}
+
+export function promtoolInstallHelp(): string {
+  return [
+    'promtool was not found on PATH, in ./.tools/bin or /usr/bin. Get it in one of these ways:',
+    '  - Debian/Ubuntu (as root; no daemon is started while policy-rc.d exits 101):',
+    '      apt-get install -y --no-install-recommends prometheus',
+    '  - run the tests as root on Debian/Ubuntu (or with CI=true and passwordless sudo): the test',
+    '    setup installs it',
+    '  - any system: put promtool from https://github.com/prometheus/prometheus/releases on PATH',
+    '    or in ./.tools/bin',
+  ].join('\n');
+}
+
+export interface EnsurePromtoolOptions {
+  /** Install the Debian package when promtool is missing. */
+  install: boolean;
+  log: InstallLog;
+  /** Machine facts; gathered when omitted. */
+  facts?: InstallFacts;
+  /** Where to look. */
+  find?: FindPromtoolOptions;
+}
+
+/** The path of promtool, installing Debian's prometheus package for it when allowed. */
+export async function ensurePromtool(opts: EnsurePromtoolOptions): Promise<string> {
+  const found = await findPromtool(opts.find);
+  if (found) return found;
+  if (!opts.install) throw new PromtoolMissingError(promtoolInstallHelp());
+  const apt = aptAccess(opts.facts ?? (await gatherInstallFacts()));
+  if (!apt.ok) throw new PromtoolMissingError(`${promtoolInstallHelp()}\nIt was not installed automatically: ${apt.reason}.`);
+  const outcome = await runInstallRoutes({
+    what: 'promtool',
+    announce: () =>
+      'promtool not found: the alert rule tests run it. Installing the Debian package prometheus, which ships it, ' +
+      'with apt-get (no recommended packages; its Prometheus daemon is not started)',
+    routes: [
+      {
+        name: 'Debian package prometheus',
+        steps: [
+          { kind: 'run', argv: ['apt-get', 'update'], describe: 'apt-get update' },
+          { kind: 'run', argv: [...APT_INSTALL, 'prometheus'], describe: 'apt-get install --no-install-recommends prometheus' },
+        ],
+      },
+    ],
+    sudo: apt.sudo,
+    log: opts.log,
+    installed: () => findPromtool(opts.find),
+    service: 'prometheus',
+  });
+  if (!outcome.ok) {
+    throw new PromtoolMissingError(`${promtoolInstallHelp()}\nInstalling it with apt-get failed:\n  ${outcome.problems.join('\n  ')}${outcome.lastOutput ? `\nlast output:\n${outcome.lastOutput}` : ''}`);
+  }
+  opts.log.info(`promtool installed at ${outcome.value} (package prometheus; remove it with: apt-get remove prometheus)`);
+  return outcome.value;
+}
