@@ -212,7 +212,7 @@ export async function scrape(port: number): Promise<string> {
 /** Messages not yet acknowledged by tapflow's consumers, over every stream but the DLQ. */
 export async function pipelineBacklog(jsm: JetStreamManager): Promise<number> {
   let n = 0;
-  for (const s of [Streams.TAPS.name, Streams.DECISIONS.name, Streams.SETTLEMENTS.name, Streams.RISK.name]) {
+  for (const s of [Streams.TAPS.name, Streams.CLAIMS.name, Streams.DECISIONS.name, Streams.SETTLEMENTS.name, Streams.RISK.name]) {
     for await (const c of jsm.consumers.list(s)) n += c.num_pending + c.num_ack_pending;
   }
   return n;

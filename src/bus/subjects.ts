@@ -4,8 +4,14 @@
  * order (see src/bus/partitions.ts).
  */
 export const Streams = {
-  TAPS: { name: 'TAPS', subjects: ['tapflow.taps.>', 'tapflow.claims.>'] },
-  DECISIONS: { name: 'DECISIONS', subjects: ['tapflow.decisions.>', 'tapflow.claimdecisions.>'] },
+  TAPS: { name: 'TAPS', subjects: ['tapflow.taps.>'] },
+  DECISIONS: { name: 'DECISIONS', subjects: ['tapflow.decisions.>'] },
+  /**
+   * Medical claims and their decisions: low volume, latency-sensitive, kept apart from the tap
+   * streams so that the sink's consumers see every subject of the streams they read (their
+   * in-order check treats a missing sequence as a gap).
+   */
+  CLAIMS: { name: 'CLAIMS', subjects: ['tapflow.claims.>', 'tapflow.claimdecisions.>'] },
   SETTLEMENTS: { name: 'SETTLEMENTS', subjects: ['tapflow.settlements.>'] },
   RISK: { name: 'RISK', subjects: ['tapflow.risk.>'] },
   DLQ: { name: 'DLQ', subjects: ['tapflow.dlq.>'] },

@@ -49,9 +49,9 @@ export function consumerPlan(partitions: number): { stream: StreamName; name: st
   const plan: { stream: StreamName; name: string; filter: string }[] = [];
   for (let p = 0; p < partitions; p++) {
     plan.push({ stream: 'TAPS', name: `validator-p${p}`, filter: `tapflow.taps.${p}` });
-    plan.push({ stream: 'TAPS', name: `validator-claims-p${p}`, filter: `tapflow.claims.${p}` });
+    plan.push({ stream: 'CLAIMS', name: `validator-claims-p${p}`, filter: `tapflow.claims.${p}` });
     plan.push({ stream: 'DECISIONS', name: `settler-p${p}`, filter: `tapflow.decisions.${p}` });
-    plan.push({ stream: 'DECISIONS', name: `settler-claims-p${p}`, filter: `tapflow.claimdecisions.${p}` });
+    plan.push({ stream: 'CLAIMS', name: `settler-claims-p${p}`, filter: `tapflow.claimdecisions.${p}` });
   }
   plan.push({ stream: 'DECISIONS', name: 'sink-decisions', filter: 'tapflow.decisions.>' });
   plan.push({ stream: 'DECISIONS', name: 'risk-windows', filter: 'tapflow.decisions.>' });

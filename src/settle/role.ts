@@ -172,7 +172,7 @@ export async function createSettlerRole(ctx: AppContext): Promise<Role> {
   const worker = partitionedWorker(ctx, 'settler', {
     consumers: (p): ConsumerSpec[] => [
       { stream: 'DECISIONS', durable: `settler-p${p}` },
-      { stream: 'DECISIONS', durable: `settler-claims-p${p}`, batch: 64, expiresMs: 100 },
+      { stream: 'CLAIMS', durable: `settler-claims-p${p}`, batch: 64, expiresMs: 100 },
     ],
     onAcquire: (p) => {
       cards.set(p, new StateStore<CardSettleState>(buckets.settlerState, Buckets.SETTLER_STATE, publisher));

@@ -212,7 +212,7 @@ export async function createValidatorRole(ctx: AppContext): Promise<Role> {
   const worker = partitionedWorker(ctx, 'validator', {
     consumers: (p) => [
       { stream: 'TAPS', durable: `validator-p${p}` },
-      { stream: 'TAPS', durable: `validator-claims-p${p}`, batch: 64, expiresMs: 100 },
+      { stream: 'CLAIMS', durable: `validator-claims-p${p}`, batch: 64, expiresMs: 100 },
     ],
     onAcquire: (p) => void stores.set(p, new StateStore<CardValidationState>(buckets.validatorState, Buckets.VALIDATOR_STATE, publisher)),
     onRelease: (p) => void stores.delete(p),

@@ -136,7 +136,7 @@ describe('poison - one bad message never stops its partition', () => {
     expect(metrics).toMatch(/^tapflow_dead_letters_total\{role="validator",code="TF_EVENT_INVALID"\} 2$/m);
     expect(metrics).toMatch(/^tapflow_dead_letters_total\{role="settler",code="TF_EVENT_INVALID"\} 1$/m);
     // Nothing left unacknowledged on the consumers of those partitions.
-    for (const [stream, consumer] of [['TAPS', `validator-p${P}`], ['TAPS', 'validator-claims-p2']]) {
+    for (const [stream, consumer] of [['TAPS', `validator-p${P}`], ['CLAIMS', 'validator-claims-p2']]) {
       await p.until(async () => {
         const c = await p.app.ctx.bus.jsm.consumers.info(stream!, consumer!);
         return c.num_pending === 0 && c.num_ack_pending === 0;

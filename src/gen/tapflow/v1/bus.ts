@@ -40,9 +40,9 @@ export const protobufFileName = "tapflow/v1/bus.proto";
  *
  * Subjects (P = partition = fnv1a32(card_token) % partitions):
  *   tapflow.taps.<P>         BusTap      ingest     -> validators   stream TAPS
- *   tapflow.claims.<P>       BusClaim    ingest     -> validators   stream TAPS      (P of the card token)
+ *   tapflow.claims.<P>       BusClaim    ingest     -> validators   stream CLAIMS    (P of the card token)
  *   tapflow.decisions.<P>    Decision    validators -> settlers, sink  stream DECISIONS
- *   tapflow.claimdecisions.<Q> ClaimDecision validators -> settlers stream DECISIONS (Q of the person token)
+ *   tapflow.claimdecisions.<Q> ClaimDecision validators -> settlers stream CLAIMS  (Q of the person token)
  *   tapflow.settlements.<P>  Settlement  settlers   -> sink         stream SETTLEMENTS
  *   tapflow.risk.<P>         RiskFlag    validators -> sink         stream RISK
  *   tapflow.dlq.<role>       DeadLetter  any role                   stream DLQ
