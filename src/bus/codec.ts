@@ -425,3 +425,113 @@ export function decodeClaimDecision(data: Uint8Array): ClaimDecision {
     riskRules: m.riskRules,
   };
 }
+
+// --- Bundles -----------------------------------------------------------------------------------
+// A bundle is a message whose fields are repeated sub-messages (TapBundle.taps = 1;
+// DecisionBundle.decisions = 1, flags = 2; SettlementBundle.settlements = 1, flags = 2). They are
+// written by concatenating the encoded sub-messages with their tags (no second encoding pass) and
+// read by splitting them apart, so that one bad sub-message can be set aside while the rest of
+// the bundle is processed.
+
+function varintBytes(n: number): number[] {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return out;
+}
+
+/** Encodes length-delimited fields: each part under its field number, in the order given. */
+export function encodeFields(fields: [fieldNo: number, parts: readonly Uint8Array[]][]): Uint8Array {
+  let size = 0;
+  const heads: number[][][] = fields.map(([no, parts]) =>
+    parts.map((p) => {
+      const head = [...varintBytes((no << 3) | 2), ...varintBytes(p.length)];
+      size += head.length + p.length;
+      return head;
+    }),
+  );
+  const out = new Uint8Array(size);
+  let o = 0;
+  fields.forEach(([, parts], f) => {
+    parts.forEach((p, i) => {
+      const head = heads[f]![i]!;
+      out.set(head, o);
+      o += head.length;
+      out.set(p, o);
+      o += p.length;
+    });
+  });
+  return out;
+}
+
+/**
+ * The length-delimited fields of a bundle, by field number (sub-views of `data`, no copy). Throws
+ * TF_DECODE_FAILED when the bytes are not a bundle (another wire type, a length beyond the end).
+ */
+export function splitFields(data: Uint8Array): Map<number, Uint8Array[]> {
+  const out = new Map<number, Uint8Array[]>();
+  let pos = 0;
+  const varint = (): number => {
+    let v = 0;
+    let mul = 1;
+    for (let i = 0; i < 8; i++) {
+      if (pos >= data.length) throw new TapflowError('TF_DECODE_FAILED', 'bundle: premature end of a varint');
+      const b = data[pos++]!;
+      v += (b & 0x7f) * mul;
+      if ((b & 0x80) === 0) return v;
+      mul *= 128;
+    }
+    throw new TapflowError('TF_DECODE_FAILED', 'bundle: varint too long');
+  };
+  while (pos < data.length) {
+    const tag = varint();
+    const no = Math.floor(tag / 8);
+    if (tag % 8 !== 2 || no === 0) throw new TapflowError('TF_DECODE_FAILED', `bundle: field ${no} with wire type ${tag % 8}, expected length-delimited sub-messages`);
+    const len = varint();
+    if (pos + len > data.length) throw new TapflowError('TF_DECODE_FAILED', `bundle: field ${no} of ${len} bytes beyond the end`);
+    let list = out.get(no);
+    if (!list) out.set(no, (list = []));
+    list.push(data.subarray(pos, pos + len));
+    pos += len;
+  }
+  return out;
+}
+
+/** A TapBundle of already encoded BusTaps. */
+export function encodeTapBundle(busTaps: readonly Uint8Array[]): Uint8Array {
+  return encodeFields([[1, busTaps]]);
+}
+
+/** The encoded BusTaps of a TapBundle (decode each with {@link decodeBusTap}). */
+export function splitTapBundle(data: Uint8Array): Uint8Array[] {
+  return splitFields(data).get(1) ?? [];
+}
+
+export function encodeDecisionBundle(decisions: readonly Decision[], flags: readonly RiskFlag[]): Uint8Array {
+  return encodeFields([
+    [1, decisions.map(encodeDecision)],
+    [2, flags.map(encodeRiskFlag)],
+  ]);
+}
+
+/** The encoded decisions and flags of a DecisionBundle. */
+export function splitDecisionBundle(data: Uint8Array): { decisions: Uint8Array[]; flags: Uint8Array[] } {
+  const f = splitFields(data);
+  return { decisions: f.get(1) ?? [], flags: f.get(2) ?? [] };
+}
+
+export function encodeSettlementBundle(settlements: readonly Settlement[], flags: readonly RiskFlag[]): Uint8Array {
+  return encodeFields([
+    [1, settlements.map(encodeSettlement)],
+    [2, flags.map(encodeRiskFlag)],
+  ]);
+}
+
+/** The encoded settlements and flags of a SettlementBundle. */
+export function splitSettlementBundle(data: Uint8Array): { settlements: Uint8Array[]; flags: Uint8Array[] } {
+  const f = splitFields(data);
+  return { settlements: f.get(1) ?? [], flags: f.get(2) ?? [] };
+}

@@ -6,7 +6,7 @@
  *
  * The DeadLetter message (proto/tapflow/v1/bus.proto) carries the original bytes; its own
  * headers name the code and source for tools that do not decode it:
- *   Nats-Msg-Id           dlq:<role>:<stream>:<stream seq>   (a redelivery dead-letters once)
+ *   Nats-Msg-Id           dlq:<role>:<stream>:<stream seq>[:<part>]   (a redelivery dead-letters once)
  *   Tapflow-Error-Code    e.g. TF_EVENT_INVALID
  *   Tapflow-Source-Stream e.g. TAPS
  *   Tapflow-Source-Seq    the stream sequence of the original
@@ -26,8 +26,19 @@ function headersOf(msg: JsMsg): { name: string; value: string }[] {
   return out;
 }
 
-/** Publishes the dead letter of `msg`; resolves when it is durable in the DLQ stream. */
-export async function deadLetter(publisher: JsPublisher, role: string, consumer: string, msg: JsMsg, error: TapflowError, now = Date.now()): Promise<void> {
+/**
+ * Publishes the dead letter of `msg` — or of one part of it (e.g. one tap of a bundle, whose other
+ * taps were processed) — and resolves when it is durable in the DLQ stream.
+ */
+export async function deadLetter(
+  publisher: JsPublisher,
+  role: string,
+  consumer: string,
+  msg: JsMsg,
+  error: TapflowError,
+  part?: { name: string; data: Uint8Array },
+  now = Date.now(),
+): Promise<void> {
   const stream = msg.info.stream;
   const data = DeadLetter.encode({
     role,
@@ -35,14 +46,15 @@ export async function deadLetter(publisher: JsPublisher, role: string, consumer:
     streamSeq: msg.seq,
     errorCode: error.code,
     error: error.message,
-    data: Buffer.from(msg.data),
+    data: Buffer.from(part ? part.data : msg.data),
+    part: part?.name ?? '',
     time: now,
     stream,
     consumer,
     deliveryCount: msg.info.deliveryCount,
     headers: headersOf(msg),
   }).finish();
-  await publisher.publish(subjects.deadLetter(role), data, `dlq:${role}:${stream}:${msg.seq}`, {
+  await publisher.publish(subjects.deadLetter(role), data, `dlq:${role}:${stream}:${msg.seq}${part ? `:${part.name}` : ''}`, {
     headers: { 'Tapflow-Error-Code': error.code, 'Tapflow-Source-Stream': stream, 'Tapflow-Source-Seq': String(msg.seq) },
   });
 }

@@ -54,10 +54,15 @@ export interface ConsumerSpec {
   expiresMs?: number;
 }
 
-/** A message the handler could not process, and why (a data error: never retried). */
+/**
+ * A message the handler could not process, and why (a data error: never retried). With `part`,
+ * only that part of the message (e.g. one tap of a bundle) is dead; the message itself was
+ * processed and is acknowledged with its batch.
+ */
 export interface DeadMessage {
   msg: JsMsg;
   error: TapflowError;
+  part?: { name: string; data: Uint8Array };
 }
 
 /** What became of a batch besides the messages processed. */
@@ -81,7 +86,8 @@ export interface PartitionHandler {
   onDeadLetter?(p: number, consumer: ConsumerSpec, dead: DeadMessage): Promise<void>;
   /** Called when the partition is gained (before the first batch) and lost (after the last). */
   onAcquire?(p: number): Promise<void> | void;
-  onRelease?(p: number): void;
+  /** `graceful`: released by choice (stop, rebalance) with the lease still ours; not when it was lost. */
+  onRelease?(p: number, graceful: boolean): Promise<void> | void;
   /** Periodic work of an owned partition (e.g. closing expired journeys), run between batches. */
   tick?(p: number): Promise<void>;
   /** How often tick runs (ms). */
@@ -212,7 +218,7 @@ export class PartitionWorker {
     o.stop = true;
     await Promise.all(o.loops);
     this.owned.delete(p);
-    this.o.handler.onRelease?.(p);
+    await Promise.resolve(this.o.handler.onRelease?.(p, deleteLease)).catch((err: unknown) => this.o.log.warn({ role: this.o.role, partition: p, err: (err as Error).message }, 'release step failed'));
     if (deleteLease) await this.o.leases.delete(this.partKey(p), { previousSeq: o.revision }).catch(() => undefined);
     this.o.onOwned?.(this.owned.size);
   }
@@ -267,6 +273,7 @@ export class PartitionWorker {
     const max = spec.batch ?? batch;
     const lingerMs = spec.expiresMs ?? 0;
     let backoff = 0;
+    let consumeFailures = 0;
     let lastTick = Date.now();
     // Only the first consumer of a partition runs the partition's tick.
     const ticks = handler.tick !== undefined && handler.consumers(p)[0]?.durable === spec.durable;
@@ -280,8 +287,11 @@ export class PartitionWorker {
       let sub: Awaited<ReturnType<Awaited<ReturnType<typeof bus.js.consumers.get>>['consume']>>;
       try {
         const consumer = await bus.js.consumers.get(stream, spec.durable);
+        // The pull window, in bytes (a message may be a bundle of hundreds of taps), and the
+        // consumer's max_ack_pending in messages: what a process holds is bounded; the backlog
+        // stays in JetStream.
         sub = await consumer.consume({
-          max_messages: Math.max(max * 2, 256),
+          max_bytes: PULL_WINDOW_BYTES,
           expires: 5000,
           callback: (m) => {
             if (dead) {
@@ -293,10 +303,13 @@ export class PartitionWorker {
           },
         });
       } catch (err) {
-        log.debug({ partition: p, consumer: spec.durable, err: (err as Error).message }, 'consume failed');
+        consumeFailures++;
+        // Expected briefly while the bus reconnects; worth an operator's look when it lasts.
+        log[consumeFailures >= 5 ? 'warn' : 'debug']({ partition: p, consumer: spec.durable, failures: consumeFailures, err: (err as Error).message }, 'consume failed');
         backoff = Math.min(2000, backoff * 2 || 100);
         continue;
       }
+      consumeFailures = 0;
       log.debug({ partition: p, consumer: spec.durable }, 'consuming');
       let failed = false;
       let closed = false;
@@ -404,6 +417,9 @@ export class PartitionWorker {
     }
   }
 }
+
+/** Most bytes of messages a consumer's pull window holds (see loop). */
+export const PULL_WINDOW_BYTES = 8 * 1024 * 1024;
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

@@ -14,6 +14,11 @@ export const Streams = {
   CLAIMS: { name: 'CLAIMS', subjects: ['tapflow.claims.>', 'tapflow.claimdecisions.>'] },
   SETTLEMENTS: { name: 'SETTLEMENTS', subjects: ['tapflow.settlements.>'] },
   RISK: { name: 'RISK', subjects: ['tapflow.risk.>'] },
+  /**
+   * Partition owners' state changelogs (src/bus/partition-state.ts). Limits retention, discarding
+   * the oldest: what a checkpoint has made durable in the KV buckets is no longer needed.
+   */
+  STATE: { name: 'STATE', subjects: ['tapflow.state.>'] },
   DLQ: { name: 'DLQ', subjects: ['tapflow.dlq.>'] },
 } as const;
 
@@ -28,6 +33,8 @@ export const subjects = {
   settlement: (p: number) => `tapflow.settlements.${p}`,
   risk: (p: number) => `tapflow.risk.${p}`,
   deadLetter: (role: string) => `tapflow.dlq.${role}`,
+  /** The state changelog of a role's partition. */
+  state: (role: string, p: number) => `tapflow.state.${role}.${p}`,
   /** Core NATS (not stored): a claim's result, for the ingest waiting on it. */
   claimResult: (claimKey: string) => `tapflow.claimresult.${claimKey}`,
 };

@@ -12,6 +12,7 @@ import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, 
 import { Kvm, type KV } from '@nats-io/kv';
 import type { Bus } from './connection.js';
 import { Buckets, Streams, type StreamName } from './subjects.js';
+import { TapflowError } from '../domain/reasons.js';
 
 export interface TopologyOptions {
   partitions: number;
@@ -63,25 +64,55 @@ export function consumerPlan(partitions: number): { stream: StreamName; name: st
 /** Names of the durable consumers tapflow creates (consumerPlan). */
 const OWN_CONSUMER = /^(validator|settler|sink|risk-windows)(-|$)/;
 
-/** How many messages a consumer may hold unacknowledged: bounds memory under overload. */
-export const MAX_ACK_PENDING = 4096;
 /**
- * The sink acknowledges only after an insert of up to TAPFLOW_SINK_MAX_ROWS rows: its window
- * must hold more than one such batch, or it alternates between filling and inserting.
+ * How many messages (bundles) a consumer may hold unacknowledged: with the consumers' pull
+ * windows (src/bus/partitions.ts) this bounds what a process holds under overload; the backlog
+ * stays in JetStream.
  */
-export const SINK_MAX_ACK_PENDING = 65_536;
+export const MAX_ACK_PENDING = 2048;
+/**
+ * The sink acknowledges only after an insert of up to TAPFLOW_CONSUMER_BATCH messages: its
+ * window must hold more than one such batch, or it alternates between filling and inserting.
+ */
+export const SINK_MAX_ACK_PENDING = 8192;
 /** Redelivery after this long without an ack (s), unless configured (TAPFLOW_ACK_WAIT_S). */
 export const ACK_WAIT_S = 20;
 
+/**
+ * The partition count of the deployment on this NATS server: the number of the validators'
+ * tap consumers (validator-p0 … validator-p<N-1>), or undefined before the topology exists.
+ */
+export async function deployedPartitions(bus: Bus): Promise<number | undefined> {
+  const exists = await bus.jsm.streams.info(Streams.TAPS.name).then(
+    () => true,
+    () => false,
+  );
+  if (!exists) return undefined;
+  let n = 0;
+  for await (const ci of bus.jsm.consumers.list(Streams.TAPS.name)) {
+    const m = /^validator-p(\d+)$/.exec(ci.config.durable_name ?? '');
+    if (m) n = Math.max(n, Number(m[1]) + 1);
+  }
+  return n > 0 ? n : undefined;
+}
+
 export async function ensureTopology(bus: Bus, o: TopologyOptions): Promise<void> {
+  // The partitions are fixed for the life of the streams: a card's state and its taps must meet
+  // in the same partition. A process configured otherwise would split them.
+  const deployed = await deployedPartitions(bus);
+  if (deployed !== undefined && deployed !== o.partitions) {
+    throw new TapflowError('TF_TOPOLOGY_MISMATCH', `TAPFLOW_PARTITIONS is ${o.partitions}, but the deployment on this NATS server has ${deployed} partitions: set TAPFLOW_PARTITIONS=${deployed} (the partition count is fixed for the life of the streams)`);
+  }
   for (const key of Object.keys(Streams) as StreamName[]) {
     const s = Streams[key];
     const cfg: Partial<StreamConfig> & { name: string } = {
       name: s.name,
       subjects: [...s.subjects],
       storage: StorageType.File,
-      retention: key === 'DLQ' ? RetentionPolicy.Limits : RetentionPolicy.Interest,
-      discard: DiscardPolicy.New,
+      retention: key === 'DLQ' || key === 'STATE' ? RetentionPolicy.Limits : RetentionPolicy.Interest,
+      // A full stream pushes back; only the state changelog drops its oldest messages instead
+      // (the checkpoints have them in the KV buckets).
+      discard: key === 'STATE' ? DiscardPolicy.Old : DiscardPolicy.New,
       max_bytes: o.streamMaxBytes,
       max_age: o.streamMaxAgeS * NS_PER_S,
       max_msgs: -1,
@@ -95,7 +126,7 @@ export async function ensureTopology(bus: Bus, o: TopologyOptions): Promise<void
       const c = existing.config;
       const sameSubjects = [...(c.subjects ?? [])].sort().join(' ') === [...s.subjects].sort().join(' ');
       if (!sameSubjects || c.max_bytes !== cfg.max_bytes || c.max_age !== cfg.max_age || c.duplicate_window !== cfg.duplicate_window || c.discard !== cfg.discard) {
-        await bus.jsm.streams.update(s.name, { ...c, subjects: [...s.subjects], max_bytes: cfg.max_bytes!, max_age: cfg.max_age!, duplicate_window: cfg.duplicate_window!, discard: DiscardPolicy.New });
+        await bus.jsm.streams.update(s.name, { ...c, subjects: [...s.subjects], max_bytes: cfg.max_bytes!, max_age: cfg.max_age!, duplicate_window: cfg.duplicate_window!, discard: cfg.discard! });
       }
     }
   }
@@ -104,7 +135,7 @@ export async function ensureTopology(bus: Bus, o: TopologyOptions): Promise<void
   // another filter) would keep interest in messages nobody processes: interest retention would
   // never remove them. Consumers named otherwise (an operator's) are left alone.
   for (const key of Object.keys(Streams) as StreamName[]) {
-    if (key === 'DLQ') continue;
+    if (key === 'DLQ' || key === 'STATE') continue;
     const name = Streams[key].name;
     const wanted = new Map(plan.filter((c) => c.stream === key).map((c) => [c.name, c.filter]));
     for await (const ci of bus.jsm.consumers.list(name)) {

@@ -27,10 +27,12 @@ import {
   type YearToDate,
 } from '../domain/settle/index.js';
 import type { VenueInfo } from '../domain/network/venues.js';
-import { tokenize } from '../domain/card/token.js';
+import { partitionOf, tokenize } from '../domain/card/token.js';
 import { lookupProject, parseProjectList, projectListFromData, type ProjectList, type ProjectRejection } from '../domain/validate/index.js';
 import { Regions, type ClaimSplit, type EpochMs, type MedicalClaimEvent, type RiderCategory, RiderCategories, type TraceStep } from '../domain/types.js';
 import { Buckets, stateKeys } from '../bus/subjects.js';
+import { jsonCodec, readDurableKey } from '../bus/partition-state.js';
+import { deployedPartitions } from '../bus/topology.js';
 import { connectBus, type Bus } from '../bus/connection.js';
 import { ID_NUMBER_PATTERN } from '../ingest/shape.js';
 import { keyFromHexOrFile } from '../runtime/keys.js';
@@ -460,11 +462,11 @@ async function livePersonState(cfg: Config, idNumber: string): Promise<PersonMed
     throw new QuoteInputError('--id-number', `the accumulations live in JetStream and ${(err as Error).message}; start tapflow or give --ytd-deductible-fen / --ytd-fund-fen`);
   }
   try {
-    // Open, never create: a lookup must not change the deployment.
+    // Open, never create: a lookup must not change the deployment. The settler's latest changes
+    // are in its changelog until the next checkpoint writes them to the bucket.
     const kv = await new Kvm(bus.js).open(Buckets.SETTLER_STATE);
-    const e = await kv.get(stateKeys.person(token));
-    if (!e || e.operation !== 'PUT' || e.value.length === 0) return undefined;
-    return JSON.parse(new TextDecoder().decode(e.value)) as PersonMedicalState;
+    const partition = partitionOf(token, (await deployedPartitions(bus)) ?? cfg.TAPFLOW_PARTITIONS);
+    return await readDurableKey(bus, kv, 'settler', partition, stateKeys.person(token), jsonCodec<PersonMedicalState>());
   } finally {
     await bus.close();
   }

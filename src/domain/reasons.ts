@@ -101,6 +101,7 @@ export const FailureCodes = {
   TF_INTERNAL: { meaning: 'An unexpected error while processing a batch; retried like a transient failure, within the same bound.', bus: 'nak-delay', grpc: 'INTERNAL', retryable: true },
   TF_STATE_CONFLICT: { meaning: 'Per-card state changed under us (another owner); retried.', bus: 'nak-delay', grpc: 'UNAVAILABLE', retryable: true },
   TF_STORE_FAILED: { meaning: 'ClickHouse insert failed; retried.', bus: 'nak-delay', grpc: 'UNAVAILABLE', retryable: true },
+  TF_TOPOLOGY_MISMATCH: { meaning: 'A process is configured for another partition count than the deployment on its NATS server: it refuses to start.', bus: 'ack', grpc: 'INTERNAL', retryable: false },
   TF_CLAIM_NOT_FOUND: { meaning: 'No claim with that id sent durably by this terminal.', bus: 'ack', grpc: 'NOT_FOUND', retryable: false },
   TF_CLAIM_ID_TAKEN: { meaning: 'The claim id was first sent by another terminal; claim ids belong to the terminal that first sent them.', bus: 'ack', grpc: 'ALREADY_EXISTS', retryable: false },
 } as const satisfies Record<string, FailureInfo>;

@@ -18,6 +18,7 @@ export async function createIngestRole(ctx: AppContext): Promise<IngestRole> {
   const service = new IngestService({
     bus: ctx.bus,
     publisher: ctx.publisher,
+    instanceId: ctx.instanceId,
     claimsKv: ctx.buckets.claims,
     registry,
     venues: loadVenueDirectory(cfg.TAPFLOW_TARIFF_DIR),
@@ -45,7 +46,7 @@ export async function createIngestRole(ctx: AppContext): Promise<IngestRole> {
       service.startDrain();
       // Finish the taps in flight: their acks are written before the streams end.
       const until = Date.now() + cfg.TAPFLOW_SHUTDOWN_TIMEOUT_MS / 2;
-      while ((ctx.publisher.inflight > 0 || service.openStreamCount > 0) && Date.now() < until) await sleep(20);
+      while ((service.inflight > 0 || service.openStreamCount > 0) && Date.now() < until) await sleep(20);
       await new Promise<void>((resolve) => (server as grpc.Server).tryShutdown(() => resolve()));
     },
     stop: async () => {

@@ -4,11 +4,12 @@
  * For each tap: read the frame strictly (wire.ts), authenticate the terminal (per call), check
  * the shape (shape.ts), look the (terminal_id, seq) up in the memory of recent taps
  * (seq-memory.ts: DUPLICATE, or INVALID SEQ_REUSED), replace the card number by its keyed token,
- * seal the credentials for the validators, publish to tapflow.taps.<partition> with Nats-Msg-Id
- * "<terminal_id>:<seq>", and only after JetStream's PubAck answer ACCEPTED_DURABLE (or DUPLICATE
- * when JetStream saw that id before). At most `maxInflight` publishes wait for a PubAck per
- * process; beyond it taps are answered OVERLOADED (RESOURCE_EXHAUSTED for unary calls). While
- * JetStream is unreachable, taps are answered UNAVAILABLE and new calls fail with UNAVAILABLE.
+ * seal the credentials for the validators, and hand the tap to the bundler (bundler.ts), which
+ * publishes it with the partition's other taps in one TapBundle on tapflow.taps.<partition>;
+ * only after that bundle's PubAck is the tap answered ACCEPTED_DURABLE. At most `maxInflight`
+ * taps wait for a PubAck per process; beyond it taps are answered OVERLOADED (RESOURCE_EXHAUSTED
+ * for unary calls). While JetStream is unreachable, taps are answered UNAVAILABLE and new calls
+ * fail with UNAVAILABLE.
  *
  * A stream ends only when every tap published on it was answered: OK after the client
  * half-closed, INVALID_ARGUMENT after a frame that cannot be read at all, UNAVAILABLE when the
@@ -49,6 +50,7 @@ import { claimEventId, seqReusedFlag } from '../domain/validate/index.js';
 import { claimKey } from '../domain/claim-key.js';
 import type { Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
+import { TapBundler, type BundleOutcome } from './bundler.js';
 import { tapDigest } from './digest.js';
 import { SeqMemory } from './seq-memory.js';
 import { checkClaim, checkTap, terminalIdOf } from './shape.js';
@@ -58,6 +60,8 @@ import { readBatch, readClaim as readClaimFrame, readClaimQuery, readTap, salvag
 export interface IngestOptions {
   bus: Bus;
   publisher: JsPublisher;
+  /** Names this process in bundle message ids. */
+  instanceId: string;
   claimsKv: KV;
   registry: TerminalRegistry;
   venues: VenueDirectory;
@@ -127,10 +131,19 @@ export class IngestService {
   private readonly openStreams = new Set<OpenStream>();
   private readonly now: () => number;
   private readonly seqs: SeqMemory;
+  private readonly bundler: TapBundler;
+  /** Taps handed to the bundler and not answered yet, by event id. */
+  private readonly pendingTaps = new Map<string, { digest: string; outcome: Promise<BundleOutcome> }>();
 
   constructor(private readonly o: IngestOptions) {
     this.now = o.now ?? Date.now;
     this.seqs = new SeqMemory(o.seqMemory);
+    this.bundler = new TapBundler({ publisher: o.publisher, instanceId: o.instanceId, onBundle: (taps) => o.metrics.bundleTaps.observe(taps) });
+  }
+
+  /** Taps handed to the bundler and not answered yet. */
+  get inflight(): number {
+    return this.bundler.outstanding;
   }
 
   /** True from the start of a drain: /healthz and /readyz report it. */
@@ -187,6 +200,13 @@ export class IngestService {
     return { terminalId, seq: seq as number, status, reason, eventId: `${terminalId}:${seq}` };
   }
 
+  /** The answer to a tap whose bundle was not made durable: retry with the same seq. */
+  private refusedAck(terminalId: string, seq: number, error: TapflowError): TapAck {
+    this.o.metrics.ingestRefused.inc({ code: error.code });
+    const status = error.code === 'TF_BUS_STREAM_FULL' ? TapStatus.OVERLOADED : TapStatus.UNAVAILABLE;
+    return this.ack(terminalId, seq, status, `${FailureCodes[error.code].grpc}: ${error.message}; retry with the same seq`);
+  }
+
   /** The unreadable frame's ack: by its salvaged (terminal_id, seq), or undefined when it has no seq. */
   private unreadableAck(frame: TapFrame & { ok: false }, terminal: Terminal): TapAck | undefined {
     const ids = frame.salvaged;
@@ -211,14 +231,13 @@ export class IngestService {
     const { terminalId, seq, deviceTime } = c.tap;
     const eventId = `${terminalId}:${seq}`;
     const digest = tapDigest(c.tap);
-    const known = this.seqs.get(terminalId, seq);
-    if (known === digest) {
-      m.tapsDuplicate.inc();
-      return this.ack(terminalId, seq, TapStatus.DUPLICATE, 'already received; counted once');
-    }
     const cardToken = tokenize(this.o.tokenKey, 'card', c.cardNumber);
     const partition = partitionOf(cardToken, this.o.partitions);
-    if (known !== undefined) {
+    // The same (terminal, seq) made durable before, or on its way now (a re-send before the
+    // first copy's bundle was answered): answered from the first copy, nothing published again.
+    const earlier = this.pendingTaps.get(eventId);
+    const known = earlier?.digest ?? this.seqs.get(terminalId, seq);
+    if (known !== undefined && known !== digest) {
       m.seqReused.inc({ stage: 'ingest' });
       const flag = seqReusedFlag({ eventId, terminalId, deviceTime, terminalRegion: terminal.region, contentDigest: digest }, known, this.now());
       await this.o.publisher.publish(subjects.risk(partition), encodeRiskFlag(flag), flag.flagId).then(
@@ -226,6 +245,16 @@ export class IngestService {
         (err: unknown) => this.o.log.warn({ terminalId, err: (err as Error).message }, 'could not publish a SEQ_REUSED flag'),
       );
       return this.ack(terminalId, seq, TapStatus.INVALID, `SEQ_REUSED: seq ${seq} of ${terminalId} was used for another tap; the first one counts. Continue above the seqs already used.`);
+    }
+    if (earlier) {
+      const r = await earlier.outcome;
+      if (!r.ok) return this.refusedAck(terminalId, seq, r.error);
+      m.tapsDuplicate.inc();
+      return this.ack(terminalId, seq, TapStatus.DUPLICATE, 'already received; counted once');
+    }
+    if (known !== undefined) {
+      m.tapsDuplicate.inc();
+      return this.ack(terminalId, seq, TapStatus.DUPLICATE, 'already received; counted once');
     }
     if (!this.o.bus.connected()) {
       m.ingestRefused.inc({ code: 'TF_BUS_UNAVAILABLE' });
@@ -254,25 +283,15 @@ export class IngestService {
       contentDigest: digest,
     };
     const sealed = seal(this.o.sealKey, encodeCredentials(c.credentials), eventId);
-    try {
-      const ack = await this.o.publisher.publish(subjects.tap(partition), encodeBusTap(ev, sealed), eventId);
-      if (ack.duplicate) {
-        // JetStream kept the first tap under this id; whether its content was the same, this
-        // process cannot tell (README: "Duplicates and reused seqs").
-        m.tapsDuplicate.inc();
-        return this.ack(terminalId, seq, TapStatus.DUPLICATE, 'already received; counted once');
-      }
-      this.seqs.remember(terminalId, seq, digest);
-      m.tapsPublished.inc();
-      return this.ack(terminalId, seq, TapStatus.ACCEPTED_DURABLE);
-    } catch (err) {
-      const e = toTapflowError(err, 'TF_BUS_UNAVAILABLE');
-      m.ingestRefused.inc({ code: e.code });
-      const status = e.code === 'TF_BUS_STREAM_FULL' ? TapStatus.OVERLOADED : TapStatus.UNAVAILABLE;
-      return this.ack(terminalId, seq, status, `${FailureCodes[e.code].grpc}: ${e.message}; retry with the same seq`);
-    } finally {
-      m.inflight.set(this.o.publisher.inflight);
-    }
+    const outcome = this.bundler.submit(partition, encodeBusTap(ev, sealed));
+    this.pendingTaps.set(eventId, { digest, outcome });
+    const r = await outcome;
+    this.pendingTaps.delete(eventId);
+    m.inflight.set(this.bundler.outstanding);
+    if (!r.ok) return this.refusedAck(terminalId, seq, r.error);
+    this.seqs.remember(terminalId, seq, digest);
+    m.tapsPublished.inc();
+    return this.ack(terminalId, seq, TapStatus.ACCEPTED_DURABLE);
   }
 
   /** The method implementations, for {@link serviceDefinition} (requests as wire.ts reads them). */
@@ -340,7 +359,7 @@ export class IngestService {
           write(this.ack(t.terminalId || terminal.id, t.seq, TapStatus.UNAVAILABLE, 'UNAVAILABLE: ingest is shutting down; retry on another connection'), t0);
           return;
         }
-        if (this.o.publisher.inflight >= this.o.maxInflight) {
+        if (this.bundler.outstanding >= this.o.maxInflight) {
           m.ingestRefused.inc({ code: 'TF_INGEST_OVERLOADED' });
           write(this.ack(t.terminalId || terminal.id, t.seq, TapStatus.OVERLOADED, 'RESOURCE_EXHAUSTED: too many taps in flight; retry with the same seq'), t0);
           return;
@@ -384,7 +403,7 @@ export class IngestService {
         }
         if (b.taps.length === 0) throw serviceError('TF_INGEST_INVALID', 'taps: empty batch');
         if (b.taps.length > this.o.batchMaxTaps) throw serviceError('TF_INGEST_INVALID', `taps: at most ${this.o.batchMaxTaps} per batch, got ${b.taps.length}`);
-        if (this.o.publisher.inflight + b.taps.length > this.o.maxInflight) {
+        if (this.bundler.outstanding + b.taps.length > this.o.maxInflight) {
           this.o.metrics.ingestRefused.inc({ code: 'TF_INGEST_OVERLOADED' });
           throw serviceError('TF_INGEST_OVERLOADED', 'too many taps in flight; retry the batch after a pause');
         }

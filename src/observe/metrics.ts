@@ -22,7 +22,8 @@ export function createMetrics() {
     tapsInvalid: new Counter({ name: 'tapflow_taps_invalid_total', help: 'Taps answered INVALID, by the offending field.', labelNames: ['field'], registers: [registry] }),
     ingestRefused: new Counter({ name: 'tapflow_ingest_refused_total', help: 'Taps or calls refused (overload, JetStream unavailable, auth), by failure code.', labelNames: ['code'], registers: [registry] }),
     clockSkew: new Counter({ name: 'tapflow_clock_skew_taps_total', help: 'Live taps whose device time is further from ingest time than TAPFLOW_CLOCK_SKEW_MS, by terminal region.', labelNames: ['region'], registers: [registry] }),
-    inflight: new Gauge({ name: 'tapflow_inflight_publishes', help: 'Publishes awaiting a JetStream PubAck.', registers: [registry] }),
+    inflight: new Gauge({ name: 'tapflow_inflight_publishes', help: 'Taps handed to the bundler and not yet answered (queued or awaiting a bundle\'s PubAck).', registers: [registry] }),
+    bundleTaps: new Histogram({ name: 'tapflow_bundle_taps', help: 'Taps per TapBundle published by ingest (group commit).', buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512], registers: [registry] }),
     ackLatency: new Histogram({ name: 'tapflow_ack_latency_seconds', help: 'From receiving a tap to sending its ack.', buckets: LATENCY_BUCKETS, registers: [registry] }),
     decisions: new Counter({ name: 'tapflow_decisions_total', help: 'Decisions by verdict and reason.', labelNames: ['verdict', 'reason', 'scene', 'region'], registers: [registry] }),
     claimDecisions: new Counter({ name: 'tapflow_claim_decisions_total', help: 'Medical claims decided by validators (card, hotlist, project list), by verdict, reason and treating region.', labelNames: ['verdict', 'reason', 'region'], registers: [registry] }),
@@ -38,6 +39,7 @@ export function createMetrics() {
     batchFailures: new Counter({ name: 'tapflow_batch_failures_total', help: 'Batches that failed as a whole and were redelivered or dead-lettered, by role and failure code.', labelNames: ['role', 'code'], registers: [registry] }),
     tapToStore: new Histogram({ name: 'tapflow_tap_to_store_latency_seconds', help: 'From ingest of a tap to its decision row stored in ClickHouse.', buckets: LATENCY_BUCKETS, registers: [registry] }),
     consumerPending: new Gauge({ name: 'tapflow_consumer_pending', help: 'Messages waiting for a consumer.', labelNames: ['role', 'stream'], registers: [registry] }),
+    partitionRestore: new Histogram({ name: 'tapflow_partition_restore_seconds', help: 'Time to restore a partition\'s state on acquiring it (checkpoint mark, changelog replay), by role.', labelNames: ['role'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60], registers: [registry] }),
     partitionsOwned: new Gauge({ name: 'tapflow_partitions_owned', help: 'Partitions this process owns, by role.', labelNames: ['role'], registers: [registry] }),
   };
   return m;

@@ -62,7 +62,7 @@ export function workerOptions(ctx: AppContext, role: string): Omit<PartitionWork
     log: ctx.log,
     maxDeliver: cfg.TAPFLOW_MAX_DELIVER,
     deadLetter: async (consumer, d) => {
-      await deadLetter(ctx.publisher, role, consumer, d.msg, d.error);
+      await deadLetter(ctx.publisher, role, consumer, d.msg, d.error, d.part);
       metrics.deadLetters.inc({ role, code: d.error.code });
     },
     onOwned: (n) => metrics.partitionsOwned.set({ role }, n),

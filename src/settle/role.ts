@@ -2,11 +2,13 @@
  * The settler role: prices and clears accepted events with the pure core (src/domain/settle),
  * per partition.
  *
- * Decisions (tapflow.decisions.<P>, partitioned by card token): accepted ones are priced against
- * the card's state (open journeys, month-to-date spend, the month's priced taps for late
- * re-rating); settlements with their ledger entries go to tapflow.settlements.<P>
- * (Nats-Msg-Id = settlement id), then the card state is written, then the batch is acked.
- * Periodically each owned partition closes journeys whose time limit passed (incomplete).
+ * Decision bundles (tapflow.decisions.<P>, partitioned by card token): accepted decisions are
+ * priced against their cards' states (open journeys, month-to-date spend, the month's priced taps
+ * for late re-rating); one SettlementBundle per input bundle, with the settlements' ledger entries
+ * and any risk flags, goes to tapflow.settlements.<P> (Nats-Msg-Id "s:<DECISIONS seq>"), then one
+ * changelog message holds the batch's states (src/bus/partition-state.ts), then the batch is
+ * acknowledged. Periodically each owned partition closes journeys whose time limit passed
+ * (incomplete) and checkpoints its state.
  *
  * Claim decisions (tapflow.claimdecisions.<P>, partitioned by person token; the validator of the
  * card's partition decided the card, hotlist and institution): an accepted claim is split
@@ -18,16 +20,19 @@
  * Every settlement's ledger is checked: debits must equal credits (metric
  * tapflow_ledger_imbalance_fen stays 0; an unbalanced one is counted and logged).
  */
+import { createHash } from 'node:crypto';
 import type { JsMsg } from '@nats-io/jetstream';
 import { partitionedWorker, type AppContext, type Role } from '../runtime/app.js';
-import { decodeClaimDecision, decodeDecision, encodeRiskFlag, encodeSettlement } from '../bus/codec.js';
+import { decodeClaimDecision, decodeDecision, encodeSettlementBundle, splitDecisionBundle } from '../bus/codec.js';
 import { answerDeadClaim, putClaimResult } from '../bus/claims-store.js';
 import { messageFailure } from '../bus/failures.js';
 import type { BatchOutcome, ConsumerSpec, DeadMessage } from '../bus/partitions.js';
-import { StateStore } from '../bus/state-store.js';
+import { OwnedStates } from '../bus/owned-states.js';
+import { jsonCodec } from '../bus/partition-state.js';
 import { Buckets, stateKeys, subjects } from '../bus/subjects.js';
 import { checkBalanced, loadSettlerData, settleClaim, settleDecision, sweepExpired, type CardSettleState, type PersonMedicalState } from '../domain/settle/index.js';
 import type { ClaimDecision, Decision, RiskFlag, Settlement } from '../domain/types.js';
+import { crashPoint } from '../runtime/crash-points.js';
 
 /** Rule id and version of the flag raised when a terminal's purse debit differs from the tariff. */
 export const PURSE_MISMATCH_RULE = { id: 'builtin:PURSE_MISMATCH', version: '1' } as const;
@@ -50,12 +55,27 @@ function purseMismatchFlag(d: Decision, debitedFen: number, tariffFen: number, n
 
 /** Person state shares the bucket with card state, under its own key prefix. */
 const personKey = stateKeys.person;
+const PERSON_PREFIX = personKey('');
+
+type SettlerValue = CardSettleState | PersonMedicalState;
 
 export async function createSettlerRole(ctx: AppContext): Promise<Role> {
   const { cfg, log, metrics, publisher, buckets } = ctx;
   const data = loadSettlerData(cfg.TAPFLOW_TARIFF_DIR);
-  const cards = new Map<number, StateStore<CardSettleState>>();
-  const persons = new Map<number, StateStore<PersonMedicalState>>();
+  // Card states (key: the card token) and person states ("person.<token>") of a partition share
+  // one changelog: the decisions and the claims consumers of a partition take turns.
+  const states = new OwnedStates<SettlerValue>({
+    role: 'settler',
+    bus: ctx.bus,
+    publisher,
+    kv: buckets.settlerState,
+    bucket: Buckets.SETTLER_STATE,
+    codec: jsonCodec<SettlerValue>(),
+    maxCachedPerPartition: Math.ceil(cfg.TAPFLOW_STATE_CACHE / cfg.TAPFLOW_PARTITIONS),
+    log,
+    metrics,
+  });
+  const lastCheckpoint = new Map<number, number>();
   let imbalance = 0;
 
   const account = (s: Settlement) => {
@@ -70,145 +90,176 @@ export async function createSettlerRole(ctx: AppContext): Promise<Role> {
     if (s.kind === 'FARE' || s.kind === 'ADJUSTMENT' || s.kind === 'ENTRY') metrics.fareFen.inc({ network: s.network || s.kind.toLowerCase(), region: s.terminalRegion }, Math.max(0, s.amountFen));
   };
 
-  const publishAll = (p: number, settlements: Settlement[]) =>
-    Promise.all(
-      settlements.map((s) => {
-        account(s);
-        return publisher.publish(subjects.settlement(p), encodeSettlement(s), s.settlementId);
-      }),
-    );
+  /** One SettlementBundle (when there is anything in it), with its message id. */
+  const publishBundle = (p: number, settlements: Settlement[], flags: RiskFlag[], msgId: string): Promise<unknown> | undefined => {
+    if (settlements.length === 0 && flags.length === 0) return undefined;
+    for (const s of settlements) account(s);
+    for (const f of flags) metrics.riskFlags.inc({ rule: f.ruleId, severity: f.severity });
+    return publisher.publish(subjects.settlement(p), encodeSettlementBundle(settlements, flags), msgId);
+  };
 
-  const handleDecisions = async (p: number, msgs: JsMsg[]): Promise<BatchOutcome> => {
-    const store = cards.get(p)!;
-    const dead: DeadMessage[] = [];
-    const decided: { msg: JsMsg; d: Decision }[] = [];
-    for (const m of msgs) {
-      try {
-        const d = decodeDecision(m.data);
-        if (d.verdict === 'ACCEPTED') decided.push({ msg: m, d });
-      } catch (err) {
-        dead.push({ msg: m, error: messageFailure(err, 'decode') });
+  /**
+   * Decision bundles of partition p: the accepted decisions are priced against their cards'
+   * states; one SettlementBundle per input bundle ("s:<DECISIONS seq>"), then the states.
+   */
+  const handleDecisions = (p: number, msgs: JsMsg[]): Promise<BatchOutcome> =>
+    states.run(p, async (state) => {
+      const dead: DeadMessage[] = [];
+      const inputs: { msg: JsMsg; decided: { d: Decision; raw: Uint8Array; i: number }[] }[] = [];
+      for (const m of msgs) {
+        let parts: Uint8Array[];
+        try {
+          parts = splitDecisionBundle(m.data).decisions;
+        } catch (err) {
+          dead.push({ msg: m, error: messageFailure(err, 'decode') });
+          continue;
+        }
+        const decided: (typeof inputs)[number]['decided'] = [];
+        parts.forEach((raw, i) => {
+          try {
+            const d = decodeDecision(raw);
+            if (d.verdict === 'ACCEPTED') decided.push({ d, raw, i });
+          } catch (err) {
+            dead.push({ msg: m, error: messageFailure(err, 'decode'), part: { name: `decision-${i}`, data: raw } });
+          }
+        });
+        if (decided.length > 0) inputs.push({ msg: m, decided });
       }
-    }
-    if (decided.length === 0) return { dead };
-    try {
-      await store.load(decided.map(({ d }) => d.cardToken));
+      if (inputs.length === 0) return { dead };
+      try {
+        await state.load(inputs.flatMap((x) => x.decided.map(({ d }) => d.cardToken)));
+        const now = Date.now();
+        const outputs: Promise<unknown>[] = [];
+        for (const { msg, decided } of inputs) {
+          const out: Settlement[] = [];
+          const flags: RiskFlag[] = [];
+          for (const { d, raw, i } of decided) {
+            let r: ReturnType<typeof settleDecision>;
+            try {
+              r = settleDecision(data, state.get(d.cardToken) as CardSettleState | undefined, d, now);
+            } catch (err) {
+              dead.push({ msg, error: messageFailure(err, 'process'), part: { name: `decision-${i}`, data: raw } });
+              continue;
+            }
+            state.set(d.cardToken, r.state);
+            out.push(...r.settlements);
+            for (const n of r.notices) {
+              // A terminal that debited a purse other than the tariff: flagged for the risk team.
+              if (n.kind === 'PURSE_MISMATCH') flags.push(purseMismatchFlag(d, n.debitedFen, n.tariffFen, now));
+            }
+          }
+          const published = publishBundle(p, out, flags, `s:${msg.seq}`);
+          if (published) outputs.push(published);
+        }
+        await Promise.all(outputs);
+        crashPoint('settler', 'after-outputs');
+        await state.commit();
+        crashPoint('settler', 'after-commit');
+      } catch (err) {
+        state.rollback();
+        throw err;
+      }
+      return { dead };
+    });
+
+  /**
+   * Claim decisions of partition p (the person's): split an accepted claim, record a refused one;
+   * the settlement ("s:c:<CLAIMS seq>"), then the answer in the claims bucket, then the states.
+   */
+  const handleClaims = (p: number, msgs: JsMsg[]): Promise<BatchOutcome> =>
+    states.run(p, async (state) => {
+      const dead: DeadMessage[] = [];
+      const claims: { msg: JsMsg; c: ClaimDecision }[] = [];
+      for (const m of msgs) {
+        try {
+          claims.push({ msg: m, c: decodeClaimDecision(m.data) });
+        } catch (err) {
+          dead.push({ msg: m, error: messageFailure(err, 'decode') });
+        }
+      }
+      if (claims.length === 0) return { dead };
+      try {
+        await state.load(claims.map(({ c }) => personKey(c.personToken)));
+        const out: { c: ClaimDecision; s: Settlement }[] = [];
+        const now = Date.now();
+        const outputs: Promise<unknown>[] = [];
+        for (const { msg, c } of claims) {
+          let r: ReturnType<typeof settleClaim>;
+          try {
+            const refused = c.verdict === 'ACCEPTED' ? undefined : { reason: c.reason, trace: c.trace };
+            r = settleClaim(data, state.get(personKey(c.personToken)) as PersonMedicalState | undefined, c, now, refused);
+          } catch (err) {
+            dead.push({ msg, error: messageFailure(err, 'process') });
+            continue;
+          }
+          state.set(personKey(c.personToken), r.state);
+          const settlement = { ...r.settlement, personToken: c.personToken };
+          out.push({ c, s: settlement });
+          outputs.push(publishBundle(p, [settlement], [], `s:c:${msg.seq}`)!);
+        }
+        await Promise.all(outputs);
+        // Results for GetClaim (kept with the submitting terminal: only it may read the claim), then
+        // the answer to a waiting SettleClaim.
+        await Promise.all(out.map(({ c, s }) => putClaimResult(buckets.claims, ctx.bus.nc, c.claimKey, c.terminalId, s.claim!)));
+        await state.commit();
+      } catch (err) {
+        state.rollback();
+        throw err;
+      }
+      return { dead };
+    });
+
+  /**
+   * Between batches: close the journeys whose time limit passed (among the partition's cards in
+   * memory), and checkpoint the partition's state every TAPFLOW_CHECKPOINT_INTERVAL_MS.
+   */
+  const tick = async (p: number) => {
+    await states.run(p, async (state) => {
+      const now = Date.now();
       const out: Settlement[] = [];
-      const now = Date.now();
-      const flags: RiskFlag[] = [];
-      for (const { msg, d } of decided) {
-        let r: ReturnType<typeof settleDecision>;
-        try {
-          r = settleDecision(data, store.get(d.cardToken), d, now);
-        } catch (err) {
-          dead.push({ msg, error: messageFailure(err, 'process') });
-          continue;
-        }
-        store.set(d.cardToken, r.state);
-        out.push(...r.settlements);
-        for (const n of r.notices) {
-          // A terminal that debited a purse other than the tariff: flagged for the risk team.
-          if (n.kind === 'PURSE_MISMATCH') flags.push(purseMismatchFlag(d, n.debitedFen, n.tariffFen, now));
+      for (const [key, value] of state.entries()) {
+        if (key.startsWith(PERSON_PREFIX)) continue;
+        const r = sweepExpired(data, value as CardSettleState, now);
+        if (r.settlements.length > 0) {
+          state.set(key, r.state);
+          out.push(...r.settlements);
         }
       }
-      await Promise.all([
-        publishAll(p, out),
-        ...flags.map((f) => {
-          metrics.riskFlags.inc({ rule: f.ruleId, severity: f.severity });
-          return publisher.publish(subjects.risk(p), encodeRiskFlag(f), f.flagId);
-        }),
-      ]);
-      await store.flush();
-    } catch (err) {
-      store.clear();
-      throw err;
-    }
-    return { dead };
-  };
-
-  const handleClaims = async (p: number, msgs: JsMsg[]): Promise<BatchOutcome> => {
-    const store = persons.get(p)!;
-    const dead: DeadMessage[] = [];
-    const claims: { msg: JsMsg; c: ClaimDecision }[] = [];
-    for (const m of msgs) {
+      if (out.length === 0) return;
       try {
-        claims.push({ msg: m, c: decodeClaimDecision(m.data) });
+        // The same expired journeys give the same settlement ids: a sweep redone after a failure
+        // publishes a copy JetStream drops.
+        const id = createHash('sha256').update(out.map((s) => s.settlementId).join('\n')).digest('hex').slice(0, 32);
+        await publishBundle(p, out, [], `s:w:${p}:${id}`);
+        await state.commit();
       } catch (err) {
-        dead.push({ msg: m, error: messageFailure(err, 'decode') });
+        state.rollback();
+        throw err;
       }
+    });
+    if (Date.now() - (lastCheckpoint.get(p) ?? 0) >= cfg.TAPFLOW_CHECKPOINT_INTERVAL_MS) {
+      await states.checkpoint(p);
+      lastCheckpoint.set(p, Date.now());
     }
-    if (claims.length === 0) return { dead };
-    try {
-      await store.load(claims.map(({ c }) => personKey(c.personToken)));
-      const out: { c: ClaimDecision; s: Settlement }[] = [];
-      const now = Date.now();
-      for (const { msg, c } of claims) {
-        let r: ReturnType<typeof settleClaim>;
-        try {
-          const refused = c.verdict === 'ACCEPTED' ? undefined : { reason: c.reason, trace: c.trace };
-          r = settleClaim(data, store.get(personKey(c.personToken)), c, now, refused);
-        } catch (err) {
-          dead.push({ msg, error: messageFailure(err, 'process') });
-          continue;
-        }
-        store.set(personKey(c.personToken), r.state);
-        out.push({ c, s: { ...r.settlement, personToken: c.personToken } });
-      }
-      await publishAll(
-        p,
-        out.map((o) => o.s),
-      );
-      // Results for GetClaim (kept with the submitting terminal: only it may read the claim), then
-      // the answer to a waiting SettleClaim.
-      await Promise.all(out.map(({ c, s }) => putClaimResult(buckets.claims, ctx.bus.nc, c.claimKey, c.terminalId, s.claim!)));
-      await store.flush();
-    } catch (err) {
-      store.clear();
-      throw err;
-    }
-    return { dead };
   };
 
+  const isClaims = (durable: string) => durable.startsWith('settler-claims-');
   const worker = partitionedWorker(ctx, 'settler', {
     consumers: (p): ConsumerSpec[] => [
       { stream: 'DECISIONS', durable: `settler-p${p}` },
       { stream: 'CLAIMS', durable: `settler-claims-p${p}`, batch: 64, expiresMs: 100 },
     ],
     onAcquire: (p) => {
-      cards.set(p, new StateStore<CardSettleState>(buckets.settlerState, Buckets.SETTLER_STATE, publisher));
-      persons.set(p, new StateStore<PersonMedicalState>(buckets.settlerState, Buckets.SETTLER_STATE, publisher));
+      states.acquire(p);
+      lastCheckpoint.set(p, Date.now());
     },
-    onRelease: (p) => {
-      cards.delete(p);
-      persons.delete(p);
-    },
-    handle: (p, spec, msgs) => (spec.durable.startsWith('settler-claims-') ? handleClaims(p, msgs) : handleDecisions(p, msgs)),
+    onRelease: (p, graceful) => states.release(p, graceful),
+    handle: (p, spec, msgs) => (isClaims(spec.durable) ? handleClaims(p, msgs) : handleDecisions(p, msgs)),
     onDeadLetter: async (_p, spec, dead) => {
-      if (spec.durable.startsWith('settler-claims-')) await answerDeadClaim(ctx.buckets.claims, ctx.bus.nc, dead, ctx.log);
+      if (isClaims(spec.durable)) await answerDeadClaim(ctx.buckets.claims, ctx.bus.nc, dead, ctx.log);
     },
-    tickMs: 5000,
-    tick: async (p) => {
-      // Close journeys whose time limit passed, among the cards this partition has in memory.
-      const store = cards.get(p);
-      if (!store) return;
-      const now = Date.now();
-      const out: Settlement[] = [];
-      for (const [token, state] of store.entries()) {
-        const r = sweepExpired(data, state, now);
-        if (r.settlements.length > 0) {
-          store.set(token, r.state);
-          out.push(...r.settlements);
-        }
-      }
-      if (out.length === 0) return;
-      try {
-        await publishAll(p, out);
-        await store.flush();
-      } catch (err) {
-        store.clear();
-        throw err;
-      }
-    },
+    tickMs: Math.min(5000, cfg.TAPFLOW_CHECKPOINT_INTERVAL_MS),
+    tick,
   });
   await worker.start();
   return { name: 'settler', ready: () => ctx.bus.connected(), stop: () => worker.stop() };

@@ -10,7 +10,7 @@
  */
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Bus } from '../bus/connection.js';
-import { decodeDecision, decodeRiskFlag, decodeSettlement } from '../bus/codec.js';
+import { decodeDecision, decodeRiskFlag, decodeSettlement, splitDecisionBundle, splitSettlementBundle } from '../bus/codec.js';
 import { messageFailure } from '../bus/failures.js';
 import { PartitionWorker, type ConsumerSpec, type DeadMessage, type PartitionWorkerOptions } from '../bus/partitions.js';
 import { Streams } from '../bus/subjects.js';
@@ -19,14 +19,31 @@ import type { Metrics } from '../observe/metrics.js';
 import { TapflowError } from '../domain/reasons.js';
 import { join } from 'node:path';
 import { workerOptions, type AppContext, type Role } from '../runtime/app.js';
-import { clearingReport, venueEntries, decisionRow, highWaterMarks, ledgerBalance, migrate, openStore, riskFlagRow, settlementRows, summary, todayInShanghai, type ClickHouseEngine, type StoreTable } from '../store/mod.js';
+import {
+  clearingReport,
+  venueEntries,
+  decisionRow,
+  highWaterMarks,
+  ledgerBalance,
+  markKey,
+  migrate,
+  openStore,
+  riskFlagRow,
+  settlementRows,
+  summary,
+  todayInShanghai,
+  type ClickHouseEngine,
+  type SourceStream,
+  type StoreTable,
+} from '../store/mod.js';
 
 export interface SinkOptions {
   bus: Bus;
   engine: ClickHouseEngine;
   /** Leases, failure bound, dead letters and metrics shared with the other roles. */
   worker: Omit<PartitionWorkerOptions, 'partitions' | 'batch' | 'handler'>;
-  maxRows: number;
+  /** Most messages (bundles) gathered before an insert. */
+  maxMessages: number;
   flushMs: number;
   metrics: Metrics;
   log: Logger;
@@ -40,24 +57,26 @@ const CONSUMERS: ConsumerSpec[] = [
 
 /** The tables each stream feeds. */
 const STREAM_TABLES: Record<string, StoreTable[]> = {
-  DECISIONS: ['decisions'],
-  SETTLEMENTS: ['settlements', 'ledger', 'claims'],
+  DECISIONS: ['decisions', 'risk_flags'],
+  SETTLEMENTS: ['settlements', 'ledger', 'claims', 'risk_flags'],
   RISK: ['risk_flags'],
 };
 
 export class SinkRole {
-  private marks?: Record<StoreTable, number>;
+  /** High-water marks by (table, source stream): src/store/queries.ts markKey. */
+  private marks?: Record<string, number>;
   /** Per stream: every message at or below it is stored. */
   private cursors = new Map<string, number>();
   private readonly worker: PartitionWorker;
   private lastInsertOk = true;
 
   constructor(private readonly o: SinkOptions) {
-    const consumers = CONSUMERS.map((c) => ({ ...c, batch: o.maxRows, expiresMs: o.flushMs }));
+    // Messages are bundles (many rows each): a batch is bounded in messages and in bytes.
+    const consumers = CONSUMERS.map((c) => ({ ...c, batch: o.maxMessages, expiresMs: o.flushMs }));
     this.worker = new PartitionWorker({
       ...o.worker,
       partitions: 1,
-      batch: o.maxRows,
+      batch: o.maxMessages,
       handler: {
         consumers: () => consumers,
         onAcquire: async () => {
@@ -92,7 +111,7 @@ export class SinkRole {
   private async inOrder(spec: ConsumerSpec, msgs: JsMsg[]): Promise<{ take: JsMsg[]; later: JsMsg[] }> {
     const marks = this.marks!;
     const stream = spec.stream;
-    let cursor = this.cursors.get(stream) ?? Math.min(...STREAM_TABLES[stream]!.map((t) => marks[t]));
+    let cursor = this.cursors.get(stream) ?? Math.min(...STREAM_TABLES[stream]!.map((t) => marks[markKey(t, stream as SourceStream)] ?? 0));
     const sorted = [...msgs].sort((a, b) => a.seq - b.seq);
     const take: JsMsg[] = [];
     let i = 0;
@@ -123,38 +142,49 @@ export class SinkRole {
     if (later.length > 0) this.o.log.debug({ stream: spec.stream, waitingFor: (this.cursors.get(spec.stream) ?? 0) + 1, held: later.length }, 'sink: gap in the stream; holding later messages');
     if (msgs.length === 0) return { nak: later, dead: [] };
     const { engine, metrics } = this.o;
+    const stream = spec.stream as SourceStream;
     const rows: Partial<Record<StoreTable, Record<string, unknown>[]>> = {};
     const push = (t: StoreTable, seq: number, r: object) => {
-      if (seq > marks[t]) (rows[t] ??= []).push(r as Record<string, unknown>);
+      if (seq > (marks[markKey(t, stream)] ?? 0)) (rows[t] ??= []).push(r as Record<string, unknown>);
     };
     const ingestTimes: number[] = [];
     const dead: DeadMessage[] = [];
+    /** Maps each part of a bundle; a part that cannot be stored is dead-lettered alone. */
+    const eachPart = (m: JsMsg, kind: string, parts: Uint8Array[], map: (raw: Uint8Array) => void) =>
+      parts.forEach((raw, i) => {
+        try {
+          map(raw);
+        } catch (err) {
+          dead.push({ msg: m, error: messageFailure(err, 'process'), part: { name: `${kind}-${i}`, data: raw } });
+        }
+      });
+    const flag = (m: JsMsg) => (raw: Uint8Array) => push('risk_flags', m.seq, riskFlagRow(decodeRiskFlag(raw), m.seq, stream));
     for (const m of msgs) {
-      // Rows of one message are mapped together: a message that cannot be stored whole is
-      // dead-lettered whole, and the others are stored.
-      let phase: 'decode' | 'process' = 'decode';
       try {
-        if (spec.stream === 'DECISIONS') {
-          const d = decodeDecision(m.data);
-          phase = 'process';
-          const row = decisionRow(d, m.seq);
-          push('decisions', m.seq, row);
-          if (m.seq > marks.decisions) ingestTimes.push(d.ingestTime);
-        } else if (spec.stream === 'SETTLEMENTS') {
-          const settlement = decodeSettlement(m.data);
-          phase = 'process';
-          const s = settlementRows(settlement, m.seq, { personToken: settlement.personToken });
-          // A rejected claim moved no money: it is a row of `claims` only, no settlement.
-          if (s.claim?.status !== 'REJECTED') push('settlements', m.seq, s.settlement);
-          for (const l of s.ledger) push('ledger', m.seq, l);
-          if (s.claim) push('claims', m.seq, s.claim);
+        if (stream === 'DECISIONS') {
+          const b = splitDecisionBundle(m.data);
+          eachPart(m, 'decision', b.decisions, (raw) => {
+            const d = decodeDecision(raw);
+            push('decisions', m.seq, decisionRow(d, m.seq));
+            if (m.seq > (marks[markKey('decisions', stream)] ?? 0)) ingestTimes.push(d.ingestTime);
+          });
+          eachPart(m, 'flag', b.flags, flag(m));
+        } else if (stream === 'SETTLEMENTS') {
+          const b = splitSettlementBundle(m.data);
+          eachPart(m, 'settlement', b.settlements, (raw) => {
+            const settlement = decodeSettlement(raw);
+            const s = settlementRows(settlement, m.seq, { personToken: settlement.personToken });
+            // A rejected claim moved no money: it is a row of `claims` only, no settlement.
+            if (s.claim?.status !== 'REJECTED') push('settlements', m.seq, s.settlement);
+            for (const l of s.ledger) push('ledger', m.seq, l);
+            if (s.claim) push('claims', m.seq, s.claim);
+          });
+          eachPart(m, 'flag', b.flags, flag(m));
         } else {
-          const f = decodeRiskFlag(m.data);
-          phase = 'process';
-          push('risk_flags', m.seq, riskFlagRow(f, m.seq));
+          flag(m)(m.data);
         }
       } catch (err) {
-        dead.push({ msg: m, error: messageFailure(err, phase) });
+        dead.push({ msg: m, error: messageFailure(err, 'decode') });
       }
     }
     const first = msgs[0]!.seq;
@@ -163,8 +193,8 @@ export class SinkRole {
     try {
       for (const [table, r] of Object.entries(rows) as [StoreTable, Record<string, unknown>[]][]) {
         // The token drops a retry of an insert that did commit although it reported an error.
-        await engine.insert(table, r, { dedupToken: `${table}:${first}-${last}:${r.length}` });
-        marks[table] = Math.max(marks[table], last);
+        await engine.insert(table, r, { dedupToken: `${table}:${stream}:${first}-${last}:${r.length}` });
+        marks[markKey(table, stream)] = Math.max(marks[markKey(table, stream)] ?? 0, last);
         metrics.storedRows.inc({ table }, r.length);
       }
       this.lastInsertOk = true;
@@ -192,7 +222,7 @@ export async function createSinkRole(ctx: AppContext): Promise<Role> {
     bus: ctx.bus,
     engine,
     worker: workerOptions(ctx, 'sink'),
-    maxRows: cfg.TAPFLOW_SINK_MAX_ROWS,
+    maxMessages: cfg.TAPFLOW_CONSUMER_BATCH,
     flushMs: cfg.TAPFLOW_SINK_FLUSH_MS,
     metrics: ctx.metrics,
     log,

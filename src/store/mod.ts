@@ -10,5 +10,5 @@ export { StoreConfigError, type StoreConfigErrorCode } from './errors.js';
 export { migrate, loadMigrations, splitStatements, MIGRATIONS_DIR, type Migration } from './migrate.js';
 export { decisionRow, settlementRows, riskFlagRow, dateTime64 } from './rows.js';
 export type { DecisionRow, SettlementRow, LedgerRow, ClaimRow, RiskFlagRow, SettlementRows } from './rows.js';
-export { highWaterMarks, summary, regionParts, clearingReport, ledgerBalance, venueEntries, TABLE_SOURCE_STREAMS } from './queries.js';
-export type { StoreTable, StoreSummary, SummaryFilter, RegionPart, ClearingReport, ClearingOptions, AccountTotal, LedgerBalance, VenueHourEntries } from './queries.js';
+export { highWaterMarks, markKey, summary, regionParts, clearingReport, ledgerBalance, venueEntries, TABLE_SOURCE_STREAMS } from './queries.js';
+export type { StoreTable, SourceStream, StoreSummary, SummaryFilter, RegionPart, ClearingReport, ClearingOptions, AccountTotal, LedgerBalance, VenueHourEntries } from './queries.js';

@@ -7,31 +7,44 @@ import { Regions, type Region } from '../domain/types.js';
 import type { ClickHouseEngine } from './engine.js';
 
 /**
- * The JetStream stream each table's `stream_seq` comes from: exactly one per table, so the
- * table's max(stream_seq) is a high-water mark in that stream.
+ * The JetStream streams each table's rows come from. A table fed by one stream has one high-water
+ * mark, max(stream_seq); risk_flags, fed by three, has one per stream (its `source_stream`).
  */
 export const TABLE_SOURCE_STREAMS = {
-  decisions: 'DECISIONS',
-  settlements: 'SETTLEMENTS',
-  ledger: 'SETTLEMENTS',
-  claims: 'SETTLEMENTS',
-  risk_flags: 'RISK',
+  decisions: ['DECISIONS'],
+  settlements: ['SETTLEMENTS'],
+  ledger: ['SETTLEMENTS'],
+  claims: ['SETTLEMENTS'],
+  risk_flags: ['DECISIONS', 'SETTLEMENTS', 'RISK'],
 } as const;
 
 export type StoreTable = keyof typeof TABLE_SOURCE_STREAMS;
+export type SourceStream = (typeof TABLE_SOURCE_STREAMS)[StoreTable][number];
+
+/** The key of a (table, source stream) high-water mark, e.g. "risk_flags:DECISIONS". */
+export function markKey(table: StoreTable, stream: SourceStream): string {
+  return `${table}:${stream}`;
+}
 
 /**
- * max(stream_seq) of every table fed by a stream, 0 for an empty table. The sink skips a
- * redelivered message whose sequence is at or below its table's mark, per table, so a message
- * whose settlement row was stored but whose ledger rows were not gets only its ledger rows.
+ * max(stream_seq) of every (table, source stream), 0 when none, keyed by {@link markKey}. The
+ * sink skips a redelivered message whose sequence is at or below its mark, per table, so a message
+ * whose settlement rows were stored but whose ledger rows were not gets only its ledger rows.
  * Cost: one scan of the stream_seq column per table — meant for start-up, not per batch.
  */
-export async function highWaterMarks(engine: ClickHouseEngine): Promise<Record<StoreTable, number>> {
+export async function highWaterMarks(engine: ClickHouseEngine): Promise<Record<string, number>> {
   const tables = Object.keys(TABLE_SOURCE_STREAMS) as StoreTable[];
-  const sql = tables.map((t) => `SELECT '${t}' AS table_name, max(stream_seq) AS hwm FROM ${t}`).join('\nUNION ALL\n');
-  const rows = await engine.query<{ table_name: StoreTable; hwm: number }>(sql);
-  const marks = Object.fromEntries(tables.map((t) => [t, 0])) as Record<StoreTable, number>;
-  for (const r of rows) marks[r.table_name] = Number(r.hwm);
+  const sql = tables
+    .map((t) =>
+      TABLE_SOURCE_STREAMS[t].length === 1
+        ? `SELECT '${markKey(t, TABLE_SOURCE_STREAMS[t][0])}' AS mark, max(stream_seq) AS hwm FROM ${t}`
+        : `SELECT concat('${t}:', source_stream) AS mark, max(stream_seq) AS hwm FROM ${t} GROUP BY source_stream`,
+    )
+    .join('\nUNION ALL\n');
+  const rows = await engine.query<{ mark: string; hwm: number }>(sql);
+  const marks: Record<string, number> = {};
+  for (const t of tables) for (const s of TABLE_SOURCE_STREAMS[t]) marks[markKey(t, s)] = 0;
+  for (const r of rows) marks[r.mark] = Number(r.hwm);
   return marks;
 }
 

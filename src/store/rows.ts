@@ -274,10 +274,11 @@ export type RiskFlagRow = {
   flag_time: string;
   region: string;
   stream_seq: number;
+  source_stream: string;
 };
 
-/** Maps a risk flag (from the RISK stream message `streamSeq`). */
-export function riskFlagRow(f: RiskFlag, streamSeq: number): RiskFlagRow {
+/** Maps a risk flag of the message `streamSeq` of stream `sourceStream` (its own, or a bundle). */
+export function riskFlagRow(f: RiskFlag, streamSeq: number, sourceStream: 'DECISIONS' | 'SETTLEMENTS' | 'RISK' = 'RISK'): RiskFlagRow {
   return {
     flag_id: f.flagId,
     event_id: f.eventId,
@@ -291,5 +292,6 @@ export function riskFlagRow(f: RiskFlag, streamSeq: number): RiskFlagRow {
     flag_time: dateTime64(f.flagTime, 'flagTime'),
     region: f.region,
     stream_seq: seqOf(streamSeq),
+    source_stream: sourceStream,
   };
 }

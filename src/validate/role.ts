@@ -3,29 +3,46 @@
  * every medical claim (card, hotlist, institution on the project list) with the pure core
  * (src/domain/validate), per partition of card tokens.
  *
- * Per batch of a partition, in stream order: decode, load the cards' state from KV (cached while
- * the partition is owned), decide, publish each decision to tapflow.decisions.<P> (a claim's to
- * tapflow.claimdecisions.<Q>, Q the person's partition) and each risk flag to tapflow.risk.<P>
- * (Nats-Msg-Id = event id / flag id), then write the cards' state (compare-and-set), then
- * acknowledge. A redelivered tap whose decision is already recorded in its card's state
- * produces nothing new (its outputs were published before the state was written). Taps and
- * claims of a partition take turns: they share the cards' state.
+ * Taps come in bundles (tapflow.taps.<P>, one TapBundle per ingest publish). Per batch of a
+ * partition, in stream order: decode the bundles, read the cards not in memory from the
+ * partition's state, decide; publish one DecisionBundle per input bundle on
+ * tapflow.decisions.<P> (its decisions and risk flags; Nats-Msg-Id "v:<TAPS seq>"); then one
+ * changelog message with the batch's card states (src/bus/partition-state.ts); then acknowledge.
+ * A tap already applied by its card's state (a redelivery, or a terminal's re-send in another
+ * bundle) produces nothing new: its decision was published before the state that records it.
+ *
+ * Claims (tapflow.claims.<P>, one per message) are decided against the same card states and their
+ * decisions go to tapflow.claimdecisions.<Q> (Q the person's partition). Taps and claims of a
+ * partition take turns: they share its state.
  *
  * The same process also runs the risk-window rules keyed by terminal, venue or institution,
- * which need every partition's decisions: a single owner (lease) consumes all decisions.
+ * which need every partition's decisions: a single owner (lease) consumes all decision bundles.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JsMsg } from '@nats-io/jetstream';
 import { partitionedWorker, workerOptions, type AppContext, type Role } from '../runtime/app.js';
-import { decodeBusClaim, decodeBusTap, decodeCredentials, decodeDecision, encodeClaimDecision, encodeDecision, encodeRiskFlag } from '../bus/codec.js';
+import {
+  decodeBusClaim,
+  decodeBusTap,
+  decodeCredentials,
+  decodeDecision,
+  encodeClaimDecision,
+  encodeDecisionBundle,
+  encodeRiskFlag,
+  splitDecisionBundle,
+  splitTapBundle,
+} from '../bus/codec.js';
 import { answerDeadClaim } from '../bus/claims-store.js';
 import { messageFailure } from '../bus/failures.js';
+import { OwnedStates } from '../bus/owned-states.js';
+import { jsonCodec } from '../bus/partition-state.js';
 import { PartitionWorker, type BatchOutcome, type DeadMessage } from '../bus/partitions.js';
 import { StateStore } from '../bus/state-store.js';
 import { Buckets, subjects } from '../bus/subjects.js';
 import { unseal } from '../domain/card/seal.js';
+import { crashPoint } from '../runtime/crash-points.js';
 import { loadVenueDirectory } from '../domain/network/index.js';
 import {
   DEFAULT_VALIDATOR_SETTINGS,
@@ -35,13 +52,11 @@ import {
   decideTap,
   parseProjectList,
   type CardValidationState,
-  type ClaimVerdict,
-  type TapDecision,
   type ValidatorData,
 } from '../domain/validate/index.js';
 import { observeSeries, windowKeysFor, type WindowSeries } from '../domain/validate/risk-windows.js';
 import { parseDataText } from '../domain/validate/data-format.js';
-import type { CardCredentials, ClaimSubmission, Decision, RiskFlag, TapEvent } from '../domain/types.js';
+import type { CardCredentials, Decision, RiskFlag, TapEvent } from '../domain/types.js';
 import { LiveValidatorData, getProjectListDoc, listRiskRules, putProjectList, putRiskRule } from './data-store.js';
 import { loadTrust } from './trust.js';
 
@@ -69,16 +84,6 @@ async function seedDefaults(ctx: AppContext): Promise<void> {
   }
 }
 
-/** Runs one task at a time per partition: the taps and claims of a partition share its card states. */
-class PartitionLocks {
-  private readonly tails = new Map<number, Promise<unknown>>();
-  run<T>(p: number, fn: () => Promise<T>): Promise<T> {
-    const next = (this.tails.get(p) ?? Promise.resolve()).then(fn, fn);
-    this.tails.set(p, next.catch(() => undefined));
-    return next;
-  }
-}
-
 export async function createValidatorRole(ctx: AppContext): Promise<Role> {
   const { cfg, log, metrics, publisher, buckets } = ctx;
   await seedDefaults(ctx);
@@ -87,9 +92,18 @@ export async function createValidatorRole(ctx: AppContext): Promise<Role> {
   const trust = loadTrust(cfg);
   const venues = loadVenueDirectory(cfg.TAPFLOW_TARIFF_DIR);
   const settings = DEFAULT_VALIDATOR_SETTINGS;
-  const stores = new Map<number, StateStore<CardValidationState>>();
-  const locks = new PartitionLocks();
   const sealKey = ctx.keys.sealKey;
+  const states = new OwnedStates<CardValidationState>({
+    role: 'validator',
+    bus: ctx.bus,
+    publisher,
+    kv: buckets.validatorState,
+    bucket: Buckets.VALIDATOR_STATE,
+    codec: jsonCodec<CardValidationState>(),
+    maxCachedPerPartition: Math.ceil(cfg.TAPFLOW_STATE_CACHE / cfg.TAPFLOW_PARTITIONS),
+    log,
+    metrics,
+  });
 
   const data = (): ValidatorData => ({
     projectList: live.projectList ?? EMPTY_PROJECTS,
@@ -100,112 +114,128 @@ export async function createValidatorRole(ctx: AppContext): Promise<Role> {
     settings,
   });
 
-  const storeOf = (p: number): StateStore<CardValidationState> => {
-    const store = stores.get(p);
-    if (!store) throw new Error(`partition ${p} is not owned`);
-    return store;
-  };
-
-  const publishFlags = (p: number, flags: RiskFlag[], pubs: Promise<unknown>[]) => {
-    for (const f of flags) {
-      pubs.push(publisher.publish(subjects.risk(p), encodeRiskFlag(f), f.flagId));
-      metrics.riskFlags.inc({ rule: f.ruleId, severity: f.severity });
-    }
+  const countFlags = (flags: RiskFlag[]) => {
+    for (const f of flags) metrics.riskFlags.inc({ rule: f.ruleId, severity: f.severity });
   };
 
   /**
-   * One batch of a partition, in stream order: decode each message (with its sealed credentials),
-   * load the cards' state, decide each event, publish what it produced, write the cards' state;
-   * then the worker acknowledges. A message that cannot be decoded or decided is returned dead.
+   * Tap bundles of partition p: one DecisionBundle per input bundle, then the cards' state. A tap
+   * that cannot be decoded or decided is dead-lettered alone; the rest of its bundle goes on.
    */
-  async function decideBatch<E extends { cardToken: string }, R extends { state: CardValidationState }>(
-    p: number,
-    msgs: JsMsg[],
-    how: {
-      decode(data: Uint8Array): { event: E; sealedCard: Uint8Array; aad: string };
-      decide(d: ValidatorData, prev: CardValidationState | undefined, event: E, creds: CardCredentials | undefined, now: number): R;
-      /** Publishes what a decision produced (pushes the publishes); false: nothing to record. */
-      publish(r: R, event: E, prev: CardValidationState | undefined, pubs: Promise<unknown>[]): boolean;
-    },
-  ): Promise<BatchOutcome> {
-    const store = storeOf(p);
-    const dead: DeadMessage[] = [];
-    const events: { msg: JsMsg; event: E; creds: CardCredentials | undefined }[] = [];
-    for (const m of msgs) {
-      try {
-        const { event, sealedCard, aad } = how.decode(m.data);
-        const opened = unseal(sealKey, sealedCard, aad);
-        events.push({ msg: m, event, creds: opened ? decodeCredentials(opened) : undefined });
-      } catch (err) {
-        dead.push({ msg: m, error: messageFailure(err, 'decode') });
-      }
-    }
-    try {
-      await store.load(events.map((e) => e.event.cardToken));
-      const d = data();
-      const pubs: Promise<unknown>[] = [];
-      const now = Date.now();
-      for (const { msg, event, creds } of events) {
-        const prev = store.get(event.cardToken);
-        let r: R;
+  const handleTaps = (p: number, msgs: JsMsg[]): Promise<BatchOutcome> =>
+    states.run(p, async (state) => {
+      const dead: DeadMessage[] = [];
+      const inputs: { msg: JsMsg; taps: { tap: TapEvent; creds: CardCredentials | undefined; raw: Uint8Array; i: number }[] }[] = [];
+      for (const m of msgs) {
+        let parts: Uint8Array[];
         try {
-          r = how.decide(d, prev, event, creds, now);
+          parts = splitTapBundle(m.data);
         } catch (err) {
-          dead.push({ msg, error: messageFailure(err, 'process') });
+          dead.push({ msg: m, error: messageFailure(err, 'decode') });
           continue;
         }
-        if (how.publish(r, event, prev, pubs)) store.set(event.cardToken, r.state);
+        const taps: (typeof inputs)[number]['taps'] = [];
+        parts.forEach((raw, i) => {
+          try {
+            const { tap, sealedCard } = decodeBusTap(raw);
+            const opened = unseal(sealKey, sealedCard, tap.eventId);
+            taps.push({ tap, creds: opened ? decodeCredentials(opened) : undefined, raw, i });
+          } catch (err) {
+            dead.push({ msg: m, error: messageFailure(err, 'decode'), part: { name: `tap-${i}`, data: raw } });
+          }
+        });
+        inputs.push({ msg: m, taps });
       }
-      await Promise.all(pubs);
-      await store.flush();
-    } catch (err) {
-      store.clear();
-      throw err;
-    }
-    return { dead };
-  }
-
-  /** Taps: decisions to tapflow.decisions.<P> and flags to tapflow.risk.<P>. */
-  const handleTaps = (p: number, msgs: JsMsg[]) =>
-    decideBatch<TapEvent, TapDecision>(p, msgs, {
-      decode: (bytes) => {
-        const { tap, sealedCard } = decodeBusTap(bytes);
-        return { event: tap, sealedCard, aad: tap.eventId };
-      },
-      decide: decideTap,
-      publish: (r, tap, prev, pubs) => {
-        if (r.seqReused) {
-          // The first tap under this event id counts; the terminal is flagged.
-          metrics.seqReused.inc({ stage: 'validator' });
-          publishFlags(p, [r.seqReused], pubs);
-          return false;
+      try {
+        await state.load(inputs.flatMap((x) => x.taps.map((t) => t.tap.cardToken)));
+        const d = data();
+        const now = Date.now();
+        const outputs: Promise<unknown>[] = [];
+        for (const { msg, taps } of inputs) {
+          const decisions: Decision[] = [];
+          const flags: RiskFlag[] = [];
+          for (const { tap, creds, raw, i } of taps) {
+            let r;
+            try {
+              r = decideTap(d, state.get(tap.cardToken), tap, creds, now);
+            } catch (err) {
+              dead.push({ msg, error: messageFailure(err, 'process'), part: { name: `tap-${i}`, data: raw } });
+              continue;
+            }
+            if (r.already) {
+              // Applied before: nothing new — unless the terminal reused the seq for another tap.
+              if (r.seqReused) {
+                metrics.seqReused.inc({ stage: 'validator' });
+                flags.push(r.seqReused);
+              }
+              continue;
+            }
+            state.set(tap.cardToken, r.state);
+            decisions.push(r.decision);
+            flags.push(...r.flags);
+            metrics.decisions.inc({ verdict: r.decision.verdict, reason: r.decision.reason, scene: tap.scene, region: tap.terminalRegion });
+          }
+          if (decisions.length === 0 && flags.length === 0) continue;
+          countFlags(flags);
+          outputs.push(publisher.publish(subjects.decision(p), encodeDecisionBundle(decisions, flags), `v:${msg.seq}`));
         }
-        if (prev !== undefined && r.state === prev) return false; // decided before: outputs already published
-        pubs.push(publisher.publish(subjects.decision(p), encodeDecision(r.decision), r.decision.eventId));
-        publishFlags(p, r.flags, pubs);
-        metrics.decisions.inc({ verdict: r.decision.verdict, reason: r.decision.reason, scene: tap.scene, region: tap.terminalRegion });
-        return true;
-      },
+        // Outputs before the state that records them; the ack after both.
+        await Promise.all(outputs);
+        crashPoint('validator', 'after-outputs');
+        await state.commit();
+        crashPoint('validator', 'after-commit');
+      } catch (err) {
+        state.rollback();
+        throw err;
+      }
+      return { dead };
     });
 
   /**
    * Claims of partition p (the card's): decided before any money moves; each decision goes to the
    * settler of the person's partition.
    */
-  const handleClaims = (p: number, msgs: JsMsg[]) =>
-    decideBatch<ClaimSubmission, ClaimVerdict>(p, msgs, {
-      decode: (bytes) => {
-        const { claim, sealedCard } = decodeBusClaim(bytes);
-        return { event: claim, sealedCard, aad: claimEventId(claim.claimKey) };
-      },
-      decide: decideClaim,
-      publish: (r, claim, prev, pubs) => {
-        if (prev !== undefined && r.state === prev) return false; // decided before: outputs already published
-        pubs.push(publisher.publish(subjects.claimDecision(claim.partition), encodeClaimDecision(r.decision), `claimdecision:${claim.claimKey}`));
-        publishFlags(p, r.flags, pubs);
-        metrics.claimDecisions.inc({ verdict: r.decision.verdict, reason: r.decision.reason, region: claim.treatmentRegion });
-        return true;
-      },
+  const handleClaims = (p: number, msgs: JsMsg[]): Promise<BatchOutcome> =>
+    states.run(p, async (state) => {
+      const dead: DeadMessage[] = [];
+      const claims: { msg: JsMsg; claim: ReturnType<typeof decodeBusClaim>['claim']; creds: CardCredentials | undefined }[] = [];
+      for (const m of msgs) {
+        try {
+          const { claim, sealedCard } = decodeBusClaim(m.data);
+          const opened = unseal(sealKey, sealedCard, claimEventId(claim.claimKey));
+          claims.push({ msg: m, claim, creds: opened ? decodeCredentials(opened) : undefined });
+        } catch (err) {
+          dead.push({ msg: m, error: messageFailure(err, 'decode') });
+        }
+      }
+      try {
+        await state.load(claims.map((c) => c.claim.cardToken));
+        const d = data();
+        const now = Date.now();
+        const outputs: Promise<unknown>[] = [];
+        for (const { msg, claim, creds } of claims) {
+          let r;
+          try {
+            r = decideClaim(d, state.get(claim.cardToken), claim, creds, now);
+          } catch (err) {
+            dead.push({ msg, error: messageFailure(err, 'process') });
+            continue;
+          }
+          if (r.already) continue; // decided before: its decision was published
+          state.set(claim.cardToken, r.state);
+          outputs.push(publisher.publish(subjects.claimDecision(claim.partition), encodeClaimDecision(r.decision), `claimdecision:${claim.claimKey}`));
+          // A claim's flags go with no bundle: alone on the risk subject of its card's partition.
+          for (const f of r.flags) outputs.push(publisher.publish(subjects.risk(p), encodeRiskFlag(f), f.flagId));
+          countFlags(r.flags);
+          metrics.claimDecisions.inc({ verdict: r.decision.verdict, reason: r.decision.reason, region: claim.treatmentRegion });
+        }
+        await Promise.all(outputs);
+        await state.commit();
+      } catch (err) {
+        state.rollback();
+        throw err;
+      }
+      return { dead };
     });
 
   const isClaims = (durable: string) => durable.startsWith('validator-claims-');
@@ -214,12 +244,14 @@ export async function createValidatorRole(ctx: AppContext): Promise<Role> {
       { stream: 'TAPS', durable: `validator-p${p}` },
       { stream: 'CLAIMS', durable: `validator-claims-p${p}`, batch: 64, expiresMs: 100 },
     ],
-    onAcquire: (p) => void stores.set(p, new StateStore<CardValidationState>(buckets.validatorState, Buckets.VALIDATOR_STATE, publisher)),
-    onRelease: (p) => void stores.delete(p),
-    handle: (p, spec, msgs) => locks.run(p, () => (isClaims(spec.durable) ? handleClaims(p, msgs) : handleTaps(p, msgs))),
+    onAcquire: (p) => states.acquire(p),
+    onRelease: (p, graceful) => states.release(p, graceful),
+    handle: (p, spec, msgs) => (isClaims(spec.durable) ? handleClaims(p, msgs) : handleTaps(p, msgs)),
     onDeadLetter: async (_p, spec, dead) => {
       if (isClaims(spec.durable)) await answerDeadClaim(buckets.claims, ctx.bus.nc, dead, log);
     },
+    tickMs: cfg.TAPFLOW_CHECKPOINT_INTERVAL_MS,
+    tick: (p) => states.checkpoint(p),
   });
   await worker.start();
   const windows = createRiskWindows(ctx, live);
@@ -236,7 +268,7 @@ export async function createValidatorRole(ctx: AppContext): Promise<Role> {
 }
 
 /**
- * Risk rules keyed by terminal, venue or institution: a single owner consumes all decisions,
+ * Risk rules keyed by terminal, venue or institution: a single owner consumes all decision bundles,
  * keeps one window series per (rule, key) in KV (key = hash of the series key) and the last
  * applied decisions sequence under "_applied", so a redelivered batch is not counted twice.
  */
@@ -267,19 +299,28 @@ function createRiskWindows(ctx: AppContext, live: LiveValidatorData): PartitionW
             return;
           }
           const dead: DeadMessage[] = [];
-          const decided: { m: JsMsg; d: Decision }[] = [];
+          const decided: { m: JsMsg; d: Decision; raw: Uint8Array; i: number }[] = [];
           for (const m of fresh) {
+            let parts: Uint8Array[];
             try {
-              decided.push({ m, d: decodeDecision(m.data) });
+              parts = splitDecisionBundle(m.data).decisions;
             } catch (err) {
               dead.push({ msg: m, error: messageFailure(err, 'decode') });
+              continue;
             }
+            parts.forEach((raw, i) => {
+              try {
+                decided.push({ m, d: decodeDecision(raw), raw, i });
+              } catch (err) {
+                dead.push({ msg: m, error: messageFailure(err, 'decode'), part: { name: `decision-${i}`, data: raw } });
+              }
+            });
           }
           const touched = decided.map(({ d }) => windowKeysFor(rules, d));
           await s.load(touched.flat().map((t) => kvKey(t.seriesKey)));
           const now = Date.now();
           const flags: RiskFlag[] = [];
-          decided.forEach(({ m, d }, i) => {
+          decided.forEach(({ m, d, raw, i: n }, i) => {
             try {
               const next = touched[i]!.map(({ rule, key, seriesKey }) => ({ k: kvKey(seriesKey), r: observeSeries(rule, s.get(kvKey(seriesKey)) as WindowSeries | undefined, d, key, now) }));
               for (const { k, r } of next) {
@@ -287,7 +328,7 @@ function createRiskWindows(ctx: AppContext, live: LiveValidatorData): PartitionW
                 if (r.flag) flags.push({ ...r.flag, region: d.terminalRegion });
               }
             } catch (err) {
-              dead.push({ msg: m, error: messageFailure(err, 'process') });
+              dead.push({ msg: m, error: messageFailure(err, 'process'), part: { name: `decision-${n}`, data: raw } });
             }
           });
           await Promise.all(flags.map((f) => publisher.publish(subjects.risk(0), encodeRiskFlag(f), f.flagId)));

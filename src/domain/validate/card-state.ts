@@ -10,11 +10,11 @@
  *     "taps":   [{"e": eventId, "t": deviceTime, "v": venueId, "d": direction, "s": scene}],   accepted taps, ascending t
  *     "chip":   [{"n": counter, "t": deviceTime}],                ascending t (and so ascending n)
  *     "nonces": [{"n": nonce, "until": expiry + skew}],           QR nonces seen, ascending until
- *     "decided":[{"e", "at", "verdict", "reason", "trace", "riskRules", "flags", "d"?}],  latest last
+ *     "decided":[{"e": eventId, "t": deviceTime, "d"?: content digest, "lv"?, "rg"?}],  events applied, latest last
  *     "risk":   {"<ruleId>": {"ver", "ev": [[t, amountFen, rejected]], "flagT"?}} card rule windows
  *   }
  */
-import type { Direction, RiskFlag, Scene, TraceStep, Verdict } from '../types.js';
+import type { Direction, Scene } from '../types.js';
 import { DataFormatError, isPlainObject } from './data-format.js';
 import type { CardRiskWindow } from './risk-windows.js';
 
@@ -39,21 +39,17 @@ export interface NonceMemo {
   until: number;
 }
 
-/** A decided event: enough to answer a redelivery with the same decision and flags. */
+/**
+ * An event the card's state has applied: a redelivery or a re-send of it is recognised and
+ * produces nothing new (its outputs were published before the state that records it).
+ */
 export interface DecidedMemo {
+  /** Event id ("<terminal>:<seq>", or "claim:<key>"). */
   e: string;
-  /** Decision time, epoch ms. */
-  at: number;
-  verdict: Verdict;
-  reason: string;
-  trace: TraceStep[];
-  riskRules: string[];
-  flags: RiskFlag[];
+  /** Device time, epoch ms (the memory keeps stateHorizonMs of it). */
+  t: number;
   /** Content digest of the event (taps), to tell a re-send from a reused seq. */
   d?: string;
-  /** Claims: the institution's level and region from the project list item, when it got that far. */
-  lv?: string;
-  rg?: string;
 }
 
 export interface CardValidationState {

@@ -14,7 +14,7 @@
  * claim is a MEDICAL event at the institution with the bill's total as amount).
  *
  * Idempotence and state are as for taps: the card's chip counter or QR nonce is spent once the
- * claim passed the list, and a redelivered claim gets its first decision back.
+ * claim passed the list, and a redelivered claim is answered `already` (its decision exists).
  */
 import type { ReasonCode } from '../reasons.js';
 import type { ClaimDecision, ClaimSubmission, CardCredentials, InstitutionLevel, Region, RiskFlag, TraceStep, Verdict } from '../types.js';
@@ -22,12 +22,11 @@ import { emptyCardState, type CardValidationState, type ChipMemo, type DecidedMe
 import { applyCardRules, checkPresentation, nextState, rejectionFlags, type CardPresentation, type ValidatorData } from './decide.js';
 import { riskSubjectOf } from './risk-rules.js';
 
-export interface ClaimVerdict {
-  decision: ClaimDecision;
-  /** The card's new state (the input state itself when the claim was decided before). */
-  state: CardValidationState;
-  flags: RiskFlag[];
-}
+/** The answer of decideClaim: a new decision, or the news that the claim was decided before. */
+export type ClaimVerdict =
+  | { already: false; decision: ClaimDecision; state: CardValidationState; flags: RiskFlag[] }
+  /** Decided before (a redelivery): its decision exists; the state is the input state. */
+  | { already: true; state: CardValidationState };
 
 /** Event id of a claim in card state, decisions and flags. */
 export function claimEventId(claimKey: string): string {
@@ -41,18 +40,6 @@ export function claimTotalFen(c: Pick<ClaimSubmission, 'items'>): number {
   return total;
 }
 
-function decisionOf(c: ClaimSubmission, m: DecidedMemo): ClaimDecision {
-  return {
-    ...c,
-    institutionLevel: (m.lv as InstitutionLevel | undefined) ?? c.institutionLevel,
-    treatmentRegion: (m.rg as Region | undefined) ?? c.treatmentRegion,
-    decisionTime: m.at,
-    verdict: m.verdict,
-    reason: m.reason,
-    trace: m.trace,
-    riskRules: m.riskRules,
-  };
-}
 
 /** Decides one claim. `state` undefined: the card has no state yet. Does not modify its inputs. */
 export function decideClaim(
@@ -64,9 +51,7 @@ export function decideClaim(
 ): ClaimVerdict {
   const prior = state ?? emptyCardState();
   const eventId = claimEventId(claim.claimKey);
-  for (const m of prior.decided) {
-    if (m.e === eventId) return { decision: decisionOf(claim, m), state: prior, flags: m.flags };
-  }
+  if (prior.decided.some((m) => m.e === eventId)) return { already: true, state: prior };
 
   const presentation: CardPresentation = {
     eventId,
@@ -118,16 +103,17 @@ export function decideClaim(
   );
   const risk = applyCardRules(data, prior, subject, trace, flags, nowMs);
 
-  const memo: DecidedMemo = {
-    e: eventId,
-    at: nowMs,
+  const memo: DecidedMemo = { e: eventId, t: claim.deviceTime };
+  const next = nextState(data.settings, prior, { eventId, deviceTime: claim.deviceTime, venueId: claim.institutionId, direction: 'SINGLE', scene: 'MEDICAL' }, false, record.chip, record.nonce, memo, risk);
+  const decision: ClaimDecision = {
+    ...claim,
+    institutionLevel: listed?.level ?? claim.institutionLevel,
+    treatmentRegion: listed?.region ?? claim.treatmentRegion,
+    decisionTime: nowMs,
     verdict,
     reason,
     trace,
     riskRules: flags.map((f) => f.ruleId),
-    flags,
-    ...(listed && { lv: listed.level, rg: listed.region }),
   };
-  const next = nextState(data.settings, prior, { eventId, deviceTime: claim.deviceTime, venueId: claim.institutionId, direction: 'SINGLE', scene: 'MEDICAL' }, false, record.chip, record.nonce, memo, risk);
-  return { decision: decisionOf(claim, memo), state: next, flags };
+  return { already: false, decision, state: next, flags };
 }

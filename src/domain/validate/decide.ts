@@ -34,9 +34,10 @@
  * the verdict. Taps older than the state's memory (stateHorizonMs, memory limits) are judged
  * against what remains.
  *
- * Idempotence: the state remembers the last `memory.decided` decisions (verdict, reason, trace,
- * flags); a tap whose event id is among them gets the same decision and flags back and the state
- * is returned unchanged. Determinism: no clock or randomness is read; decisionTime and flagTime
+ * Idempotence: the state remembers the events it applied (at most `memory.decided`, within
+ * stateHorizonMs of device time) with their content digests; a tap whose event id is among them
+ * is answered `already` with the state unchanged — a redelivery or a re-send produces nothing new,
+ * and other content under that id (a reused seq) raises a flag on the terminal. Determinism: no clock or randomness is read; decisionTime and flagTime
  * are `nowMs`; flag ids are "<eventId>:<ruleId>".
  */
 import { ReasonCodes, type ReasonCode } from '../reasons.js';
@@ -64,19 +65,27 @@ export interface ValidatorData {
   settings: ValidatorSettings;
 }
 
-export interface TapDecision {
-  decision: Decision;
-  /** The card's new state (the input state itself when the tap was already decided). */
-  state: CardValidationState;
-  /** Built-in flags of a rejection with a risk severity, then flags of card-keyed rules. */
-  flags: RiskFlag[];
-  /**
-   * Set when the tap's event id was decided before with other content (a terminal reused a
-   * seq): `decision` and `flags` are the first tap's, the state is unchanged, and this flag on
-   * the terminal is new.
-   */
-  seqReused?: RiskFlag;
-}
+/** The answer of decideTap: a new decision, or the news that the tap was decided before. */
+export type TapDecision =
+  | {
+      already: false;
+      decision: Decision;
+      /** The card's new state. */
+      state: CardValidationState;
+      /** Built-in flags of a rejection with a risk severity, then flags of card-keyed rules. */
+      flags: RiskFlag[];
+    }
+  | {
+      /** Decided before (a redelivery or a re-send): its outputs exist; nothing new. */
+      already: true;
+      /** The input state itself. */
+      state: CardValidationState;
+      /**
+       * Set when the event id was decided before with other content (a terminal reused a seq):
+       * the first tap counts, and this flag on the terminal is new.
+       */
+      seqReused?: RiskFlag;
+    };
 
 /** Version of the built-in flag rules (a rejection whose reason has a severity in reasons.ts). */
 export const BUILTIN_RULES_VERSION = '1';
@@ -104,9 +113,8 @@ export function decideTap(
   const prior = state ?? emptyCardState();
   for (const m of prior.decided) {
     if (m.e !== tap.eventId) continue;
-    const out: TapDecision = { decision: decisionOf(tap, m), state: prior, flags: m.flags };
-    if (m.d !== undefined && tap.contentDigest !== undefined && m.d !== tap.contentDigest) out.seqReused = seqReusedFlag(tap, m.d, nowMs);
-    return out;
+    if (m.d !== undefined && tap.contentDigest !== undefined && m.d !== tap.contentDigest) return { already: true, state: prior, seqReused: seqReusedFlag(tap, m.d, nowMs) };
+    return { already: true, state: prior };
   }
 
   const trace: TraceStep[] = [];
@@ -118,10 +126,10 @@ export function decideTap(
   const flags = rejectionFlags(reason, tap, trace, nowMs);
   const risk = applyCardRules(data, prior, riskSubjectOf(tap, verdict), trace, flags, nowMs);
 
-  const riskRules = flags.map((f) => f.ruleId);
-  const memo: DecidedMemo = { e: tap.eventId, at: nowMs, verdict, reason, trace, riskRules, flags, ...(tap.contentDigest !== undefined && { d: tap.contentDigest }) };
+  const memo: DecidedMemo = { e: tap.eventId, t: tap.deviceTime, ...(tap.contentDigest !== undefined && { d: tap.contentDigest }) };
   const next = nextState(data.settings, prior, tap, verdict === 'ACCEPTED', step.chip, step.nonce, memo, risk);
-  return { decision: decisionOf(tap, memo), state: next, flags };
+  const decision = decisionOf(tap, { decisionTime: nowMs, verdict, reason, trace, riskRules: flags.map((f) => f.ruleId) });
+  return { already: false, decision, state: next, flags };
 }
 
 /**
@@ -193,7 +201,7 @@ export function seqReusedFlag(tap: Pick<TapEvent, 'eventId' | 'terminalId' | 'de
  * object spread followed by more properties ({...tap, verdict}) falls off V8's fast path and
  * cost ~20 µs per tap on Node 20, more than the MAC check itself.
  */
-function decisionOf(tap: TapEvent, m: DecidedMemo): Decision {
+function decisionOf(tap: TapEvent, m: Pick<Decision, 'decisionTime' | 'verdict' | 'reason' | 'trace' | 'riskRules'>): Decision {
   return {
     eventId: tap.eventId,
     terminalId: tap.terminalId,
@@ -212,7 +220,7 @@ function decisionOf(tap: TapEvent, m: DecidedMemo): Decision {
     riderCategory: tap.riderCategory,
     offline: tap.offline,
     partition: tap.partition,
-    decisionTime: m.at,
+    decisionTime: m.decisionTime,
     verdict: m.verdict,
     reason: m.reason,
     trace: m.trace,
@@ -464,8 +472,15 @@ export function nextState(
   // batch uploaded late can still be caught replaying it.
   nonces = trimSorted(nonces, (m) => m.until < oldest, memory.nonces);
 
-  const decided = prior.decided.length >= memory.decided ? [...prior.decided.slice(prior.decided.length - memory.decided + 1), memo] : [...prior.decided, memo];
+  // Applied events: within stateHorizonMs of device time, at most memory.decided of them.
+  const decided = trimOldest([...prior.decided, memo], (m) => m.t < oldest, memory.decided);
   return { v: 1, hiT, taps, chip: chips, nonces, decided, risk };
+}
+
+/** Drops entries that are too old, then keeps at most `max` of the newest (list in arrival order). */
+function trimOldest<T>(list: T[], tooOld: (m: T) => boolean, max: number): T[] {
+  const kept = list.some(tooOld) ? list.filter((m) => !tooOld(m)) : list;
+  return kept.length > max ? kept.slice(kept.length - max) : kept;
 }
 
 /** Drops leading entries that are too old, then keeps at most `max` of the newest. */

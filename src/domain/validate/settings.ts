@@ -14,7 +14,7 @@ export interface StateMemoryLimits {
   chipCounters: number;
   /** QR nonces kept until their expiry plus skew. @default 32 */
   nonces: number;
-  /** Recently decided event ids with their decision, for idempotent redelivery. @default 8 */
+  /** Event ids the card's state applied (with content digests), for redeliveries and re-sends, within stateHorizonMs. @default 64 */
   decided: number;
   /** Events kept per card risk rule window (at least threshold + 1 for count rules). @default 32 */
   riskEvents: number;
@@ -57,7 +57,7 @@ export const DEFAULT_VALIDATOR_SETTINGS: Readonly<ValidatorSettings> = Object.fr
   maxSpeedKmh: 350,
   travelToleranceKm: 1,
   stateHorizonMs: 86_400_000, // 24 hours
-  memory: { taps: 8, chipCounters: 16, nonces: 32, decided: 8, riskEvents: 32 },
+  memory: { taps: 8, chipCounters: 16, nonces: 32, decided: 64, riskEvents: 32 },
 }) as Readonly<ValidatorSettings>;
 
 const FIELDS = [

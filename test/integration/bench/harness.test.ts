@@ -127,7 +127,8 @@ describe('bench fleet - taps the validator accepts as expected', () => {
       const r = decideTap(data, states.get(ev.cardToken), ev, shape.tap.credentials, base);
       states.set(ev.cardToken, r.state);
       const want = s.expect === 'ok' ? 'ACCEPTED' : 'REJECTED';
-      if (r.decision.verdict !== want) mismatches.push(`${s.expect} ${s.tap.terminalId}:${s.tap.seq} → ${r.decision.reason}`);
+      if (r.already) mismatches.push(`${s.expect} ${s.tap.terminalId}:${s.tap.seq} → decided before`);
+      else if (r.decision.verdict !== want) mismatches.push(`${s.expect} ${s.tap.terminalId}:${s.tap.seq} → ${r.decision.reason}`);
     }
     expect(mismatches).toEqual([]);
     expect(kinds.get('ok')).toBeGreaterThan(1500);

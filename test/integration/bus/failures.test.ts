@@ -14,7 +14,7 @@ import { connectBus, type Bus } from '../../../src/bus/connection.js';
 import { deadLetter } from '../../../src/bus/dead-letter.js';
 import { PartitionWorker, type BatchOutcome, type DeadMessage } from '../../../src/bus/partitions.js';
 import { JsPublisher } from '../../../src/bus/publisher.js';
-import { ensureTopology, openBuckets, type BucketSet } from '../../../src/bus/topology.js';
+import { deployedPartitions, ensureTopology, openBuckets, type BucketSet } from '../../../src/bus/topology.js';
 import { DeadLetter } from '../../../src/gen/tapflow/v1/bus.js';
 import { TapflowError, type FailureCode } from '../../../src/domain/reasons.js';
 import { createLogger } from '../../../src/observe/log.js';
@@ -78,7 +78,7 @@ function worker(role: string, p: number, handle: (msgs: JsMsg[]) => Promise<void
     log,
     maxDeliver,
     deadLetter: async (consumer, d) => {
-      await deadLetter(publisher, role, consumer, d.msg, d.error);
+      await deadLetter(publisher, role, consumer, d.msg, d.error, d.part);
       buried.push(d);
     },
     onBatchFailure: (code) => failures.push(code),
@@ -194,5 +194,14 @@ describe('failures - a batch that fails as a whole', () => {
     } finally {
       await w.stop();
     }
+  });
+});
+
+describe('topology - the partition count is fixed', () => {
+  it('refuses to start a process configured for another partition count than the deployment', async () => {
+    const o = { partitions: 8, duplicateWindowS: 120, streamMaxBytes: 64 * 1024 * 1024, streamMaxAgeS: 3600, leaseTtlMs: LEASE_MS, ackWaitS: 5 };
+    await expect(ensureTopology(bus, o)).rejects.toMatchObject({ code: 'TF_TOPOLOGY_MISMATCH', message: expect.stringContaining('set TAPFLOW_PARTITIONS=4') });
+    // Nothing was changed: the deployment still has its 4 partitions.
+    expect(await deployedPartitions(bus)).toBe(4);
   });
 });

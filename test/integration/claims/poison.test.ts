@@ -9,6 +9,7 @@ import { headers as natsHeaders } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPipeline, type TestPipeline } from '../../support/pipeline.js';
 import { BusClaim, BusTap, ClaimDecision, DeadLetter } from '../../../src/gen/tapflow/v1/bus.js';
+import { encodeTapBundle } from '../../../src/bus/codec.js';
 import { ClaimStatus, TapStatus } from '../../../src/gen/tapflow/v1/ingest.js';
 import { partitionOf, tokenize } from '../../../src/domain/card/token.js';
 import { claimKey } from '../../../src/domain/claim-key.js';
@@ -65,10 +66,11 @@ describe('poison - one bad message never stops its partition', () => {
   it('a poison tap in front of good taps: the good taps are decided and stored', async () => {
     const seqA = cardSeqIn(P, 1);
     const seqB = cardSeqIn(P, seqA + 1);
-    // A BusTap whose purse debit is out of range (ingest never publishes one; a corrupt or forged
-    // message would).
+    // A bundle holding a BusTap whose purse debit is out of range (ingest never publishes one; a
+    // corrupt or forged message would), and a bundle that is not a bundle at all.
     const poison = BusTap.encode({ ...BusTap.fromPartial({ eventId: 'POISON:1', terminalId: 'POISON', seq: 1, terminalRegion: 1, deviceTime: Date.now(), ingestTime: Date.now(), scene: 1, venueId: 'bj-subway:西直门', direction: 1, cardToken: 'x', cardRegion: 1, form: 1, partition: P }), amountFen: -5 }).finish();
-    await publishPoison(`tapflow.taps.${P}`, poison, 'poison-tap-1');
+    await publishPoison(`tapflow.taps.${P}`, encodeTapBundle([poison]), 'poison-tap-1');
+    await publishPoison(`tapflow.taps.${P}`, Buffer.from([0x08, 0x01]), 'poison-bundle-1');
     const out = await stream(p.client, p.metadata(gate), [tap(gate, seqA), tap(gate, seqB)]);
     expect(out.acks.map((a) => TapStatus[a.status])).toEqual(['ACCEPTED_DURABLE', 'ACCEPTED_DURABLE']);
     await p.until(async () => (await p.query<{ n: number }>(`SELECT count() AS n FROM decisions WHERE terminal_id = '${gate}'`))[0]!.n === 2, 30_000, 'both taps stored');
@@ -118,14 +120,16 @@ describe('poison - one bad message never stops its partition', () => {
   });
 
   it('puts each poison message in the dead-letter stream with its code, reason and original headers', async () => {
-    await p.until(async () => (await deadLetters()).length >= 3, 30_000, 'three dead letters');
+    await p.until(async () => (await deadLetters()).length >= 4, 30_000, 'four dead letters');
     const dlq = await deadLetters();
-    const summary = dlq.map((d) => [d.at, d.role, d.consumer, d.errorCode, d.error.split(':')[0]]).sort();
+    const summary = dlq.map((d) => [d.at, d.role, d.consumer, d.errorCode, d.error.split(':')[0], d.part]).sort();
     expect(summary).toEqual(
       [
-        ['tapflow.dlq.settler', 'settler', `settler-claims-p${partitionOf(tokenize(p.app.ctx.keys.tokenKey, 'person', '110105197003030033'), p.cfg.TAPFLOW_PARTITIONS)}`, 'TF_EVENT_INVALID', 'items[0].amount_fen'],
-        ['tapflow.dlq.validator', 'validator', 'validator-claims-p2', 'TF_EVENT_INVALID', 'device_time'],
-        ['tapflow.dlq.validator', 'validator', `validator-p${P}`, 'TF_EVENT_INVALID', 'amount_fen'],
+        ['tapflow.dlq.settler', 'settler', `settler-claims-p${partitionOf(tokenize(p.app.ctx.keys.tokenKey, 'person', '110105197003030033'), p.cfg.TAPFLOW_PARTITIONS)}`, 'TF_EVENT_INVALID', 'items[0].amount_fen', ''],
+        ['tapflow.dlq.validator', 'validator', 'validator-claims-p2', 'TF_EVENT_INVALID', 'device_time', ''],
+        // The bad tap alone, out of its bundle (whose other taps, had there been any, were decided).
+        ['tapflow.dlq.validator', 'validator', `validator-p${P}`, 'TF_EVENT_INVALID', 'amount_fen', 'tap-0'],
+        ['tapflow.dlq.validator', 'validator', `validator-p${P}`, 'TF_DECODE_FAILED', 'bundle', ''],
       ].sort(),
     );
     for (const d of dlq) {
@@ -134,6 +138,7 @@ describe('poison - one bad message never stops its partition', () => {
     }
     const metrics = await (await fetch(`http://127.0.0.1:${p.app.metricsPort}/metrics`)).text();
     expect(metrics).toMatch(/^tapflow_dead_letters_total\{role="validator",code="TF_EVENT_INVALID"\} 2$/m);
+    expect(metrics).toMatch(/^tapflow_dead_letters_total\{role="validator",code="TF_DECODE_FAILED"\} 1$/m);
     expect(metrics).toMatch(/^tapflow_dead_letters_total\{role="settler",code="TF_EVENT_INVALID"\} 1$/m);
     // Nothing left unacknowledged on the consumers of those partitions.
     for (const [stream, consumer] of [['TAPS', `validator-p${P}`], ['CLAIMS', 'validator-claims-p2']]) {

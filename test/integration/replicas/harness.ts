@@ -36,6 +36,12 @@ export interface RunOptions {
   hotlist: { cardNumber: string; reason: HotlistReason }[];
   /** SIGKILL validator #1 and settler #1 (0-based) once this many steps are written. */
   killAfterSteps?: number;
+  /**
+   * Validator #1 and settler #1 kill themselves between two steps of a batch
+   * (TAPFLOW_TEST_CRASH, src/runtime/crash-points.ts), e.g. { validator: 'after-outputs', settler:
+   * 'after-commit' }, at their `crashBatch`-th batch.
+   */
+  crash?: { validator?: 'after-outputs' | 'after-commit'; settler?: 'after-outputs' | 'after-commit'; batch: number };
   burst: number;
   pauseMs: number;
 }
@@ -136,8 +142,10 @@ export async function runReplicas(o: RunOptions): Promise<RunResult> {
     }
     const childEnv = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
     const ingest = spawnRole('ingest', { env: childEnv, name: 'ingest' });
-    const validators = Array.from({ length: o.validators }, (_, i) => spawnRole('validator', { env: childEnv, name: `validator#${i}` }));
-    const settlers = Array.from({ length: o.settlers }, (_, i) => spawnRole('settler', { env: childEnv, name: `settler#${i}` }));
+    const crashEnv = (role: 'validator' | 'settler', i: number) =>
+      i === 1 && o.crash?.[role] ? { ...childEnv, TAPFLOW_TEST_CRASH: `${role}:${o.crash[role]}:${o.crash.batch}` } : childEnv;
+    const validators = Array.from({ length: o.validators }, (_, i) => spawnRole('validator', { env: crashEnv('validator', i), name: `validator#${i}` }));
+    const settlers = Array.from({ length: o.settlers }, (_, i) => spawnRole('settler', { env: crashEnv('settler', i), name: `settler#${i}` }));
     procs.push(ingest, ...validators, ...settlers);
     const ingestPort = await ingestPortOf(ingest);
     // Every replica up and holding its final share of the partitions (partition p belongs to
@@ -177,6 +185,10 @@ export async function runReplicas(o: RunOptions): Promise<RunResult> {
     await new Promise((r) => setTimeout(r, 500));
     await until(() => drained(sink!, o.partitions), 30_000, 'drained consumers');
     const seconds = (Date.now() - t0) / 1000;
+    for (const p of [...validators, ...settlers]) {
+      const crashed = p.logs.find((l) => /TAPFLOW_TEST_CRASH/.test(String(l.msg)));
+      if (crashed) killed.push(`${p.name} (pid ${p.pid}) at ${String(crashed.point)} of batch ${String(crashed.batch)}`);
+    }
 
     const decisions = new Map<string, string>();
     for (const d of await engine.query<{ event_id: string; verdict: string; reason: string; trace: string }>('SELECT event_id, verdict, reason, trace FROM decisions')) {

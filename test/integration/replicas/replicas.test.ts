@@ -42,7 +42,7 @@ const SEED = 20_261_101;
 let dataDir: string;
 let steps: ScriptStep[];
 let hotlist: RunOptions['hotlist'];
-const results: Partial<Record<'one' | 'three' | 'killed', RunResult>> = {};
+const results: Partial<Record<'one' | 'three' | 'killed' | 'crash_a' | 'crash_b', RunResult>> = {};
 
 /** The card number a generated tap names. */
 function cardOf(t: ScriptedTap['tap']): string {
@@ -124,7 +124,7 @@ function buildScript(keys: KeysFile, base: number): { steps: ScriptStep[]; hotli
   return { steps: out, hotlist: hot.map((c) => ({ cardNumber: c.number, reason: 'LOST' as const })) };
 }
 
-function run(name: 'one' | 'three' | 'killed', validators: number, settlers: number, kill: boolean): Promise<RunResult> {
+function run(name: 'one' | 'three' | 'killed' | 'crash_a' | 'crash_b', validators: number, settlers: number, kill: boolean, crash?: RunOptions['crash']): Promise<RunResult> {
   return runReplicas({
     name,
     dataDir,
@@ -136,6 +136,7 @@ function run(name: 'one' | 'three' | 'killed', validators: number, settlers: num
     burst: 40,
     pauseMs: 150,
     ...(kill && { killAfterSteps: 200 }),
+    ...(crash && { crash }),
   });
 }
 
@@ -214,6 +215,20 @@ describe('replicas - same taps, same decisions and money', () => {
     expectSound(r);
     expectSame(ref, r);
   }, 180_000);
+
+  // Between the steps of a batch (issue 10 item 7): outputs published, state not yet written; and
+  // state written, input not yet acknowledged. The batch is redelivered to another replica.
+  it.each([
+    ['crash_a', { validator: 'after-outputs', settler: 'after-commit', batch: 6 }],
+    ['crash_b', { validator: 'after-commit', settler: 'after-outputs', batch: 6 }],
+  ] as const)('3 + 3 where a validator and a settler die between two steps of a batch (%s) give identical decisions and money', async (name, crash) => {
+    const ref = results.one ?? (results.one = await run('one', 1, 1, false));
+    const r = (results[name] = await run(name, 3, 3, false, crash));
+    summarise(`3+3 ${name} (validator ${crash.validator}, settler ${crash.settler})`, r);
+    expect(r.killed).toHaveLength(2);
+    expectSound(r);
+    expectSame(ref, r);
+  }, 240_000);
 
   it('3 + 3 with one validator and one settler killed (SIGKILL) mid-stream give identical decisions and money', async () => {
     const ref = results.one ?? (results.one = await run('one', 1, 1, false));

@@ -68,5 +68,5 @@ it('store - a 50k-row batch is stored whole, with its aggregates', async () => {
   expect(parts!.parts).toBe(1); // one INSERT, one part: the batch commits all-or-nothing
   const [agg] = await engine.query<{ taps: number }>('SELECT sum(taps) AS taps FROM taps_per_minute');
   expect(agg!.taps).toBe(ROWS);
-  expect((await highWaterMarks(engine)).decisions).toBe(1_000 + ROWS - 1);
+  expect((await highWaterMarks(engine))['decisions:DECISIONS']).toBe(1_000 + ROWS - 1);
 });

@@ -55,13 +55,14 @@ const AGGREGATES = ['taps_per_minute', 'fares_per_minute', 'venue_entries_per_ho
 describe('store - migrations', () => {
   it('applies every migration once, in order, and records it', async () => {
     const engine = await freshDb('tf_migrate', { migrate: false });
-    expect(await migrate(engine)).toEqual(['0001_base_tables', '0002_dashboard_aggregates']);
+    expect(await migrate(engine)).toEqual(['0001_base_tables', '0002_dashboard_aggregates', '0003_risk_flag_sources']);
     expect(await migrate(engine)).toEqual([]);
 
     const recorded = await engine.query<{ version: string; name: string }>('SELECT version, name FROM schema_migrations FINAL ORDER BY version');
     expect(recorded).toEqual([
       { version: '0001', name: '0001_base_tables' },
       { version: '0002', name: '0002_dashboard_aggregates' },
+      { version: '0003', name: '0003_risk_flag_sources' },
     ]);
     const tables = await engine.query<{ name: string; engine: string }>(
       'SELECT name, engine FROM system.tables WHERE database = currentDatabase() ORDER BY name',
@@ -79,10 +80,10 @@ describe('store - migrations', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tapflow-migrations-'));
     try {
       cpSync(MIGRATIONS_DIR, dir, { recursive: true });
-      expect(await migrate(engine, { dir })).toHaveLength(2);
+      expect(await migrate(engine, { dir })).toHaveLength(3);
 
-      writeFileSync(join(dir, '0003_extra.sql'), '-- a test table;\nCREATE TABLE IF NOT EXISTS extra (x UInt8)\nENGINE = MergeTree ORDER BY x;\n');
-      expect(await migrate(engine, { dir })).toEqual(['0003_extra']);
+      writeFileSync(join(dir, '0099_extra.sql'), '-- a test table;\nCREATE TABLE IF NOT EXISTS extra (x UInt8)\nENGINE = MergeTree ORDER BY x;\n');
+      expect(await migrate(engine, { dir })).toEqual(['0099_extra']);
       expect(await migrate(engine, { dir })).toEqual([]);
 
       appendFileSync(join(dir, '0002_dashboard_aggregates.sql'), '\nSELECT 1;\n');
@@ -285,9 +286,10 @@ describe('store - deduplicated retries', () => {
 });
 
 describe('store - high-water marks', () => {
-  it('is 0 for empty tables and max(stream_seq) per table otherwise', async () => {
+  it('is 0 for empty tables and max(stream_seq) per table and source stream otherwise', async () => {
     const engine = await freshDb('tf_hwm');
-    expect(await highWaterMarks(engine)).toEqual({ decisions: 0, settlements: 0, ledger: 0, claims: 0, risk_flags: 0 });
+    const zero = { 'decisions:DECISIONS': 0, 'settlements:SETTLEMENTS': 0, 'ledger:SETTLEMENTS': 0, 'claims:SETTLEMENTS': 0, 'risk_flags:DECISIONS': 0, 'risk_flags:SETTLEMENTS': 0, 'risk_flags:RISK': 0 };
+    expect(await highWaterMarks(engine)).toEqual(zero);
 
     await engine.insert('decisions', [decisionRow(decision(1), 17), decisionRow(decision(2), 12)]);
     const s = settlementRows(fare('e1', 500), 31);
@@ -296,8 +298,10 @@ describe('store - high-water marks', () => {
     await engine.insert('risk_flags', [riskFlagRow(riskFlag(1), 8)]);
     // a large sequence stays exact
     await engine.insert('risk_flags', [riskFlagRow(riskFlag(2), 2 ** 40 + 3)]);
+    // Flags of the validators' decision bundles and of the settlers' settlement bundles.
+    await engine.insert('risk_flags', [riskFlagRow(riskFlag(3), 17, 'DECISIONS'), riskFlagRow(riskFlag(4), 17, 'DECISIONS'), riskFlagRow(riskFlag(5), 5, 'SETTLEMENTS')]);
 
-    expect(await highWaterMarks(engine)).toEqual({ decisions: 17, settlements: 31, ledger: 31, claims: 0, risk_flags: 2 ** 40 + 3 });
+    expect(await highWaterMarks(engine)).toEqual({ ...zero, 'decisions:DECISIONS': 17, 'settlements:SETTLEMENTS': 31, 'ledger:SETTLEMENTS': 31, 'risk_flags:RISK': 2 ** 40 + 3, 'risk_flags:DECISIONS': 17, 'risk_flags:SETTLEMENTS': 5 });
   });
 });
 

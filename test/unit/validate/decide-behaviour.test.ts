@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { decideTap, greatCircleKm, minimumTravelMs, type CardValidationState } from '../../../src/domain/validate/index.js';
-import { chipTap, T0, validatorData, VENUES } from './fixtures.js';
+import { greatCircleKm, minimumTravelMs, type CardValidationState } from '../../../src/domain/validate/index.js';
+import { chipTap, T0, validatorData, VENUES, decideNew as decideTap } from './fixtures.js';
 
 const data = validatorData();
 

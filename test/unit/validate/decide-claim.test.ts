@@ -7,8 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { computeChipMac } from '../../../src/domain/card/chip.js';
 import { claimKey } from '../../../src/domain/claim-key.js';
 import type { CardCredentials, ClaimSubmission } from '../../../src/domain/types.js';
-import { decideClaim, decideTap, Hotlist, parseProjectList, type CardValidationState } from '../../../src/domain/validate/index.js';
-import { CARD_BJ, KEYS, PROJECTS_YAML, T0, TRUST, chipTap, qrCreds, qrPayload, tokenOf, validatorData } from './fixtures.js';
+import { Hotlist, decideClaim as decideClaimAny, decideTap as decideAny, parseProjectList, type CardValidationState } from '../../../src/domain/validate/index.js';
+import { CARD_BJ, KEYS, PROJECTS_YAML, T0, TRUST, chipTap, qrCreds, qrPayload, tokenOf, validatorData, decideNew as decideTap, decideClaimNew as decideClaim } from './fixtures.js';
 
 const LIST = parseProjectList(
   PROJECTS_YAML.replace(
@@ -117,12 +117,11 @@ describe('decideClaim - the institution', () => {
 });
 
 describe('decideClaim - idempotence', () => {
-  it('gives a redelivered claim its first decision, with the state unchanged', () => {
+  it('answers a redelivered claim "already", with the state unchanged', () => {
     const c = submission();
     const first = decideClaim(data, undefined, c, chip(c, 1), T0);
-    const again = decideClaim(data, first.state, c, chip(c, 1), T0 + 5000);
-    expect(again.state).toBe(first.state);
-    expect(again.decision).toEqual(first.decision);
+    const again = decideClaimAny(data, first.state, c, chip(c, 1), T0 + 5000);
+    expect(again).toEqual({ already: true, state: first.state });
   });
 
   it('is pure: the same inputs give the same answer and the input state is untouched', () => {
@@ -133,14 +132,14 @@ describe('decideClaim - idempotence', () => {
 });
 
 describe('decideTap - a seq reused for another tap', () => {
-  it('keeps the first verdict, leaves the state, and flags the terminal', () => {
+  it('answers "already" (the first tap counts), leaves the state, and flags the terminal', () => {
     const t = chipTap({ counter: 1, terminalId: 'T-REUSE', seq: 9 });
     const first = decideTap(data, undefined, { ...t.tap, contentDigest: 'aaaaaaaaaaaaaaaa' }, t.creds, T0);
-    const same = decideTap(data, first.state, { ...t.tap, contentDigest: 'aaaaaaaaaaaaaaaa' }, t.creds, T0 + 1);
-    expect(same.seqReused).toBeUndefined();
-    const other = decideTap(data, first.state, { ...t.tap, venueId: 'bj-subway:国贸', contentDigest: 'bbbbbbbbbbbbbbbb' }, t.creds, T0 + 2);
+    const same = decideAny(data, first.state, { ...t.tap, contentDigest: 'aaaaaaaaaaaaaaaa' }, t.creds, T0 + 1);
+    expect(same).toEqual({ already: true, state: first.state });
+    const other = decideAny(data, first.state, { ...t.tap, venueId: 'bj-subway:国贸', contentDigest: 'bbbbbbbbbbbbbbbb' }, t.creds, T0 + 2);
+    expect(other.already).toBe(true);
     expect(other.state).toBe(first.state);
-    expect([other.decision.verdict, other.decision.reason, other.decision.decisionTime]).toEqual([first.decision.verdict, first.decision.reason, first.decision.decisionTime]);
-    expect(other.seqReused).toMatchObject({ ruleId: 'builtin:SEQ_REUSED', keyKind: 'terminal', key: 'T-REUSE', severity: 'WARNING', eventId: 'T-REUSE:9' });
+    expect(other.already && other.seqReused).toMatchObject({ ruleId: 'builtin:SEQ_REUSED', keyKind: 'terminal', key: 'T-REUSE', severity: 'WARNING', eventId: 'T-REUSE:9' });
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CardCredentials } from '../../../src/domain/types.js';
-import { decideTap, emptyCardState, Hotlist, type CardValidationState } from '../../../src/domain/validate/index.js';
+import { emptyCardState, Hotlist, type CardValidationState } from '../../../src/domain/validate/index.js';
 import {
   CARD_BJ,
   CARD_HE,
@@ -15,6 +15,7 @@ import {
   tokenOf,
   TRUST,
   validatorData,
+  decideNew as decideTap,
 } from './fixtures.js';
 
 const data = validatorData();

@@ -12,6 +12,10 @@ import {
   DEFAULT_VALIDATOR_SETTINGS,
   EMPTY_RISK_RULES,
   Hotlist,
+  decideClaim,
+  decideTap,
+  type ClaimVerdict,
+  type TapDecision,
   parseProjectList,
   resolveValidatorSettings,
   type RiskRuleSet,
@@ -156,4 +160,18 @@ export function qrTap(spec: TapSpec & { age?: number; level?: 1 | 2; nonce?: str
   const t = tap({ ...spec, form: 'QR' });
   const payload = qrPayload(spec.card ?? CARD_BJ, t.deviceTime - (spec.age ?? 5_000), { level: spec.level, nonce: spec.nonce, validityMs: spec.validityMs });
   return { tap: t, creds: qrCreds(payload) };
+}
+
+/** decideTap for a tap not decided before: its new decision (throws when it was applied before). */
+export function decideNew(...args: Parameters<typeof decideTap>): Extract<TapDecision, { already: false }> {
+  const r = decideTap(...args);
+  if (r.already) throw new Error(`tap ${args[2].eventId} was decided before`);
+  return r;
+}
+
+/** decideClaim for a claim not decided before: its new decision (throws when it was before). */
+export function decideClaimNew(...args: Parameters<typeof decideClaim>): Extract<ClaimVerdict, { already: false }> {
+  const r = decideClaim(...args);
+  if (r.already) throw new Error(`claim ${args[2].claimId} was decided before`);
+  return r;
 }

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Decision } from '../../../src/domain/types.js';
 import {
-  decideTap,
   emptyWindowState,
   observeDecision,
   parseRiskRules,
@@ -10,7 +9,7 @@ import {
   type CardValidationState,
   type WindowState,
 } from '../../../src/domain/validate/index.js';
-import { CARD_BJ, chipTap, T0, tap, validatorData } from './fixtures.js';
+import { CARD_BJ, chipTap, T0, tap, validatorData, decideNew as decideTap } from './fixtures.js';
 
 const HOUR = 3_600_000;
 

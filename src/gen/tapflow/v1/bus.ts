@@ -38,18 +38,27 @@ export const protobufFileName = "tapflow/v1/bus.proto";
 /**
  * Internal events carried on JetStream between tapflow's roles (protobuf on the bus).
  *
- * Subjects (P = partition = fnv1a32(card_token) % partitions):
- *   tapflow.taps.<P>         BusTap      ingest     -> validators   stream TAPS
- *   tapflow.claims.<P>       BusClaim    ingest     -> validators   stream CLAIMS    (P of the card token)
- *   tapflow.decisions.<P>    Decision    validators -> settlers, sink  stream DECISIONS
- *   tapflow.claimdecisions.<Q> ClaimDecision validators -> settlers stream CLAIMS  (Q of the person token)
- *   tapflow.settlements.<P>  Settlement  settlers   -> sink         stream SETTLEMENTS
- *   tapflow.risk.<P>         RiskFlag    validators -> sink         stream RISK
- *   tapflow.dlq.<role>       DeadLetter  any role                   stream DLQ
+ * Taps travel in bundles: the per-message costs of JetStream (publish and PubAck, delivery and
+ * ack: about 10 µs of server CPU each) are paid per bundle, not per tap. Each stage maps one
+ * input message to at most one output message, published with a Nats-Msg-Id derived from the
+ * input's stream and sequence, so that a redelivered input can only produce a copy JetStream
+ * drops within its duplicate window.
+ *
+ * Subjects (P = partition = fnv1a32(card_token) % partitions; Q the same of the person token):
+ *   tapflow.taps.<P>           TapBundle        ingest     -> validators   stream TAPS
+ *                              Nats-Msg-Id "t:<ingest instance>:<n>" (unique per publish)
+ *   tapflow.decisions.<P>      DecisionBundle   validators -> settlers, sink  stream DECISIONS
+ *                              Nats-Msg-Id "v:<TAPS seq of the input bundle>"
+ *   tapflow.settlements.<P>    SettlementBundle settlers   -> sink         stream SETTLEMENTS
+ *                              Nats-Msg-Id "s:<DECISIONS seq>", "s:c:<CLAIMS seq>" (a claim) or
+ *                              "s:w:<P>:<digest of the settlement ids>" (a sweep of expired journeys)
+ *   tapflow.claims.<P>         BusClaim         ingest     -> validators   stream CLAIMS
+ *   tapflow.claimdecisions.<Q> ClaimDecision    validators -> settlers     stream CLAIMS
+ *   tapflow.risk.<P>           RiskFlag         risk windows, ingest -> sink  stream RISK
+ *   tapflow.state.<role>.<P>   StateChangelog   a partition's owner       stream STATE
+ *   tapflow.dlq.<role>         DeadLetter       any role                  stream DLQ
  * A medical claim is decided by the owner of its card's partition (credentials, hotlist, project
  * list) and settled by the owner of its person's partition (annual accumulations).
- * Every message carries a Nats-Msg-Id derived from the event it comes from, so a redelivered
- * input whose output was already published produces no second copy within the duplicate window.
  * No raw card or ID numbers: card_token / person_token are keyed HMAC tokens; the card's
  * credentials travel only sealed (AES-256-GCM, key shared by ingest and validators).
  */
@@ -282,6 +291,14 @@ export interface BusTap {
   contentDigest: string;
 }
 
+/**
+ * What ingest publishes for one partition: the taps made durable together (group commit: while
+ * a partition's publish is in flight its next taps gather; the PubAck answers them all).
+ */
+export interface TapBundle {
+  taps: BusTap[];
+}
+
 export interface BusClaim {
   claimId: string;
   terminalId: string;
@@ -378,6 +395,15 @@ export interface Decision {
   riskRules: string[];
 }
 
+/**
+ * A validator's output for one input TapBundle: the decisions of its taps not decided before,
+ * and the risk flags they raised.
+ */
+export interface DecisionBundle {
+  decisions: Decision[];
+  flags: RiskFlag[];
+}
+
 export interface LedgerEntry {
   /** "<settlement_id>#<n>" */
   entryId: string;
@@ -422,6 +448,15 @@ export interface Settlement {
   personToken: string;
 }
 
+/**
+ * A settler's output for one input (a DecisionBundle, a claim decision, or a sweep of expired
+ * journeys): settlements with their ledger entries, and the risk flags raised while pricing.
+ */
+export interface SettlementBundle {
+  settlements: Settlement[];
+  flags: RiskFlag[];
+}
+
 export interface RiskFlag {
   flagId: string;
   eventId: string;
@@ -436,6 +471,22 @@ export interface RiskFlag {
   deviceTime: number;
   flagTime: number;
   region: Region;
+}
+
+/**
+ * One batch of a partition owner's state changes (src/bus/partition-state.ts): the new value of
+ * every key the batch changed (card or person state, encoded by the role), or its deletion.
+ * Appended with Nats-Expected-Last-Subject-Sequence, so a second owner's append fails.
+ */
+export interface StateChangelog {
+  entries: StateEntry[];
+}
+
+export interface StateEntry {
+  key: string;
+  /** empty with deleted = true */
+  value: Buffer;
+  deleted: boolean;
 }
 
 export interface Header {
@@ -467,6 +518,11 @@ export interface DeadLetter {
   deliveryCount: number;
   /** the original message's headers */
   headers: Header[];
+  /**
+   * Set when only a part of the message could not be processed (e.g. one tap of a bundle): which
+   * part; `data` then holds that part alone, and the rest of the message was processed.
+   */
+  part: string;
 }
 
 function createBaseCardCredentials(): CardCredentials {
@@ -995,6 +1051,73 @@ export const BusTap: MessageFns<BusTap> = {
     message.offline = object.offline ?? false;
     message.partition = object.partition ?? 0;
     message.contentDigest = object.contentDigest ?? "";
+    return message;
+  },
+};
+
+function createBaseTapBundle(): TapBundle {
+  return { taps: [] };
+}
+
+export const TapBundle: MessageFns<TapBundle> = {
+  encode(message: TapBundle, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.taps) {
+      BusTap.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TapBundle {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTapBundle();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taps.push(BusTap.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TapBundle {
+    return { taps: globalThis.Array.isArray(object?.taps) ? object.taps.map((e: any) => BusTap.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: TapBundle): unknown {
+    const obj: any = {};
+    if (message.taps?.length) {
+      obj.taps = message.taps.map((e) => BusTap.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TapBundle>): TapBundle {
+    return TapBundle.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TapBundle>): TapBundle {
+    const message = createBaseTapBundle();
+    message.taps = object.taps?.map((e) => BusTap.fromPartial(e)) || [];
     return message;
   },
 };
@@ -2576,6 +2699,93 @@ export const Decision: MessageFns<Decision> = {
   },
 };
 
+function createBaseDecisionBundle(): DecisionBundle {
+  return { decisions: [], flags: [] };
+}
+
+export const DecisionBundle: MessageFns<DecisionBundle> = {
+  encode(message: DecisionBundle, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.decisions) {
+      Decision.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.flags) {
+      RiskFlag.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DecisionBundle {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDecisionBundle();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.decisions.push(Decision.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.flags.push(RiskFlag.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DecisionBundle {
+    return {
+      decisions: globalThis.Array.isArray(object?.decisions)
+        ? object.decisions.map((e: any) => Decision.fromJSON(e))
+        : [],
+      flags: globalThis.Array.isArray(object?.flags) ? object.flags.map((e: any) => RiskFlag.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: DecisionBundle): unknown {
+    const obj: any = {};
+    if (message.decisions?.length) {
+      obj.decisions = message.decisions.map((e) => Decision.toJSON(e));
+    }
+    if (message.flags?.length) {
+      obj.flags = message.flags.map((e) => RiskFlag.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DecisionBundle>): DecisionBundle {
+    return DecisionBundle.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DecisionBundle>): DecisionBundle {
+    const message = createBaseDecisionBundle();
+    message.decisions = object.decisions?.map((e) => Decision.fromPartial(e)) || [];
+    message.flags = object.flags?.map((e) => RiskFlag.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 function createBaseLedgerEntry(): LedgerEntry {
   return { entryId: "", account: "", debitFen: 0, creditFen: 0 };
 }
@@ -3262,6 +3472,93 @@ export const Settlement: MessageFns<Settlement> = {
   },
 };
 
+function createBaseSettlementBundle(): SettlementBundle {
+  return { settlements: [], flags: [] };
+}
+
+export const SettlementBundle: MessageFns<SettlementBundle> = {
+  encode(message: SettlementBundle, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.settlements) {
+      Settlement.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.flags) {
+      RiskFlag.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SettlementBundle {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSettlementBundle();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.settlements.push(Settlement.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.flags.push(RiskFlag.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SettlementBundle {
+    return {
+      settlements: globalThis.Array.isArray(object?.settlements)
+        ? object.settlements.map((e: any) => Settlement.fromJSON(e))
+        : [],
+      flags: globalThis.Array.isArray(object?.flags) ? object.flags.map((e: any) => RiskFlag.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: SettlementBundle): unknown {
+    const obj: any = {};
+    if (message.settlements?.length) {
+      obj.settlements = message.settlements.map((e) => Settlement.toJSON(e));
+    }
+    if (message.flags?.length) {
+      obj.flags = message.flags.map((e) => RiskFlag.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SettlementBundle>): SettlementBundle {
+    return SettlementBundle.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SettlementBundle>): SettlementBundle {
+    const message = createBaseSettlementBundle();
+    message.settlements = object.settlements?.map((e) => Settlement.fromPartial(e)) || [];
+    message.flags = object.flags?.map((e) => RiskFlag.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 function createBaseRiskFlag(): RiskFlag {
   return {
     flagId: "",
@@ -3531,6 +3828,176 @@ export const RiskFlag: MessageFns<RiskFlag> = {
   },
 };
 
+function createBaseStateChangelog(): StateChangelog {
+  return { entries: [] };
+}
+
+export const StateChangelog: MessageFns<StateChangelog> = {
+  encode(message: StateChangelog, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.entries) {
+      StateEntry.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StateChangelog {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStateChangelog();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entries.push(StateEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StateChangelog {
+    return {
+      entries: globalThis.Array.isArray(object?.entries) ? object.entries.map((e: any) => StateEntry.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: StateChangelog): unknown {
+    const obj: any = {};
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => StateEntry.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<StateChangelog>): StateChangelog {
+    return StateChangelog.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<StateChangelog>): StateChangelog {
+    const message = createBaseStateChangelog();
+    message.entries = object.entries?.map((e) => StateEntry.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseStateEntry(): StateEntry {
+  return { key: "", value: Buffer.alloc(0), deleted: false };
+}
+
+export const StateEntry: MessageFns<StateEntry> = {
+  encode(message: StateEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value.length !== 0) {
+      writer.uint32(18).bytes(message.value);
+    }
+    if (message.deleted !== false) {
+      writer.uint32(24).bool(message.deleted);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StateEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStateEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.deleted = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StateEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? Buffer.from(bytesFromBase64(object.value)) : Buffer.alloc(0),
+      deleted: isSet(object.deleted) ? globalThis.Boolean(object.deleted) : false,
+    };
+  },
+
+  toJSON(message: StateEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value.length !== 0) {
+      obj.value = base64FromBytes(message.value);
+    }
+    if (message.deleted !== false) {
+      obj.deleted = message.deleted;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<StateEntry>): StateEntry {
+    return StateEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<StateEntry>): StateEntry {
+    const message = createBaseStateEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? Buffer.alloc(0);
+    message.deleted = object.deleted ?? false;
+    return message;
+  },
+};
+
 function createBaseHeader(): Header {
   return { name: "", value: "" };
 }
@@ -3629,6 +4096,7 @@ function createBaseDeadLetter(): DeadLetter {
     consumer: "",
     deliveryCount: 0,
     headers: [],
+    part: "",
   };
 }
 
@@ -3666,6 +4134,9 @@ export const DeadLetter: MessageFns<DeadLetter> = {
     }
     for (const v of message.headers) {
       Header.encode(v!, writer.uint32(90).fork()).join();
+    }
+    if (message.part !== "") {
+      writer.uint32(98).string(message.part);
     }
     return writer;
   },
@@ -3771,6 +4242,14 @@ export const DeadLetter: MessageFns<DeadLetter> = {
             message.headers.push(Header.decode(reader, reader.uint32()));
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.part = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3810,6 +4289,7 @@ export const DeadLetter: MessageFns<DeadLetter> = {
       headers: globalThis.Array.isArray(object?.headers)
         ? object.headers.map((e: any) => Header.fromJSON(e))
         : [],
+      part: isSet(object.part) ? globalThis.String(object.part) : "",
     };
   },
 
@@ -3848,6 +4328,9 @@ export const DeadLetter: MessageFns<DeadLetter> = {
     if (message.headers?.length) {
       obj.headers = message.headers.map((e) => Header.toJSON(e));
     }
+    if (message.part !== "") {
+      obj.part = message.part;
+    }
     return obj;
   },
 
@@ -3867,6 +4350,7 @@ export const DeadLetter: MessageFns<DeadLetter> = {
     message.consumer = object.consumer ?? "";
     message.deliveryCount = object.deliveryCount ?? 0;
     message.headers = object.headers?.map((e) => Header.fromPartial(e)) || [];
+    message.part = object.part ?? "";
     return message;
   },
 };

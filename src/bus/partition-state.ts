@@ -1,0 +1,314 @@
+/**
+ * A partition owner's keyed state (a role's card and person states), kept in memory and made
+ * durable with one message per batch instead of one KV read and write per key — the model is
+ * Kafka Streams' changelog topics with standby restoration and Flink's checkpoints.
+ *
+ * Durable layout, for role R and partition P:
+ *   stream STATE, subject tapflow.state.R.P   StateChangelog: every key a batch changed, with its new
+ *                                            value (one message per batch: `commit()`)
+ *   KV bucket of the role, key <key>          the value as of the last checkpoint (compacted by key)
+ *   KV bucket of the role, key _ckpt.P        {"seq": S}: every changelog message of P up to S is
+ *                                            in the KV values (`checkpoint()`)
+ *
+ * The owner keeps its keys in memory; a batch's changes are appended to the changelog with
+ * Nats-Expected-Last-Subject-Sequence (fencing: an append by anyone else since our last one makes
+ * ours fail with TF_STATE_CONFLICT, and we restore before the next batch). Every
+ * `checkpointEveryMs` the keys changed since the last checkpoint are written to the KV bucket
+ * (write-behind, off the batch path: a key changed many times between two checkpoints is written
+ * once) and the checkpoint mark moves. On acquiring the partition the owner restores: the changelog
+ * after the mark is replayed into memory (bounded by the checkpoint interval), and keys not in
+ * memory are read from the KV bucket when a batch first needs them. Memory stays bounded:
+ * beyond `maxCached` keys, the least recently changed clean ones (already in the KV bucket) are
+ * dropped and read again when needed.
+ *
+ * Redelivery: a batch's outputs are published before `commit()`, and its input is acknowledged
+ * after it. A batch that fails before its commit is rolled back (`rollback()`); a commit that may
+ * or may not have landed (no PubAck) makes the state stale, so the next batch restores first and
+ * sees exactly what the changelog holds.
+ */
+import { DeliverPolicy } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import { StateChangelog } from '../gen/tapflow/v1/bus.js';
+import { TapflowError } from '../domain/reasons.js';
+import type { Logger } from '../observe/log.js';
+import type { Bus } from './connection.js';
+import type { JsPublisher } from './publisher.js';
+import { Streams, subjects } from './subjects.js';
+
+/** How a role's values are written (changelog and KV) and read back. */
+export interface StateCodec<T> {
+  encode(value: T): Uint8Array;
+  decode(bytes: Uint8Array): T;
+}
+
+/** JSON text as the durable form of plain-data states. */
+export function jsonCodec<T>(): StateCodec<T> {
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
+  return { encode: (v) => enc.encode(JSON.stringify(v)), decode: (b) => JSON.parse(dec.decode(b)) as T };
+}
+
+export interface PartitionStateOptions<T> {
+  role: string;
+  partition: number;
+  bus: Bus;
+  publisher: JsPublisher;
+  /** The role's KV bucket (compacted values and checkpoint marks) and its name. */
+  kv: KV;
+  bucket: string;
+  codec: StateCodec<T>;
+  /** Most keys kept in memory (clean ones beyond it are dropped). */
+  maxCached: number;
+  log: Logger;
+}
+
+interface Entry<T> {
+  value: T | undefined;
+  /** KV revision of the key as last read or written (0: not in the bucket). */
+  rev: number;
+}
+
+/** What a restore did, for logs and the restore-time metric. */
+export interface RestoreReport {
+  /** Changelog messages replayed (those after the checkpoint mark). */
+  messages: number;
+  /** Keys they held. */
+  keys: number;
+  checkpointSeq: number;
+  lastSeq: number;
+  ms: number;
+}
+
+const CHECKPOINT_KEY = (p: number) => `_ckpt.${p}`;
+
+export class PartitionState<T> {
+  private readonly cache = new Map<string, Entry<T>>();
+  /** Keys changed by the batch in hand: their value before it (undefined entry: not cached). */
+  private readonly undo = new Map<string, Entry<T> | undefined>();
+  /** Keys changed since the last checkpoint. */
+  private readonly dirty = new Set<string>();
+  /** Sequence of the last changelog message of this partition (0: none). */
+  private lastSeq = 0;
+  private checkpointSeq = 0;
+  private stale = true;
+  private checkpointing?: Promise<void>;
+  readonly subject: string;
+
+  constructor(private readonly o: PartitionStateOptions<T>) {
+    this.subject = subjects.state(o.role, o.partition);
+  }
+
+  /** True when the next batch must restore first (never restored, or a commit failed). */
+  get needsRestore(): boolean {
+    return this.stale;
+  }
+
+  /** Keys in memory. */
+  get size(): number {
+    return this.cache.size;
+  }
+
+  /** Keys changed since the last checkpoint. */
+  get pending(): number {
+    return this.dirty.size;
+  }
+
+  /**
+   * Rebuilds the memory from the durable state: drops what is cached, reads the checkpoint mark
+   * and replays the changelog after it. Keys not replayed are read from the KV bucket on demand.
+   */
+  async restore(): Promise<RestoreReport> {
+    const t0 = performance.now();
+    const { bus, kv, codec } = this.o;
+    this.cache.clear();
+    this.undo.clear();
+    this.dirty.clear();
+    const durable = await readCheckpointAndTail(bus, kv, this.o.partition, this.subject, this.o.log, (e) => {
+      this.cache.set(e.key, { value: e.deleted ? undefined : codec.decode(e.value), rev: this.cache.get(e.key)?.rev ?? -1 });
+      this.dirty.add(e.key);
+    });
+    this.checkpointSeq = durable.checkpointSeq;
+    this.lastSeq = durable.lastSeq;
+    const messages = durable.messages;
+    this.stale = false;
+    return { messages, keys: this.cache.size, checkpointSeq: this.checkpointSeq, lastSeq: this.lastSeq, ms: performance.now() - t0 };
+  }
+
+  /** Reads the keys not in memory from the KV bucket (in parallel). */
+  async load(keys: Iterable<string>): Promise<void> {
+    const missing = [...new Set(keys)].filter((k) => !this.cache.has(k));
+    if (missing.length === 0) return;
+    const { kv, codec } = this.o;
+    await Promise.all(
+      missing.map(async (k) => {
+        const e = await kv.get(k);
+        const value = e && e.operation === 'PUT' && e.value.length > 0 ? codec.decode(e.value) : undefined;
+        if (!this.cache.has(k)) this.cache.set(k, { value, rev: e?.revision ?? 0 });
+      }),
+    );
+  }
+
+  get(key: string): T | undefined {
+    return this.cache.get(key)?.value;
+  }
+
+  /** Sets a key (loaded before, or new) for the batch in hand. */
+  set(key: string, value: T): void {
+    const cur = this.cache.get(key);
+    if (!this.undo.has(key)) this.undo.set(key, cur ? { ...cur } : undefined);
+    // Re-inserted: the map's order is the order of last change, oldest first (eviction order).
+    this.cache.delete(key);
+    this.cache.set(key, { value, rev: cur?.rev ?? 0 });
+  }
+
+  /** The keys in memory with a value. */
+  *entries(): IterableIterator<[string, T]> {
+    for (const [k, e] of this.cache) if (e.value !== undefined) yield [k, e.value];
+  }
+
+  /** Forgets the changes of the batch in hand (it failed before its commit). */
+  rollback(): void {
+    for (const [k, before] of this.undo) {
+      if (before) this.cache.set(k, before);
+      else this.cache.delete(k);
+    }
+    this.undo.clear();
+  }
+
+  /**
+   * Makes the batch's changes durable: one changelog message, appended only if no one else
+   * appended since our last one. Resolves when it is durable. On failure the batch is rolled back
+   * and the next one restores first.
+   */
+  async commit(): Promise<void> {
+    if (this.undo.size === 0) return;
+    const entries = [...this.undo.keys()].map((key) => {
+      const v = this.cache.get(key)?.value;
+      return v === undefined ? { key, value: Buffer.alloc(0), deleted: true } : { key, value: Buffer.from(this.o.codec.encode(v)), deleted: false };
+    });
+    const data = StateChangelog.encode({ entries }).finish();
+    try {
+      const ack = await this.o.publisher.publish(this.subject, data, undefined, { expectLastSubjectSeq: this.lastSeq });
+      this.lastSeq = ack.seq;
+    } catch (err) {
+      this.rollback();
+      this.stale = true;
+      throw err;
+    }
+    for (const k of this.undo.keys()) this.dirty.add(k);
+    this.undo.clear();
+    this.evict();
+  }
+
+  /**
+   * Writes the keys changed since the last checkpoint to the KV bucket and moves the checkpoint
+   * mark to the changelog message they reflect. One at a time; a failure leaves them dirty.
+   */
+  checkpoint(): Promise<void> {
+    this.checkpointing ??= this.writeCheckpoint().finally(() => (this.checkpointing = undefined));
+    return this.checkpointing;
+  }
+
+  private async writeCheckpoint(): Promise<void> {
+    if (this.stale || this.dirty.size === 0 || this.undo.size > 0) return;
+    const upTo = this.lastSeq;
+    const keys = [...this.dirty];
+    const { publisher, bucket, codec, kv } = this.o;
+    await Promise.all(
+      keys.map(async (key) => {
+        const e = this.cache.get(key);
+        if (!e) return;
+        const data = e.value === undefined ? new Uint8Array() : codec.encode(e.value);
+        const put = (rev: number) => publisher.publish(`$KV.${bucket}.${key}`, data, undefined, rev >= 0 ? { expectLastSubjectSeq: rev } : {});
+        let ack;
+        try {
+          ack = await put(e.rev);
+        } catch (err) {
+          if (!(err instanceof TapflowError) || err.code !== 'TF_STATE_CONFLICT') throw err;
+          // Someone wrote the key since we read it (a previous owner's late checkpoint): ours is
+          // newer — this owner holds every change of the changelog — so it wins.
+          const cur = await kv.get(key);
+          ack = await put(cur?.revision ?? 0);
+        }
+        e.rev = ack.seq;
+      }),
+    );
+    await kv.put(CHECKPOINT_KEY(this.o.partition), JSON.stringify({ seq: upTo }));
+    this.checkpointSeq = upTo;
+    for (const k of keys) this.dirty.delete(k);
+    this.evict();
+  }
+
+  /** Drops the oldest clean keys beyond the bound. */
+  private evict(): void {
+    if (this.cache.size <= this.o.maxCached) return;
+    const target = Math.floor(this.o.maxCached * 0.9);
+    for (const k of this.cache.keys()) {
+      if (this.cache.size <= target) break;
+      if (!this.dirty.has(k) && !this.undo.has(k)) this.cache.delete(k);
+    }
+  }
+}
+
+/**
+ * Reads a partition's checkpoint mark and replays its changelog after the mark, entry by entry.
+ * Returns the mark, the sequence of the last changelog message and how many messages were read.
+ */
+async function readCheckpointAndTail(
+  bus: Bus,
+  kv: KV,
+  partition: number,
+  subject: string,
+  log: Pick<Logger, 'error'>,
+  onEntry: (e: { key: string; value: Uint8Array; deleted: boolean }) => void,
+): Promise<{ checkpointSeq: number; lastSeq: number; messages: number }> {
+  const mark = await kv.get(CHECKPOINT_KEY(partition));
+  const checkpointSeq = mark && mark.operation === 'PUT' && mark.value.length > 0 ? (JSON.parse(new TextDecoder().decode(mark.value)) as { seq: number }).seq : 0;
+  const last = await bus.jsm.streams.getMessage(Streams.STATE.name, { last_by_subj: subject }).catch((err: unknown) => {
+    if (/no message found/i.test((err as Error).message)) return null;
+    throw err;
+  });
+  const lastSeq = last?.seq ?? 0;
+  let messages = 0;
+  if (lastSeq > checkpointSeq) {
+    const info = await bus.jsm.streams.info(Streams.STATE.name);
+    if (info.state.first_seq > checkpointSeq + 1) {
+      log.error({ subject, checkpointSeq, firstSeq: info.state.first_seq }, 'state changelog entries after the last checkpoint are gone (stream limits): restoring from what is left');
+    }
+    const consumer = await bus.js.consumers.get(Streams.STATE.name, {
+      filter_subjects: subject,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: checkpointSeq + 1,
+    });
+    let seq = checkpointSeq;
+    while (seq < lastSeq) {
+      const batch = await consumer.fetch({ max_messages: 256, expires: 2000 });
+      let got = 0;
+      for await (const m of batch) {
+        got++;
+        seq = m.seq;
+        messages++;
+        for (const e of StateChangelog.decode(m.data).entries) onEntry(e);
+        if (seq >= lastSeq) break;
+      }
+      if (got === 0) throw new TapflowError('TF_BUS_UNAVAILABLE', `restoring ${subject}: changelog read stopped at ${seq} of ${lastSeq}`);
+    }
+    await consumer.delete().catch(() => undefined);
+  }
+  return { checkpointSeq, lastSeq, messages };
+}
+
+/**
+ * The durable value of one key, read without owning its partition (e.g. `tapflow medical quote`
+ * reading a person's accumulations): its latest change in the changelog after the checkpoint
+ * mark, or else its KV value (as of the last checkpoint).
+ */
+export async function readDurableKey<T>(bus: Bus, kv: KV, role: string, partition: number, key: string, codec: StateCodec<T>): Promise<T | undefined> {
+  let latest: { value: Uint8Array; deleted: boolean } | undefined;
+  await readCheckpointAndTail(bus, kv, partition, subjects.state(role, partition), { error: () => undefined }, (e) => {
+    if (e.key === key) latest = e;
+  });
+  if (latest) return latest.deleted ? undefined : codec.decode(latest.value);
+  const e = await kv.get(key);
+  return e && e.operation === 'PUT' && e.value.length > 0 ? codec.decode(e.value) : undefined;
+}
