@@ -32,7 +32,7 @@ import { TapStatus } from '../src/gen/tapflow/v1/ingest.js';
 import { isLive, PROFILES, resolveOptions, shapeOf, type BenchOptions } from './lib/options.js';
 import { loadFleetConfig } from './lib/fleet-config.js';
 import { FleetSimulator, type SimTap } from './lib/fleet.js';
-import { FleetClient, sleep, within } from './lib/fleet-client.js';
+import { FleetClient, lastAnswerMs, sleep, within } from './lib/fleet-client.js';
 import { allTaps, liveTape, offlineTape, type BatchItem, type Tape } from './lib/tape.js';
 import { expectedCount } from './lib/schedule.js';
 import { Timeline, findKnee, summarize } from './lib/recorder.js';
@@ -356,7 +356,7 @@ export async function runBench(o: BenchOptions, progress = new Progress()): Prom
     // ---------------------------------------------------------------- 7. report
     const measured = taps.filter((s) => s.phase !== 'warm');
     const ackedTaps = measured.filter(durable).length;
-    const lastAck = Math.max(0, ...measured.map((s) => c.results.get(s)?.ackedAt ?? 0)) / 1000;
+    const lastAck = lastAnswerMs(measured, c.results) / 1000;
     const span = (t: number) => Math.max(live || o.profile === 'batch' ? windowS : 0, t, 1e-3);
     const windowS = stopped ? sentDoneS : o.durationS;
     const offered = live ? tape.live.length / windowS : o.profile === 'batch' ? o.rate : batchTaps;

@@ -3,6 +3,7 @@
  * reported in milliseconds), per-second series of throughput and latency, and status counts.
  */
 import * as hdr from 'hdr-histogram-js';
+import { mapped, maxOf } from './extremes.js';
 
 /** A latency histogram: 1 µs to 1 hour, 3 significant digits. */
 export function newHistogram(): hdr.Histogram {
@@ -166,7 +167,7 @@ export function findKnee(seconds: SecondStats[], o: { by?: 'acked' | 'stored'; k
     const offered = win.reduce((n, s) => n + s.offered, 0) / w;
     if (offered <= 0) break; // the window is over
     const kept = win.reduce((n, s) => n + (by === 'acked' ? s.acked : s.stored), 0) / w;
-    const p99 = Math.max(...win.map((s) => s.ack_p99_ms));
+    const p99 = maxOf(mapped(win, (s) => s.ack_p99_ms), 0);
     const behind = kept < keep * offered || (by === 'acked' && p99 > maxP99);
     if (behind) return lastGood ?? { offered: Math.round(offered), kept: Math.round(kept), at_s: i + 1 };
     lastGood = { offered: Math.round(offered), kept: Math.round(kept), at_s: i + 1 };
