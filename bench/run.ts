@@ -40,7 +40,8 @@ import { ProcSampler, summarizeProc, round1 } from './lib/procstat.js';
 import { busTapMessages, grpcCeiling, jetStreamCeilings, type CeilingResult } from './lib/ceilings.js';
 import { connectBenchBus, mainThreadProfile, metricValue, putHotlist, REPO_ROOT, scrape, startBenchNats, startTapflow, waitDrained, type TapflowCluster } from './lib/tapflow.js';
 import { expectSettlements } from './lib/expect.js';
-import { verify } from './lib/verify.js';
+import { checkMoney, readDecisions, verify } from './lib/verify.js';
+import { expectByDurableOrder } from './lib/durable-order.js';
 import { chartSvg, consoleSummary, evaluateTargets, ratio, REPORT_SCHEMA, writeReport, type BenchReport } from './lib/report.js';
 import { readProfile, summarizeProfile } from './lib/cpuprofile.js';
 import { JetStreamProbe, LoopDelay } from './lib/probes.js';
@@ -329,28 +330,41 @@ export async function runBench(o: BenchOptions, progress = new Progress()): Prom
       return r !== undefined && (r.status === TapStatus.ACCEPTED_DURABLE || r.status === TapStatus.DUPLICATE);
     };
     const answeredClaims = tape.claims.filter((ci) => c.claimResults.get(ci) !== undefined).map((ci) => ci.sim);
-    const expectation = expectSettlements({ data: settlerData, tokenKey: keys.tokenKey, partitions: o.partitions, taps: taps.filter((s) => s.expect === 'ok' && durable(s)), claims: answeredClaims, nowMs: Date.now() });
     const engine = await openClickHouse({ dataDir: join(dataDir, 'chdb'), database: 'tapflow' });
     let v;
+    let qrOrder: ReturnType<typeof expectByDurableOrder>['report'];
     let byStored: BenchReport['money']['by_stored_verdicts'];
     try {
-      v = await verify(engine, { taps, results: c.results, expectation, windowStartMs, timeline });
+      const rows = await readDecisions(engine);
+      // A QR code presented twice: the presentation that became durable first is the one to accept.
+      const rowById = new Map(rows.map((r) => [r.event_id, r]));
+      const order = expectByDurableOrder(taps, (s) => {
+        const r = c.results.get(s);
+        const row = rowById.get(`${s.tap.terminalId}:${s.tap.seq}`);
+        if (!r && !row) return undefined;
+        return { durable: durable(s) || row !== undefined, ingestMs: row?.ingest_ms, answeredMs: r?.ackedAt, attempts: r?.attempts ?? 0 };
+      });
+      qrOrder = order.report;
+      const expectation = expectSettlements({ data: settlerData, tokenKey: keys.tokenKey, partitions: o.partitions, taps: taps.filter((s) => order.expectOf(s) === 'ok' && durable(s)), claims: answeredClaims, nowMs: Date.now() });
+      v = await verify(engine, { taps, rows, results: c.results, expectOf: order.expectOf, qrOrder, expectation, windowStartMs, timeline });
       if (backlog !== 0) {
         v.loss.complete = false;
         v.loss.ok = false;
         notes.push(`The pipeline had not drained ${o.drainTimeoutS} s after the window (backlog ${backlog}): missing taps may be late rather than lost. Raise --drain-timeout.`);
       }
-      if (v.verdicts.mismatched > 0) {
-        // Separate the validator's answers from the settler's and sink's work: the same check
-        // over the verdicts tapflow stored.
-        const rows = await engine.query<{ event_id: string }>("SELECT event_id FROM decisions WHERE verdict = 'ACCEPTED'");
-        const acceptedIds = new Set(rows.map((r) => r.event_id));
+      if (!v.verdicts.ok) {
+        // Separate the validator's answers from the settler's and sink's work: the same money
+        // check over the verdicts tapflow stored.
+        const acceptedIds = new Set(rows.filter((r) => r.verdict === 'ACCEPTED').map((r) => r.event_id));
         const e2 = expectSettlements({ data: settlerData, tokenKey: keys.tokenKey, partitions: o.partitions, taps: taps.filter((s) => acceptedIds.has(`${s.tap.terminalId}:${s.tap.seq}`)), claims: answeredClaims, nowMs: Date.now() });
-        const v2 = await verify(engine, { taps: [], results: c.results, expectation: e2, windowStartMs, timeline: new Timeline() });
-        byStored = { expected_fen: e2.fen, stored_fen: v2.money.stored_fen, cards_mismatched: v2.money.cards_mismatched, ok: v2.money.ok };
+        const m2 = await checkMoney(engine, e2);
+        byStored = { expected_fen: e2.fen, stored_fen: m2.stored_fen, cards_mismatched: m2.cards_mismatched, ok: m2.ok };
       }
     } finally {
       await engine.close();
+    }
+    if (qrOrder.out_of_sending_order > 0) {
+      notes.push(`${qrOrder.out_of_sending_order} QR code(s) presented twice became durable in another order than they were sent (${qrOrder.first_sent_retried} of them because the terminal retried the first presentation after OVERLOADED or UNAVAILABLE): the expectation accepts the presentation that became durable first, as tapflow is specified to (bench/lib/durable-order.ts).`);
     }
 
     // ---------------------------------------------------------------- 7. report
@@ -519,7 +533,7 @@ async function main(): Promise<void> {
   program.parse(process.argv);
   const o = resolveOptions(program.opts());
   const report = await runBench(o);
-  process.exitCode = report.loss.ok && report.money.ok ? 0 : 2;
+  process.exitCode = report.loss.ok && report.money.ok && report.verdicts.ok ? 0 : 2;
 }
 
 const isMain = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].split('/').pop()!);

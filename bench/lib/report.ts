@@ -160,6 +160,7 @@ export function evaluateTargets(r: BenchReport): TargetRow[] {
     met: overloaded ? growth.every(([, p]) => p.rss_mb_per_min < 20) : null,
   });
   rows.push({ target: 'zero loss: every durable ack stored exactly once; fen sums equal', required: 'missing 0, duplicated 0, fen equal', measured: `missing ${r.loss.missing}, duplicated ${r.loss.duplicated}, fen diff ${r.money.diff_fen}`, met: zero });
+  rows.push({ target: 'every verdict as the fleet expects', required: '0 mismatches', measured: `${r.verdicts.mismatched} of ${r.verdicts.checked} differ`, met: r.verdicts.ok });
   return rows;
 }
 
@@ -190,11 +191,23 @@ export function consoleSummary(r: BenchReport): string {
     `Ceilings: gRPC stream ${fmtN(r.ceilings.grpc_stream_msgs_per_s)}/s, JetStream publish ${fmtN(r.ceilings.jetstream_publish_msgs_per_s)}/s (js.publish ${fmtN(r.ceilings.jetstream_js_publish_msgs_per_s)}/s), consume ${fmtN(r.ceilings.jetstream_consume_msgs_per_s)}/s`,
     `Ratios (stored over): gRPC ${r.ratios.stored_over_grpc_stream ?? '-'}, publish ${r.ratios.stored_over_jetstream_publish ?? '-'}, consume ${r.ratios.stored_over_jetstream_consume ?? '-'}`,
     `Loss: acked ${f0(r.loss.acked)}, stored ${f0(r.loss.stored)}, missing ${r.loss.missing}, duplicated ${r.loss.duplicated}${r.loss.unanswered ? `, unanswered ${r.loss.unanswered}` : ''}`,
-    `Money: expected ${f0(r.money.expected_fen)} fen, stored ${f0(r.money.stored_fen)} fen, cards mismatched ${r.money.cards_mismatched}, ledger ${r.money.ledger.balanced ? 'balanced' : 'UNBALANCED'}${r.verdicts.mismatched ? `; verdict mismatches ${r.verdicts.mismatched}` : ''}`,
+    `Money: expected ${f0(r.money.expected_fen)} fen, stored ${f0(r.money.stored_fen)} fen, cards mismatched ${r.money.cards_mismatched}, ledger ${r.money.ledger.balanced ? 'balanced' : 'UNBALANCED'}`,
+    ...verdictLines(r.verdicts),
     `RSS (MB, max): ${Object.entries(r.rss_mb).map(([k, v]) => `${k} ${v}`).join(', ')}`,
     '',
   ];
   return lines.join('\n');
+}
+
+/** The verdict check for the console: one line when it passed, every kind with examples when not. */
+export function verdictLines(v: VerdictReport): string[] {
+  const q = v.qr_order;
+  const qr = q && q.out_of_sending_order > 0 ? ` (${q.out_of_sending_order} QR code(s) became durable out of sending order, ${q.first_sent_retried} after a retry: expected by durable order)` : '';
+  if (v.ok) return [`Verdicts: ${f0(v.checked)} checked, all as expected${qr}`];
+  return [
+    `Verdicts: ${f0(v.checked)} checked, ${v.mismatched} DIFFER from the fleet's expectation (the bench fails)${qr}:`,
+    ...Object.entries(v.mismatches).map(([k, n]) => `  ${k}: ${n}${v.mismatch_examples[k]?.length ? ` — e.g. ${v.mismatch_examples[k]!.join(', ')}` : ''}`),
+  ];
 }
 
 function pad(n: number): string {
@@ -276,7 +289,13 @@ export function toMarkdown(r: BenchReport): string {
     '## Zero loss and money',
     '',
     `- Durable acks: ${f0(r.loss.acked)}; stored: ${f0(r.loss.stored)}; missing: ${r.loss.missing}${r.loss.missing_examples.length ? ` (e.g. ${r.loss.missing_examples.slice(0, 5).join(', ')})` : ''}; duplicated: ${r.loss.duplicated}${r.loss.duplicated_examples.length ? ` (e.g. ${r.loss.duplicated_examples.slice(0, 5).join(', ')})` : ''}; stored without a durable ack: ${r.loss.stored_unacked}; unanswered: ${r.loss.unanswered}.`,
-    `- Verdicts checked: ${f0(r.verdicts.checked)}; mismatched: ${r.verdicts.mismatched}${Object.keys(r.verdicts.mismatches).length ? ` — ${Object.entries(r.verdicts.mismatches).map(([k, v]) => `${k}: ${v}`).join('; ')}` : ''}.`,
+    `- Verdicts checked: ${f0(r.verdicts.checked)}; mismatched: ${r.verdicts.mismatched}${r.verdicts.ok ? '' : ' — **the run fails**'}.`,
+    ...(r.verdicts.ok ? [] : ['', '| expected → got | taps | examples (event id, attempts) |', '| --- | ---: | --- |', ...Object.entries(r.verdicts.mismatches).map(([k, n]) => `| ${k} | ${n} | ${(r.verdicts.mismatch_examples[k] ?? []).join(', ')} |`), '']),
+    ...(r.verdicts.qr_order
+      ? [
+          `- QR codes presented twice that reached the validator twice: ${r.verdicts.qr_order.codes_reused}; became durable in another order than sent: ${r.verdicts.qr_order.out_of_sending_order} (first presentation retried by the terminal: ${r.verdicts.qr_order.first_sent_retried}); expectations moved to the first durable presentation: ${r.verdicts.qr_order.expectations_changed}${r.verdicts.qr_order.examples.length ? ` — e.g. ${r.verdicts.qr_order.examples.slice(0, 3).map((e) => `sent first ${e.first_sent} (${e.first_sent_attempts} attempts), durable first ${e.first_durable} (${e.first_durable_attempts})${e.ingest_gap_ms !== null ? `, ${e.ingest_gap_ms} ms later at ingest` : ''}`).join('; ')}` : ''}.`,
+        ]
+      : []),
     ...(Object.keys(r.verdicts.other_reason).length ? [`- Same verdict, another reason: ${Object.entries(r.verdicts.other_reason).map(([k, v]) => `${k}: ${v}`).join('; ')}.`] : []),
     `- Settlements: expected ${f0(r.money.expected_fen)} fen (settle core over the simulator's accepted taps and claims), stored ${f0(r.money.stored_fen)} fen, difference ${r.money.diff_fen}; cards mismatched ${r.money.cards_mismatched}; duplicated settlement ids ${r.money.duplicated_settlements}; ledger debits ${f0(r.money.ledger.debit_fen)} = credits ${f0(r.money.ledger.credit_fen)}: ${r.money.ledger.balanced ? 'balanced' : 'UNBALANCED'}; journeys still open ${r.money.open_journeys}.`,
     ...(r.money.by_stored_verdicts ? [`- Over the verdicts tapflow stored instead: expected ${f0(r.money.by_stored_verdicts.expected_fen)} fen, stored ${f0(r.money.by_stored_verdicts.stored_fen)}, cards mismatched ${r.money.by_stored_verdicts.cards_mismatched}: ${r.money.by_stored_verdicts.ok ? 'equal' : 'DIFFERENT'}.`] : []),

@@ -236,7 +236,7 @@ describe('bench report - fields, targets, chart, profile', () => {
     ceilings: { grpc_stream_msgs_per_s: 10_000, jetstream_publish_msgs_per_s: 20_000, jetstream_js_publish_msgs_per_s: 9000, jetstream_consume_msgs_per_s: 30_000, details: {} },
     ratios: { acked_over_grpc_stream: 0.5, stored_over_grpc_stream: 0.499, acked_over_jetstream_publish: 0.25, stored_over_jetstream_publish: 0.25, stored_over_jetstream_consume: 0.166 },
     loss: { acked: 150_000, stored: 150_000, missing: 0, duplicated: 0, missing_examples: [], duplicated_examples: [], stored_unacked: 0, unanswered: 0, complete: true, ok: true },
-    verdicts: { checked: 150_000, mismatched: 0, mismatches: {}, other_reason: {} },
+    verdicts: { checked: 150_000, mismatched: 0, mismatches: {}, mismatch_examples: {}, other_reason: {}, qr_order: null, ok: true },
     money: {
       expected_fen: 10,
       stored_fen: 10,
