@@ -37,6 +37,7 @@ import { allTaps, liveTape, offlineTape, type BatchItem, type Tape } from './lib
 import { expectedCount } from './lib/schedule.js';
 import { Timeline, findKnee, summarize } from './lib/recorder.js';
 import { ProcSampler, summarizeProc, round1 } from './lib/procstat.js';
+import { resourceSeries, rssCheck } from './lib/resources.js';
 import { busTapMessages, grpcCeiling, jetStreamCeilings, type CeilingResult } from './lib/ceilings.js';
 import { connectBenchBus, mainThreadProfile, metricValue, putHotlist, REPO_ROOT, scrape, startBenchNats, startTapflow, waitDrained, type TapflowCluster } from './lib/tapflow.js';
 import { expectSettlements } from './lib/expect.js';
@@ -377,6 +378,7 @@ export async function runBench(o: BenchOptions, progress = new Progress()): Prom
     const seconds = timeline.seconds();
     const procs = sampler.all();
     const processes = Object.fromEntries(procs.map((p) => [p.name, summarizeProc(p, windowSamplerT, windowEndSamplerT)]));
+    const resources = resourceSeries(procs, windowSamplerT, windowEndSamplerT);
     const acked = Math.round(ackedTaps / span(lastAck));
     const storedRate = Math.round(v.storedTaps / span(v.lastStoredS));
     const knee = o.profile === 'ramp' ? { acked: findKnee(seconds, { by: 'acked' }) ?? null, stored: findKnee(seconds, { by: 'stored' }) ?? null } : null;
@@ -461,6 +463,7 @@ export async function runBench(o: BenchOptions, progress = new Progress()): Prom
       money: { ...v.money, ...(byStored ? { by_stored_verdicts: byStored } : {}) },
       rss_mb: Object.fromEntries(Object.entries(processes).map(([k, p]) => [k, p.rss_mb_max])),
       processes,
+      resources: { interval_s: 1, series: resources, rss_check: rssCheck(resources, cluster.procs.map((p) => p.name), { warmupS: o.rssWarmupS, band: 0.25 }) },
       targets: [],
       diagnostics: { jetstream_probe_ms: probeMs, jetstream_probe_failures: probe.failures, bench_event_loop_delay_ms: benchLoop },
       timeline: seconds.map((s) => ({
@@ -473,7 +476,7 @@ export async function runBench(o: BenchOptions, progress = new Progress()): Prom
       notes,
     };
     report.targets = evaluateTargets(report);
-    writeReport(dir, join(outRoot, 'latest.json'), report, chartSvg(report, procs, windowSamplerT));
+    writeReport(dir, join(outRoot, 'latest.json'), report, chartSvg(report));
     process.stdout.write(consoleSummary(report));
     progress.say(`report: ${relative(process.cwd(), join(dir, 'report.md'))}, ${relative(process.cwd(), join(outRoot, 'latest.json'))}`);
     return report;
@@ -512,6 +515,7 @@ export function buildProgram(): Command {
     .option('--profile-cpu', 'CPU profile of the tapflow process(es) (node --cpu-prof), summarised in the report')
     .option('--drain-timeout <s>', 'longest wait for answers and for the pipeline to drain after the window', '120')
     .option('--offline-hours <h>', 'offline taps: device times go back this far', '2')
+    .option('--rss-warmup <s>', 'seconds of the window after which the RSS of every tapflow process is held to ±25% of its level then', '10')
     .option('--no-warm', 'live profiles: no warm-up entries (every exit of the window is then of a journey begun in it, or none)')
     .option('--keep-data', 'keep the temporary nats store and ClickHouse data')
     .addHelpText(

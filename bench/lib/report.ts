@@ -6,7 +6,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CeilingResult } from './ceilings.js';
-import type { ProcSeries, ProcSummary } from './procstat.js';
+import type { ProcSummary } from './procstat.js';
+import { resourceTable, type ResourceSeries, type RssCheck, type RssLevel } from './resources.js';
 import type { Knee, LatencySummary, SecondStats } from './recorder.js';
 import { renderChart, type Panel } from './svg.js';
 import type { LossReport, MoneyReport, VerdictReport } from './verify.js';
@@ -93,6 +94,8 @@ export interface BenchReport {
   /** Highest RSS of each process during the measured window and the drain, MB. */
   rss_mb: Record<string, number>;
   processes: Record<string, ProcSummary>;
+  /** CPU and RSS of every process over the window and the drain, and the bounded-memory check. */
+  resources: { interval_s: number; series: Record<string, ResourceSeries>; rss_check: RssCheck };
   targets: TargetRow[];
   /** Where latency comes from: a JetStream PubAck probe beside tapflow, and the bench's own event-loop delay. */
   diagnostics: {
@@ -159,6 +162,14 @@ export function evaluateTargets(r: BenchReport): TargetRow[] {
     measured: growth.map(([n, p]) => `${n} ${p.rss_mb_max} MB max, ${p.rss_mb_per_min} MB/min`).join('; '),
     met: overloaded ? growth.every(([, p]) => p.rss_mb_per_min < 20) : null,
   });
+  const rc = r.resources.rss_check;
+  const fmtLevel = (n: string, l: RssLevel | null) => (l ? `${n} ${l.baseline_mb} MB after warm-up, then ${l.min_mb}–${l.max_mb} MB (×${l.min_ratio}–×${l.max_ratio})` : `${n}: too few samples after the warm-up`);
+  rows.push({
+    target: `offline burst: RSS of every tapflow process within ${Math.round(rc.band * 100)}% of its level after warm-up (${rc.warmup_s} s)`,
+    required: `×${1 - rc.band}–×${1 + rc.band} of the level after warm-up`,
+    measured: [...Object.entries(rc.processes).map(([n, l]) => fmtLevel(n, l)), ...Object.entries(rc.beside).map(([n, l]) => `(beside: ${fmtLevel(n, l)})`)].join('; '),
+    met: r.profile === 'offline-burst' ? rc.ok : null,
+  });
   rows.push({ target: 'zero loss: every durable ack stored exactly once; fen sums equal', required: 'missing 0, duplicated 0, fen equal', measured: `missing ${r.loss.missing}, duplicated ${r.loss.duplicated}, fen diff ${r.money.diff_fen}`, met: zero });
   rows.push({ target: 'every verdict as the fleet expects', required: '0 mismatches', measured: `${r.verdicts.mismatched} of ${r.verdicts.checked} differ`, met: r.verdicts.ok });
   return rows;
@@ -194,6 +205,7 @@ export function consoleSummary(r: BenchReport): string {
     `Money: expected ${f0(r.money.expected_fen)} fen, stored ${f0(r.money.stored_fen)} fen, cards mismatched ${r.money.cards_mismatched}, ledger ${r.money.ledger.balanced ? 'balanced' : 'UNBALANCED'}`,
     ...verdictLines(r.verdicts),
     `RSS (MB, max): ${Object.entries(r.rss_mb).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    rssLine(r.resources.rss_check),
     '',
   ];
   return lines.join('\n');
@@ -208,6 +220,15 @@ export function verdictLines(v: VerdictReport): string[] {
     `Verdicts: ${f0(v.checked)} checked, ${v.mismatched} DIFFER from the fleet's expectation (the bench fails)${qr}:`,
     ...Object.entries(v.mismatches).map(([k, n]) => `  ${k}: ${n}${v.mismatch_examples[k]?.length ? ` — e.g. ${v.mismatch_examples[k]!.join(', ')}` : ''}`),
   ];
+}
+
+/** RSS after the warm-up against its level then, for the console. */
+export function rssLine(c: RssCheck): string {
+  const one = (n: string, l: RssLevel | null) => (l ? `${n} ×${l.min_ratio}–×${l.max_ratio} of ${l.baseline_mb} MB` : `${n} -`);
+  const judged = Object.entries(c.processes).map(([n, l]) => one(n, l));
+  const beside = Object.entries(c.beside).map(([n, l]) => one(n, l));
+  const verdict = c.ok === null ? 'not judged' : c.ok ? `within ±${Math.round(c.band * 100)}%` : `NOT within ±${Math.round(c.band * 100)}%`;
+  return `RSS after ${c.warmup_s} s warm-up: ${judged.join(', ')} (${verdict}); beside: ${beside.join(', ')}`;
 }
 
 function pad(n: number): string {
@@ -313,6 +334,12 @@ export function toMarkdown(r: BenchReport): string {
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...Object.entries(r.processes).map(([n, p]) => `| ${n} | ${p.pid} | ${p.cpu_mean_pct} | ${p.cpu_max_pct} | ${p.rss_mb_max} | ${p.rss_mb_last} | ${p.rss_mb_per_min} |`),
     '',
+    '### CPU and RSS over time',
+    '',
+    `${rssLine(r.resources.rss_check)}. Samples every ${r.resources.interval_s} s (\`resources.series\` in report.json has every one; the chart draws them).`,
+    '',
+    ...resourceTable(r.resources.series),
+    '',
   ];
   if (r.cpu_profile && r.cpu_profile.length > 0) {
     out.push('## CPU profile', '');
@@ -323,10 +350,14 @@ export function toMarkdown(r: BenchReport): string {
   return out.join('\n');
 }
 
-/** Throughput, latency and CPU over time. */
-export function chartSvg(r: BenchReport, procs: ProcSeries[], windowStartT: number): string {
+/** Throughput, latency, CPU and RSS over time. */
+export function chartSvg(r: BenchReport): string {
   const tl = r.timeline;
   const x = (s: { t: number }) => s.t + 0.5;
+  const colors = ['#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22', '#7f7f7f'];
+  const procs = Object.entries(r.resources.series);
+  const perProcess = (col: 'cpu_pct' | 'rss_mb') =>
+    procs.map(([name, s], i) => ({ name, color: colors[i % colors.length]!, points: s.t_s.map((t, k) => [t, s[col][k]!] as [number, number]) }));
   const panels: Panel[] = [
     {
       title: 'Throughput',
@@ -347,15 +378,8 @@ export function chartSvg(r: BenchReport, procs: ProcSeries[], windowStartT: numb
         { name: 'JetStream probe max', color: '#ff7f0e', points: tl.map((s) => [x(s), s.probe_max_ms]), dashed: true },
       ],
     },
-    {
-      title: 'CPU',
-      unit: '% of one core',
-      series: procs.map((p, i) => ({
-        name: p.name,
-        color: ['#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22', '#7f7f7f'][i % 7]!,
-        points: p.samples.filter((s) => s.t >= windowStartT).map((s) => [(s.t - windowStartT) / 1000, s.cpuPct] as [number, number]),
-      })),
-    },
+    { title: 'CPU', unit: '% of one core', series: perProcess('cpu_pct') },
+    { title: 'RSS', unit: 'MB', series: perProcess('rss_mb') },
   ];
   return renderChart(`tapflow bench — ${r.profile} (${r.mode}), ${r.run_id}`, panels);
 }

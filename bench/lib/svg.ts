@@ -1,7 +1,7 @@
 /**
  * A chart of a run, as a hand-written SVG (no plotting dependency): throughput over time on
  * top (offered, acknowledged, stored taps per second), latency below (p99 of each second, log
- * scale), and CPU of each process at the bottom. Seconds from the start of the measured window.
+ * scale), then CPU and RSS of each process. Seconds from the start of the measured window.
  */
 import { maxOf, minOf } from './extremes.js';
 
