@@ -33,12 +33,12 @@ import { isLive, PROFILES, resolveOptions, shapeOf, type BenchOptions } from './
 import { loadFleetConfig } from './lib/fleet-config.js';
 import { FleetSimulator, type SimTap } from './lib/fleet.js';
 import { FleetClient, lastAnswerMs, sleep, within } from './lib/fleet-client.js';
-import { allTaps, liveTape, offlineTape, type BatchItem, type Tape } from './lib/tape.js';
+import { allTaps, liveTape, offlineTape, tapsAsSent, type BatchItem, type Tape } from './lib/tape.js';
 import { expectedCount } from './lib/schedule.js';
 import { Timeline, findKnee, summarize } from './lib/recorder.js';
 import { ProcSampler, summarizeProc, round1 } from './lib/procstat.js';
 import { resourceSeries, rssCheck } from './lib/resources.js';
-import { busTapMessages, grpcCeiling, jetStreamCeilings, type CeilingResult } from './lib/ceilings.js';
+import { busTapMessages, grpcCeiling, jetStreamCeilings, workCeiling, type CeilingResult } from './lib/ceilings.js';
 import { connectBenchBus, mainThreadProfile, metricValue, putHotlist, REPO_ROOT, scrape, startBenchNats, startTapflow, waitDrained, type TapflowCluster } from './lib/tapflow.js';
 import { expectSettlements } from './lib/expect.js';
 import { checkMoney, readDecisions, verify } from './lib/verify.js';
@@ -368,7 +368,19 @@ export async function runBench(o: BenchOptions, progress = new Progress()): Prom
       notes.push(`${qrOrder.out_of_sending_order} QR code(s) presented twice became durable in another order than they were sent (${qrOrder.first_sent_retried} of them because the terminal retried the first presentation after OVERLOADED or UNAVAILABLE): the expectation accepts the presentation that became durable first, as tapflow is specified to (bench/lib/durable-order.ts).`);
     }
 
-    // ---------------------------------------------------------------- 7. report
+    // ---------------------------------------------------------------- 7. the work ceiling
+    if (o.ceilings) {
+      // After tapflow stopped: one thread's work per tap, on a machine no longer busy with the run.
+      progress.say(`ceilings: work ceiling, the run's taps on one thread with no bus (${o.ceilingSeconds} s)`);
+      try {
+        ceilings.work = await workCeiling({ taps: tapsAsSent(tape, Math.ceil(o.ceilingSeconds * 30_000) + 2000), hotlistedCards: sim.hotlistedCards(), dataDir, scratchDir: dataDir, partitions: o.partitions, seconds: o.ceilingSeconds });
+        progress.say(`  work ceiling: ${ceilings.work.msgs_per_s} taps/s`);
+      } catch (err) {
+        notes.push(`The work ceiling could not be measured: ${(err as Error).message}`);
+      }
+    }
+
+    // ---------------------------------------------------------------- 8. report
     const measured = taps.filter((s) => s.phase !== 'warm');
     const ackedTaps = measured.filter(durable).length;
     const lastAck = lastAnswerMs(measured, c.results) / 1000;
@@ -449,6 +461,7 @@ export async function runBench(o: BenchOptions, progress = new Progress()): Prom
         jetstream_publish_msgs_per_s: ceilings.jetstream_publish?.msgs_per_s ?? null,
         jetstream_js_publish_msgs_per_s: ceilings.jetstream_js_publish?.msgs_per_s ?? null,
         jetstream_consume_msgs_per_s: ceilings.jetstream_consume?.msgs_per_s ?? null,
+        work_taps_per_s: ceilings.work?.msgs_per_s ?? null,
         details: ceilings,
       },
       ratios: {
@@ -457,6 +470,9 @@ export async function runBench(o: BenchOptions, progress = new Progress()): Prom
         acked_over_jetstream_publish: ratio(acked, ceilings.jetstream_publish?.msgs_per_s ?? null),
         stored_over_jetstream_publish: ratio(storedRate, ceilings.jetstream_publish?.msgs_per_s ?? null),
         stored_over_jetstream_consume: ratio(storedRate, ceilings.jetstream_consume?.msgs_per_s ?? null),
+        acked_over_work: ratio(acked, ceilings.work?.msgs_per_s ?? null),
+        stored_over_work: ratio(storedRate, ceilings.work?.msgs_per_s ?? null),
+        knee_over_work: knee?.acked ? ratio(knee.acked.offered, ceilings.work?.msgs_per_s ?? null) : null,
       },
       loss: v.loss,
       verdicts: v.verdicts,

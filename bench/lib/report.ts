@@ -79,6 +79,8 @@ export interface BenchReport {
     jetstream_publish_msgs_per_s: number | null;
     jetstream_js_publish_msgs_per_s: number | null;
     jetstream_consume_msgs_per_s: number | null;
+    /** tapflow's per-tap work on one thread with no bus, the run's own taps (bench/lib/work-ceiling.ts). */
+    work_taps_per_s: number | null;
     details: Record<string, CeilingResult>;
   };
   ratios: {
@@ -87,6 +89,11 @@ export interface BenchReport {
     acked_over_jetstream_publish: number | null;
     stored_over_jetstream_publish: number | null;
     stored_over_jetstream_consume: number | null;
+    /** Pipeline over the work ceiling: what the bus and the hand-offs cost, how much the second core gives. */
+    acked_over_work: number | null;
+    stored_over_work: number | null;
+    /** Ramp: the knee (acks ≥ 95% of offered, ack p99 ≤ 100 ms) over the work ceiling. */
+    knee_over_work: number | null;
   };
   loss: LossReport;
   verdicts: VerdictReport;
@@ -154,6 +161,24 @@ export function evaluateTargets(r: BenchReport): TargetRow[] {
       met: r.pipeline.taps_per_s.stored >= 100_000 && zero,
     });
   }
+  const work = r.ceilings.work_taps_per_s;
+  if (r.profile === 'ramp') {
+    const k = r.pipeline.knee?.acked ?? null;
+    rows.push({
+      target: "ramp's knee (acks ≥ 95% of offered, ack p99 ≤ 100 ms) ≥ 1.0 × work ceiling (aim 1.5 ×)",
+      required: work ? `≥ ${f0(work)} taps/s (aim ${f0(1.5 * work)})` : 'needs the work ceiling',
+      measured: k ? `knee ${f0(k.offered)} taps/s = ${r.ratios.knee_over_work ?? '?'} × work ceiling` : 'no knee: acks kept up to the top of the ramp (raise --rate)',
+      met: work === null || k === null ? null : k.offered >= work,
+    });
+  }
+  if (batch) {
+    rows.push({
+      target: 'batch uploads stored ≥ 1.2 × work ceiling (aim 1.8 ×)',
+      required: work ? `≥ ${f0(1.2 * work)} taps/s (aim ${f0(1.8 * work)})` : 'needs the work ceiling',
+      measured: `stored ${f0(r.pipeline.taps_per_s.stored)} taps/s = ${r.ratios.stored_over_work ?? '?'} × work ceiling`,
+      met: work === null ? null : r.pipeline.taps_per_s.stored >= 1.2 * work,
+    });
+  }
   const growth = Object.entries(r.processes).filter(([name]) => name !== 'bench');
   const overloaded = r.pipeline.backlog_left > 0 || r.pipeline.drain_s > 5 || (r.pipeline.knee?.stored ?? null) !== null;
   rows.push({
@@ -199,8 +224,8 @@ export function consoleSummary(r: BenchReport): string {
     'Status distribution:',
     ...Object.entries({ ...prefix('live', r.pipeline.status.live), ...prefix('batch', r.pipeline.status.batch), ...prefix('claim', r.pipeline.status.claims) }).map(([k, n]) => `  [${k}]  ${f0(n)}`),
     '',
-    `Ceilings: gRPC stream ${fmtN(r.ceilings.grpc_stream_msgs_per_s)}/s, JetStream publish ${fmtN(r.ceilings.jetstream_publish_msgs_per_s)}/s (js.publish ${fmtN(r.ceilings.jetstream_js_publish_msgs_per_s)}/s), consume ${fmtN(r.ceilings.jetstream_consume_msgs_per_s)}/s`,
-    `Ratios (stored over): gRPC ${r.ratios.stored_over_grpc_stream ?? '-'}, publish ${r.ratios.stored_over_jetstream_publish ?? '-'}, consume ${r.ratios.stored_over_jetstream_consume ?? '-'}`,
+    `Ceilings: gRPC stream ${fmtN(r.ceilings.grpc_stream_msgs_per_s)}/s, JetStream publish ${fmtN(r.ceilings.jetstream_publish_msgs_per_s)}/s (js.publish ${fmtN(r.ceilings.jetstream_js_publish_msgs_per_s)}/s), consume ${fmtN(r.ceilings.jetstream_consume_msgs_per_s)}/s, work ${fmtN(r.ceilings.work_taps_per_s)} taps/s (one thread, no bus)`,
+    `Ratios (stored over): gRPC ${r.ratios.stored_over_grpc_stream ?? '-'}, publish ${r.ratios.stored_over_jetstream_publish ?? '-'}, consume ${r.ratios.stored_over_jetstream_consume ?? '-'}, work ${r.ratios.stored_over_work ?? '-'} (acked over work ${r.ratios.acked_over_work ?? '-'}${r.pipeline.knee ? `, knee over work ${r.ratios.knee_over_work ?? '-'}` : ''})`,
     `Loss: acked ${f0(r.loss.acked)}, stored ${f0(r.loss.stored)}, missing ${r.loss.missing}, duplicated ${r.loss.duplicated}${r.loss.unanswered ? `, unanswered ${r.loss.unanswered}` : ''}`,
     `Money: expected ${f0(r.money.expected_fen)} fen, stored ${f0(r.money.stored_fen)} fen, cards mismatched ${r.money.cards_mismatched}, ledger ${r.money.ledger.balanced ? 'balanced' : 'UNBALANCED'}`,
     ...verdictLines(r.verdicts),
@@ -241,6 +266,20 @@ function prefix(p: string, m: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(m).map(([k, v]) => [`${p} ${k}`, v]));
 }
 
+/** The work ceiling's time per tap by stage, as a Markdown table. */
+function workStages(c: CeilingResult | undefined): string[] {
+  if (!c?.per_stage_us) return [];
+  const total = Object.values(c.per_stage_us).reduce((a, b) => a + b, 0);
+  return [
+    '',
+    `Work per tap by stage (µs, one thread; ${Math.round(total)} µs in all ≈ ${f0(total > 0 ? 1e6 / total : 0)} taps/s):`,
+    '',
+    '| stage | µs per tap | share |',
+    '| --- | ---: | ---: |',
+    ...Object.entries(c.per_stage_us).map(([k, us]) => `| ${k} | ${us} | ${total > 0 ? Math.round((us / total) * 1000) / 10 : 0}% |`),
+  ];
+}
+
 function latencyRow(name: string, s: LatencySummary | null): string {
   if (!s || s.count === 0) return `| ${name} | 0 | | | | | | |`;
   return `| ${name} | ${f0(s.count)} | ${s.mean_ms} | ${s.p50_ms} | ${s.p90_ms} | ${s.p99_ms} | ${s.p999_ms} | ${s.max_ms} |`;
@@ -273,8 +312,10 @@ export function toMarkdown(r: BenchReport): string {
     `| ceiling: JetStream publish (JsPublisher, Nats-Msg-Id) | ${fmtN(r.ceilings.jetstream_publish_msgs_per_s)} | ${r.ratios.stored_over_jetstream_publish ?? '-'} |`,
     `| ceiling: JetStream publish (js.publish) | ${fmtN(r.ceilings.jetstream_js_publish_msgs_per_s)} | |`,
     `| ceiling: JetStream consume (consume(), ack each) | ${fmtN(r.ceilings.jetstream_consume_msgs_per_s)} | ${r.ratios.stored_over_jetstream_consume ?? '-'} |`,
+    `| ceiling: work (the run's taps, one thread, no bus) | ${fmtN(r.ceilings.work_taps_per_s)} | ${r.ratios.stored_over_work ?? '-'} (acked ${r.ratios.acked_over_work ?? '-'}${r.pipeline.knee ? `, knee ${r.ratios.knee_over_work ?? '-'}` : ''}) |`,
     '',
     ...Object.entries(r.ceilings.details).map(([k, c]) => `- ${k}: ${f0(c.messages)} messages of ${c.message_bytes} bytes in ${c.seconds} s — ${c.notes}`),
+    ...workStages(r.ceilings.details.work),
     ...(r.pipeline.knee
       ? [
           '',
