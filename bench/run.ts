@@ -35,7 +35,7 @@ import { FleetSimulator, type SimTap } from './lib/fleet.js';
 import { FleetClient, lastAnswerMs, sleep, within } from './lib/fleet-client.js';
 import { allTaps, liveTape, offlineTape, tapsAsSent, type BatchItem, type Tape } from './lib/tape.js';
 import { expectedCount } from './lib/schedule.js';
-import { Timeline, findKnee, summarize } from './lib/recorder.js';
+import { Timeline, behindWindows, findKnee, summarize } from './lib/recorder.js';
 import { ProcSampler, summarizeProc, round1 } from './lib/procstat.js';
 import { resourceSeries, rssCheck } from './lib/resources.js';
 import { busTapMessages, grpcCeiling, jetStreamCeilings, workCeiling, type CeilingResult } from './lib/ceilings.js';
@@ -455,6 +455,7 @@ export async function runBench(o: BenchOptions, progress = new Progress()): Prom
         drain_s: round1(drainS),
         backlog_left: Number.isFinite(backlog) ? backlog : -1,
         knee,
+        acks_behind: o.profile === 'offline-burst' ? null : { by_5s: behindWindows(seconds, { windowS: 5 }), by_1s: behindWindows(seconds, { windowS: 1 }) },
       },
       ceilings: {
         grpc_stream_msgs_per_s: ceilings.grpc_stream?.msgs_per_s ?? null,

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { CeilingResult } from './ceilings.js';
 import type { ProcSummary } from './procstat.js';
 import { resourceTable, type ResourceSeries, type RssCheck, type RssLevel } from './resources.js';
-import type { Knee, LatencySummary, SecondStats } from './recorder.js';
+import type { BehindReport, Knee, LatencySummary, SecondStats } from './recorder.js';
 import { renderChart, type Panel } from './svg.js';
 import type { LossReport, MoneyReport, VerdictReport } from './verify.js';
 import type { ProfileSummary } from './cpuprofile.js';
@@ -73,6 +73,8 @@ export interface BenchReport {
     backlog_left: number;
     /** Ramp: where acks (ingest: ≥ 95% answered, ack p99 ≤ 100 ms) and stored rows (≥ 90%, 5 s windows) stopped keeping up. */
     knee: { acked: Knee | null; stored: Knee | null } | null;
+    /** Windows of 5 s and of 1 s in which acks fell behind (acked < 95% of offered while the backlog grew); null for a burst. */
+    acks_behind: { by_5s: BehindReport; by_1s: BehindReport } | null;
   };
   ceilings: {
     grpc_stream_msgs_per_s: number | null;
@@ -161,6 +163,15 @@ export function evaluateTargets(r: BenchReport): TargetRow[] {
       met: r.pipeline.taps_per_s.stored >= 100_000 && zero,
     });
   }
+  const behind = r.pipeline.acks_behind;
+  if (behind) {
+    rows.push({
+      target: 'rush hour: no window where acks fall behind (acked < 95% of offered while the backlog grows, 5 s windows)',
+      required: '0 windows',
+      measured: `${behind.by_5s.behind} of ${behind.by_5s.windows} windows of 5 s behind (1 s windows: ${behind.by_1s.behind} of ${behind.by_1s.windows})`,
+      met: r.profile === 'rush-hour' ? behind.by_5s.behind === 0 : null,
+    });
+  }
   const work = r.ceilings.work_taps_per_s;
   if (r.profile === 'ramp') {
     const k = r.pipeline.knee?.acked ?? null;
@@ -213,6 +224,7 @@ export function consoleSummary(r: BenchReport): string {
     `  Slowest:      ${a.max_ms} ms`,
     `  Average:      ${a.mean_ms} ms`,
     `  Taps/sec:     offered ${f0(r.pipeline.taps_per_s.offered)}, acked ${f0(r.pipeline.taps_per_s.acked)}, stored ${f0(r.pipeline.taps_per_s.stored)}`,
+    ...(r.pipeline.acks_behind ? [`  Behind:       ${behindText(r.pipeline.acks_behind)}`] : []),
     '',
     'Latency distribution (from the intended send time):',
     `           p50        p90        p99        p99.9      max`,
@@ -245,6 +257,12 @@ export function verdictLines(v: VerdictReport): string[] {
     `Verdicts: ${f0(v.checked)} checked, ${v.mismatched} DIFFER from the fleet's expectation (the bench fails)${qr}:`,
     ...Object.entries(v.mismatches).map(([k, n]) => `  ${k}: ${n}${v.mismatch_examples[k]?.length ? ` — e.g. ${v.mismatch_examples[k]!.join(', ')}` : ''}`),
   ];
+}
+
+/** Windows in which acks fell behind, in one line. */
+export function behindText(b: { by_5s: BehindReport; by_1s: BehindReport }): string {
+  const first = b.by_5s.examples[0];
+  return `acks fell behind in ${b.by_5s.behind} of ${b.by_5s.windows} windows of 5 s (acked < ${Math.round(b.by_5s.keep * 100)}% of offered while the backlog grew${first ? `; first at ${first.from_s} s: ${f0(first.acked)} of ${f0(first.offered)}` : ''}), ${b.by_1s.behind} of ${b.by_1s.windows} of 1 s`;
 }
 
 /** RSS after the warm-up against its level then, for the console. */
@@ -336,6 +354,7 @@ export function toMarkdown(r: BenchReport): string {
     '',
     latencyRow('JetStream probe PubAck (bench, beside tapflow)', r.diagnostics.jetstream_probe_ms),
     '',
+    ...(r.pipeline.acks_behind ? [`Rush hour: ${behindText(r.pipeline.acks_behind)}.`, ''] : []),
     `Bench event-loop delay: p99 ${r.diagnostics.bench_event_loop_delay_ms.p99_ms} ms, max ${r.diagnostics.bench_event_loop_delay_ms.max_ms} ms (the simulator's own lateness). Start lag ${r.pipeline.start_lag_ms} ms; retries ${r.pipeline.retries}; stream errors ${r.pipeline.stream_errors}; drain after the window ${r.pipeline.drain_s} s (backlog left ${r.pipeline.backlog_left}).`,
     '',
     '![throughput and latency](chart.svg)',

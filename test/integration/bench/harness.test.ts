@@ -232,6 +232,7 @@ describe('bench report - fields, targets, chart, profile', () => {
       drain_s: 1,
       backlog_left: 0,
       knee: null,
+      acks_behind: null,
     },
     ceilings: { grpc_stream_msgs_per_s: 10_000, jetstream_publish_msgs_per_s: 20_000, jetstream_js_publish_msgs_per_s: 9000, jetstream_consume_msgs_per_s: 30_000, work_taps_per_s: 5000, details: {} },
     ratios: { acked_over_grpc_stream: 0.5, stored_over_grpc_stream: 0.499, acked_over_jetstream_publish: 0.25, stored_over_jetstream_publish: 0.25, stored_over_jetstream_consume: 0.166, acked_over_work: 1, stored_over_work: 0.998, knee_over_work: null },
