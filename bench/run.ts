@@ -39,7 +39,8 @@ import { Timeline, behindWindows, findKnee, summarize } from './lib/recorder.js'
 import { ProcSampler, summarizeProc, round1 } from './lib/procstat.js';
 import { resourceSeries, rssCheck } from './lib/resources.js';
 import { busTapMessages, grpcCeiling, jetStreamCeilings, workCeiling, type CeilingResult } from './lib/ceilings.js';
-import { connectBenchBus, mainThreadProfile, metricValue, putHotlist, REPO_ROOT, scrape, startBenchNats, startTapflow, waitDrained, type TapflowCluster } from './lib/tapflow.js';
+import { connectBenchBus, mainThreadProfile, metricValue, putHotlist, REPO_ROOT, scrape, scrapeUntilRead, startBenchNats, startTapflow, waitDrained, type TapflowCluster } from './lib/tapflow.js';
+import { restoreReport } from './lib/restore.js';
 import { expectSettlements } from './lib/expect.js';
 import { checkMoney, readDecisions, verify } from './lib/verify.js';
 import { expectByDurableOrder } from './lib/durable-order.js';
@@ -320,6 +321,10 @@ export async function runBench(o: BenchOptions, progress = new Progress()): Prom
     const windowEndUs = Number(process.hrtime.bigint() / 1000n);
     progress.say(`window done: sent by ${sentDoneS.toFixed(1)} s, answers in, pipeline ${backlog === 0 ? 'drained' : `NOT drained (backlog ${backlog})`} after ${drainS.toFixed(1)} s more; stopping tapflow`);
     c.close();
+    // Partition restore times (a histogram of tapflow's /metrics, when it has one), before the
+    // processes and their counters are gone.
+    const expositions = await Promise.all(cluster.procs.map(async (p) => ({ name: p.name, text: await scrapeUntilRead(p.metricsPort) })));
+    const restore = restoreReport(expositions.map((e) => e.text), expositions.filter((e) => e.text === '').map((e) => e.name));
     await cluster.stop();
     sampler.stop();
 
@@ -455,6 +460,7 @@ export async function runBench(o: BenchOptions, progress = new Progress()): Prom
         drain_s: round1(drainS),
         backlog_left: Number.isFinite(backlog) ? backlog : -1,
         knee,
+        restore,
         acks_behind: o.profile === 'offline-burst' ? null : { by_5s: behindWindows(seconds, { windowS: 5 }), by_1s: behindWindows(seconds, { windowS: 1 }) },
       },
       ceilings: {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { CeilingResult } from './ceilings.js';
 import type { ProcSummary } from './procstat.js';
 import { resourceTable, type ResourceSeries, type RssCheck, type RssLevel } from './resources.js';
+import type { RestoreReport } from './restore.js';
 import type { BehindReport, Knee, LatencySummary, SecondStats } from './recorder.js';
 import { renderChart, type Panel } from './svg.js';
 import type { LossReport, MoneyReport, VerdictReport } from './verify.js';
@@ -73,6 +74,8 @@ export interface BenchReport {
     backlog_left: number;
     /** Ramp: where acks (ingest: ≥ 95% answered, ack p99 ≤ 100 ms) and stored rows (≥ 90%, 5 s windows) stopped keeping up. */
     knee: { acked: Knee | null; stored: Knee | null } | null;
+    /** Partition restore times per role from tapflow's /metrics (`reported: false` when it has no such histogram). */
+    restore: RestoreReport;
     /** Windows of 5 s and of 1 s in which acks fell behind (acked < 95% of offered while the backlog grew); null for a burst. */
     acks_behind: { by_5s: BehindReport; by_1s: BehindReport } | null;
   };
@@ -225,6 +228,7 @@ export function consoleSummary(r: BenchReport): string {
     `  Average:      ${a.mean_ms} ms`,
     `  Taps/sec:     offered ${f0(r.pipeline.taps_per_s.offered)}, acked ${f0(r.pipeline.taps_per_s.acked)}, stored ${f0(r.pipeline.taps_per_s.stored)}`,
     ...(r.pipeline.acks_behind ? [`  Behind:       ${behindText(r.pipeline.acks_behind)}`] : []),
+    `  Restore:      partition state restored on acquisition: ${r.pipeline.restore.note}`,
     '',
     'Latency distribution (from the intended send time):',
     `           p50        p90        p99        p99.9      max`,
@@ -355,6 +359,11 @@ export function toMarkdown(r: BenchReport): string {
     latencyRow('JetStream probe PubAck (bench, beside tapflow)', r.diagnostics.jetstream_probe_ms),
     '',
     ...(r.pipeline.acks_behind ? [`Rush hour: ${behindText(r.pipeline.acks_behind)}.`, ''] : []),
+    `Partition restore (\`${r.pipeline.restore.metric}\`): ${r.pipeline.restore.note}.`,
+    ...(Object.keys(r.pipeline.restore.by_role).length > 0
+      ? ['', '| role | restores | total s | each ≤ s |', '| --- | ---: | ---: | ---: |', ...Object.entries(r.pipeline.restore.by_role).map(([role, x]) => `| ${role} | ${x.count} | ${x.sum_s} | ${x.max_bucket_s ?? `> ${x.over_s}`} |`)]
+      : []),
+    '',
     `Bench event-loop delay: p99 ${r.diagnostics.bench_event_loop_delay_ms.p99_ms} ms, max ${r.diagnostics.bench_event_loop_delay_ms.max_ms} ms (the simulator's own lateness). Start lag ${r.pipeline.start_lag_ms} ms; retries ${r.pipeline.retries}; stream errors ${r.pipeline.stream_errors}; drain after the window ${r.pipeline.drain_s} s (backlog left ${r.pipeline.backlog_left}).`,
     '',
     '![throughput and latency](chart.svg)',

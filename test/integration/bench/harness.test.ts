@@ -232,6 +232,7 @@ describe('bench report - fields, targets, chart, profile', () => {
       drain_s: 1,
       backlog_left: 0,
       knee: null,
+      restore: { metric: 'tapflow_partition_restore_seconds', reported: false, by_role: {}, unscraped: [], note: 'not reported by this tapflow' },
       acks_behind: null,
     },
     ceilings: { grpc_stream_msgs_per_s: 10_000, jetstream_publish_msgs_per_s: 20_000, jetstream_js_publish_msgs_per_s: 9000, jetstream_consume_msgs_per_s: 30_000, work_taps_per_s: 5000, details: {} },
