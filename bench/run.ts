@@ -41,6 +41,7 @@ import { resourceSeries, rssCheck } from './lib/resources.js';
 import { busTapMessages, grpcCeiling, jetStreamCeilings, workCeiling, type CeilingResult } from './lib/ceilings.js';
 import { connectBenchBus, mainThreadProfile, metricValue, putHotlist, REPO_ROOT, scrape, scrapeUntilRead, startBenchNats, startTapflow, waitDrained, type TapflowCluster } from './lib/tapflow.js';
 import { restoreReport } from './lib/restore.js';
+import { emptyLogSummary, summarizeLog } from './lib/logs.js';
 import { expectSettlements } from './lib/expect.js';
 import { checkMoney, readDecisions, verify } from './lib/verify.js';
 import { expectByDurableOrder } from './lib/durable-order.js';
@@ -328,6 +329,10 @@ export async function runBench(o: BenchOptions, progress = new Progress()): Prom
     await cluster.stop();
     sampler.stop();
 
+    const tapflowLog = emptyLogSummary();
+    for (const p of cluster.procs) summarizeLog(p.name, existsSync(p.logFile) ? readFileSync(p.logFile, 'utf8') : '', tapflowLog);
+    tapflowLog.by_message = Object.fromEntries(Object.entries(tapflowLog.by_message).sort((a, b) => b[1] - a[1]).slice(0, 20));
+
     // ---------------------------------------------------------------- 6. checks
     progress.say('checking: zero loss, verdicts, money (settle core)');
     const taps = allTaps(tape);
@@ -488,7 +493,7 @@ export async function runBench(o: BenchOptions, progress = new Progress()): Prom
       processes,
       resources: { interval_s: 1, series: resources, rss_check: rssCheck(resources, cluster.procs.map((p) => p.name), { warmupS: o.rssWarmupS, band: 0.25 }) },
       targets: [],
-      diagnostics: { jetstream_probe_ms: probeMs, jetstream_probe_failures: probe.failures, bench_event_loop_delay_ms: benchLoop },
+      diagnostics: { jetstream_probe_ms: probeMs, jetstream_probe_failures: probe.failures, bench_event_loop_delay_ms: benchLoop, tapflow_log: tapflowLog },
       timeline: seconds.map((s) => ({
         ...s,
         probe_max_ms: probe.worstPerSecond[s.t] ?? 0,

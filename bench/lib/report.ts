@@ -9,6 +9,7 @@ import type { CeilingResult } from './ceilings.js';
 import type { ProcSummary } from './procstat.js';
 import { resourceTable, type ResourceSeries, type RssCheck, type RssLevel } from './resources.js';
 import type { RestoreReport } from './restore.js';
+import type { LogSummary } from './logs.js';
 import type { BehindReport, Knee, LatencySummary, SecondStats } from './recorder.js';
 import { renderChart, type Panel } from './svg.js';
 import type { LossReport, MoneyReport, VerdictReport } from './verify.js';
@@ -114,6 +115,8 @@ export interface BenchReport {
     jetstream_probe_ms: LatencySummary;
     jetstream_probe_failures: number;
     bench_event_loop_delay_ms: { p99_ms: number; max_ms: number; mean_ms: number };
+    /** tapflow's warnings and errors during the run (its logs), `lease lost` counted apart. */
+    tapflow_log: LogSummary;
   };
   timeline: (SecondStats & { probe_max_ms: number; cpu_pct: Record<string, number> })[];
   cpu_profile: { process: string; file: string; summary: ProfileSummary }[] | null;
@@ -209,6 +212,13 @@ export function evaluateTargets(r: BenchReport): TargetRow[] {
     measured: [...Object.entries(rc.processes).map(([n, l]) => fmtLevel(n, l)), ...Object.entries(rc.beside).map(([n, l]) => `(beside: ${fmtLevel(n, l)})`)].join('; '),
     met: r.profile === 'offline-burst' ? rc.ok : null,
   });
+  const lg = r.diagnostics.tapflow_log;
+  rows.push({
+    target: "no lease lost, no hand-over that gave up on a previous owner's messages (tapflow's log)",
+    required: '0 and 0',
+    measured: `lease lost ${lg.lease_lost}, hand-overs gone on without messages ${lg.handover_gave_up}, batches failed ${lg.batch_failed}`,
+    met: lg.lease_lost === 0 && lg.handover_gave_up === 0,
+  });
   rows.push({ target: 'zero loss: every durable ack stored exactly once; fen sums equal', required: 'missing 0, duplicated 0, fen equal', measured: `missing ${r.loss.missing}, duplicated ${r.loss.duplicated}, fen diff ${r.money.diff_fen}`, met: zero });
   rows.push({ target: 'every verdict as the fleet expects', required: '0 mismatches', measured: `${r.verdicts.mismatched} of ${r.verdicts.checked} differ`, met: r.verdicts.ok });
   return rows;
@@ -247,6 +257,7 @@ export function consoleSummary(r: BenchReport): string {
     ...verdictLines(r.verdicts),
     `RSS (MB, max): ${Object.entries(r.rss_mb).map(([k, v]) => `${k} ${v}`).join(', ')}`,
     rssLine(r.resources.rss_check),
+    `tapflow log: lease lost ${r.diagnostics.tapflow_log.lease_lost}, batches failed ${r.diagnostics.tapflow_log.batch_failed}, errors ${r.diagnostics.tapflow_log.errors}`,
     '',
   ];
   return lines.join('\n');
@@ -366,6 +377,9 @@ export function toMarkdown(r: BenchReport): string {
     '',
     `Bench event-loop delay: p99 ${r.diagnostics.bench_event_loop_delay_ms.p99_ms} ms, max ${r.diagnostics.bench_event_loop_delay_ms.max_ms} ms (the simulator's own lateness). Start lag ${r.pipeline.start_lag_ms} ms; retries ${r.pipeline.retries}; stream errors ${r.pipeline.stream_errors}; drain after the window ${r.pipeline.drain_s} s (backlog left ${r.pipeline.backlog_left}).`,
     '',
+    ...(Object.keys(r.diagnostics.tapflow_log.by_message).length > 0
+      ? ["tapflow's warnings and errors (its logs in this folder):", '', '| process: message | lines |', '| --- | ---: |', ...Object.entries(r.diagnostics.tapflow_log.by_message).map(([k, n]) => `| ${k.replace(/\|/g, '\\|')} | ${n} |`), '']
+      : []),
     '![throughput and latency](chart.svg)',
     '',
     '## Status distribution',

@@ -257,7 +257,7 @@ describe('bench report - fields, targets, chart, profile', () => {
     processes: { tapflow: { pid: 1, cpu_mean_pct: 150, cpu_max_pct: 190, rss_mb_max: 300, rss_mb_last: 290, rss_mb_per_min: 1 } },
     resources: { interval_s: 1, series: {}, rss_check: { warmup_s: 10, band: 0.25, processes: {}, beside: {}, ok: null } },
     targets: [],
-    diagnostics: { jetstream_probe_ms: lat, jetstream_probe_failures: 0, bench_event_loop_delay_ms: { p99_ms: 1, max_ms: 2, mean_ms: 0.5 } },
+    diagnostics: { jetstream_probe_ms: lat, jetstream_probe_failures: 0, bench_event_loop_delay_ms: { p99_ms: 1, max_ms: 2, mean_ms: 0.5 }, tapflow_log: { by_message: {}, lease_lost: 0, handover_gave_up: 0, batch_failed: 0, errors: 0 } },
     timeline: [],
     cpu_profile: null,
     files: {},
