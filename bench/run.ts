@@ -12,9 +12,12 @@
  *   4. runs the measured window open-loop (each message sent at its intended time whatever
  *      tapflow does; latency from that time), with a progress line, sampling CPU and RSS of
  *      every process;
- *   5. waits for every answer and for the pipeline to drain, stops tapflow gracefully, opens its
- *      ClickHouse data, checks zero loss and the money against the settle core, and writes the
- *      report (console summary, JSON, Markdown, SVG chart, bench/results/latest.json).
+ *   5. waits for every answer and for the pipeline to drain, reads tapflow's restore times from
+ *      its /metrics, stops tapflow gracefully, opens its ClickHouse data, checks zero loss, the
+ *      verdicts and the money against the settle core;
+ *   6. measures the work ceiling: the run's taps through tapflow's per-tap work on one thread
+ *      with no bus, in a child process (bench/lib/work-ceiling.ts);
+ *   7. writes the report (console summary, JSON, Markdown, SVG chart, bench/results/latest.json).
  */
 import { Command, Option } from 'commander';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
