@@ -256,7 +256,7 @@ export function consoleSummary(r: BenchReport): string {
     `Money: expected ${f0(r.money.expected_fen)} fen, stored ${f0(r.money.stored_fen)} fen, cards mismatched ${r.money.cards_mismatched}, ledger ${r.money.ledger.balanced ? 'balanced' : 'UNBALANCED'}`,
     ...verdictLines(r.verdicts),
     `RSS (MB, max): ${Object.entries(r.rss_mb).map(([k, v]) => `${k} ${v}`).join(', ')}`,
-    rssLine(r.resources.rss_check),
+    rssLine(r.resources.rss_check, r.profile === 'offline-burst'),
     `tapflow log: lease lost ${r.diagnostics.tapflow_log.lease_lost}, batches failed ${r.diagnostics.tapflow_log.batch_failed}, errors ${r.diagnostics.tapflow_log.errors}`,
     '',
   ];
@@ -281,11 +281,11 @@ export function behindText(b: { by_5s: BehindReport; by_1s: BehindReport }): str
 }
 
 /** RSS after the warm-up against its level then, for the console. */
-export function rssLine(c: RssCheck): string {
+export function rssLine(c: RssCheck, judgedHere = true): string {
   const one = (n: string, l: RssLevel | null) => (l ? `${n} ×${l.min_ratio}–×${l.max_ratio} of ${l.baseline_mb} MB` : `${n} -`);
   const judged = Object.entries(c.processes).map(([n, l]) => one(n, l));
   const beside = Object.entries(c.beside).map(([n, l]) => one(n, l));
-  const verdict = c.ok === null ? 'not judged' : c.ok ? `within ±${Math.round(c.band * 100)}%` : `NOT within ±${Math.round(c.band * 100)}%`;
+  const verdict = (c.ok === null ? 'too few samples' : c.ok ? `within ±${Math.round(c.band * 100)}%` : `NOT within ±${Math.round(c.band * 100)}%`) + (judgedHere ? '' : '; judged for offline-burst runs only');
   return `RSS after ${c.warmup_s} s warm-up: ${judged.join(', ')} (${verdict}); beside: ${beside.join(', ')}`;
 }
 
@@ -419,7 +419,7 @@ export function toMarkdown(r: BenchReport): string {
     '',
     '### CPU and RSS over time',
     '',
-    `${rssLine(r.resources.rss_check)}. Samples every ${r.resources.interval_s} s (\`resources.series\` in report.json has every one; the chart draws them).`,
+    `${rssLine(r.resources.rss_check, r.profile === 'offline-burst')}. Samples every ${r.resources.interval_s} s (\`resources.series\` in report.json has every one; the chart draws them).`,
     '',
     ...resourceTable(r.resources.series),
     '',
