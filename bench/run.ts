@@ -12,9 +12,12 @@
  *   4. runs the measured window open-loop (each message sent at its intended time whatever
  *      tapflow does; latency from that time), with a progress line, sampling CPU and RSS of
  *      every process;
- *   5. waits for every answer and for the pipeline to drain, stops tapflow gracefully, opens its
- *      ClickHouse data, checks zero loss and the money against the settle core, and writes the
- *      report (console summary, JSON, Markdown, SVG chart, bench/results/latest.json).
+ *   5. waits for every answer and for the pipeline to drain, reads tapflow's restore times from
+ *      its /metrics, stops tapflow gracefully, opens its ClickHouse data, checks zero loss, the
+ *      verdicts and the money against the settle core;
+ *   6. measures the work ceiling: the run's taps through tapflow's per-tap work on one thread
+ *      with no bus, in a child process (bench/lib/work-ceiling.ts);
+ *   7. writes the report (console summary, JSON, Markdown, SVG chart, bench/results/latest.json).
  */
 import { Command, Option } from 'commander';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
@@ -32,15 +35,19 @@ import { TapStatus } from '../src/gen/tapflow/v1/ingest.js';
 import { isLive, PROFILES, resolveOptions, shapeOf, type BenchOptions } from './lib/options.js';
 import { loadFleetConfig } from './lib/fleet-config.js';
 import { FleetSimulator, type SimTap } from './lib/fleet.js';
-import { FleetClient, sleep, within } from './lib/fleet-client.js';
-import { allTaps, liveTape, offlineTape, type BatchItem, type Tape } from './lib/tape.js';
+import { FleetClient, lastAnswerMs, sleep, within } from './lib/fleet-client.js';
+import { allTaps, liveTape, offlineTape, tapsAsSent, type BatchItem, type Tape } from './lib/tape.js';
 import { expectedCount } from './lib/schedule.js';
-import { Timeline, findKnee, summarize } from './lib/recorder.js';
+import { Timeline, behindWindows, findKnee, summarize } from './lib/recorder.js';
 import { ProcSampler, summarizeProc, round1 } from './lib/procstat.js';
-import { busTapMessages, grpcCeiling, jetStreamCeilings, type CeilingResult } from './lib/ceilings.js';
-import { connectBenchBus, mainThreadProfile, metricValue, putHotlist, REPO_ROOT, scrape, startBenchNats, startTapflow, waitDrained, type TapflowCluster } from './lib/tapflow.js';
+import { resourceSeries, rssCheck } from './lib/resources.js';
+import { busTapMessages, grpcCeiling, jetStreamCeilings, workCeiling, type CeilingResult } from './lib/ceilings.js';
+import { connectBenchBus, mainThreadProfile, metricValue, putHotlist, REPO_ROOT, scrape, scrapeUntilRead, startBenchNats, startTapflow, waitDrained, type TapflowCluster } from './lib/tapflow.js';
+import { restoreReport } from './lib/restore.js';
+import { emptyLogSummary, summarizeLog } from './lib/logs.js';
 import { expectSettlements } from './lib/expect.js';
-import { verify } from './lib/verify.js';
+import { checkMoney, readDecisions, verify } from './lib/verify.js';
+import { expectByDurableOrder } from './lib/durable-order.js';
 import { chartSvg, consoleSummary, evaluateTargets, ratio, REPORT_SCHEMA, writeReport, type BenchReport } from './lib/report.js';
 import { readProfile, summarizeProfile } from './lib/cpuprofile.js';
 import { JetStreamProbe, LoopDelay } from './lib/probes.js';
@@ -318,8 +325,16 @@ export async function runBench(o: BenchOptions, progress = new Progress()): Prom
     const windowEndUs = Number(process.hrtime.bigint() / 1000n);
     progress.say(`window done: sent by ${sentDoneS.toFixed(1)} s, answers in, pipeline ${backlog === 0 ? 'drained' : `NOT drained (backlog ${backlog})`} after ${drainS.toFixed(1)} s more; stopping tapflow`);
     c.close();
+    // Partition restore times (a histogram of tapflow's /metrics, when it has one), before the
+    // processes and their counters are gone.
+    const expositions = await Promise.all(cluster.procs.map(async (p) => ({ name: p.name, text: await scrapeUntilRead(p.metricsPort) })));
+    const restore = restoreReport(expositions.map((e) => e.text), expositions.filter((e) => e.text === '').map((e) => e.name));
     await cluster.stop();
     sampler.stop();
+
+    const tapflowLog = emptyLogSummary();
+    for (const p of cluster.procs) summarizeLog(p.name, existsSync(p.logFile) ? readFileSync(p.logFile, 'utf8') : '', tapflowLog);
+    tapflowLog.by_message = Object.fromEntries(Object.entries(tapflowLog.by_message).sort((a, b) => b[1] - a[1]).slice(0, 20));
 
     // ---------------------------------------------------------------- 6. checks
     progress.say('checking: zero loss, verdicts, money (settle core)');
@@ -329,40 +344,66 @@ export async function runBench(o: BenchOptions, progress = new Progress()): Prom
       return r !== undefined && (r.status === TapStatus.ACCEPTED_DURABLE || r.status === TapStatus.DUPLICATE);
     };
     const answeredClaims = tape.claims.filter((ci) => c.claimResults.get(ci) !== undefined).map((ci) => ci.sim);
-    const expectation = expectSettlements({ data: settlerData, tokenKey: keys.tokenKey, partitions: o.partitions, taps: taps.filter((s) => s.expect === 'ok' && durable(s)), claims: answeredClaims, nowMs: Date.now() });
     const engine = await openClickHouse({ dataDir: join(dataDir, 'chdb'), database: 'tapflow' });
     let v;
+    let qrOrder: ReturnType<typeof expectByDurableOrder>['report'];
     let byStored: BenchReport['money']['by_stored_verdicts'];
     try {
-      v = await verify(engine, { taps, results: c.results, expectation, windowStartMs, timeline });
+      const rows = await readDecisions(engine);
+      // A QR code presented twice: the presentation that became durable first is the one to accept.
+      const rowById = new Map(rows.map((r) => [r.event_id, r]));
+      const order = expectByDurableOrder(taps, (s) => {
+        const r = c.results.get(s);
+        const row = rowById.get(`${s.tap.terminalId}:${s.tap.seq}`);
+        if (!r && !row) return undefined;
+        return { durable: durable(s) || row !== undefined, ingestMs: row?.ingest_ms, answeredMs: r?.ackedAt, attempts: r?.attempts ?? 0 };
+      });
+      qrOrder = order.report;
+      const expectation = expectSettlements({ data: settlerData, tokenKey: keys.tokenKey, partitions: o.partitions, taps: taps.filter((s) => order.expectOf(s) === 'ok' && durable(s)), claims: answeredClaims, nowMs: Date.now() });
+      v = await verify(engine, { taps, rows, results: c.results, expectOf: order.expectOf, qrOrder, expectation, windowStartMs, timeline });
       if (backlog !== 0) {
         v.loss.complete = false;
         v.loss.ok = false;
         notes.push(`The pipeline had not drained ${o.drainTimeoutS} s after the window (backlog ${backlog}): missing taps may be late rather than lost. Raise --drain-timeout.`);
       }
-      if (v.verdicts.mismatched > 0) {
-        // Separate the validator's answers from the settler's and sink's work: the same check
-        // over the verdicts tapflow stored.
-        const rows = await engine.query<{ event_id: string }>("SELECT event_id FROM decisions WHERE verdict = 'ACCEPTED'");
-        const acceptedIds = new Set(rows.map((r) => r.event_id));
+      if (!v.verdicts.ok) {
+        // Separate the validator's answers from the settler's and sink's work: the same money
+        // check over the verdicts tapflow stored.
+        const acceptedIds = new Set(rows.filter((r) => r.verdict === 'ACCEPTED').map((r) => r.event_id));
         const e2 = expectSettlements({ data: settlerData, tokenKey: keys.tokenKey, partitions: o.partitions, taps: taps.filter((s) => acceptedIds.has(`${s.tap.terminalId}:${s.tap.seq}`)), claims: answeredClaims, nowMs: Date.now() });
-        const v2 = await verify(engine, { taps: [], results: c.results, expectation: e2, windowStartMs, timeline: new Timeline() });
-        byStored = { expected_fen: e2.fen, stored_fen: v2.money.stored_fen, cards_mismatched: v2.money.cards_mismatched, ok: v2.money.ok };
+        const m2 = await checkMoney(engine, e2);
+        byStored = { expected_fen: e2.fen, stored_fen: m2.stored_fen, cards_mismatched: m2.cards_mismatched, ok: m2.ok };
       }
     } finally {
       await engine.close();
     }
+    if (qrOrder.out_of_sending_order > 0) {
+      notes.push(`${qrOrder.out_of_sending_order} QR code(s) presented twice became durable in another order than they were sent (${qrOrder.first_sent_retried} of them because the terminal retried the first presentation after OVERLOADED or UNAVAILABLE): the expectation accepts the presentation that became durable first, as tapflow is specified to (bench/lib/durable-order.ts).`);
+    }
 
-    // ---------------------------------------------------------------- 7. report
+    // ---------------------------------------------------------------- 7. the work ceiling
+    if (o.ceilings) {
+      // After tapflow stopped: one thread's work per tap, on a machine no longer busy with the run.
+      progress.say(`ceilings: work ceiling, the run's taps on one thread with no bus (${o.ceilingSeconds} s)`);
+      try {
+        ceilings.work = await workCeiling({ taps: tapsAsSent(tape, Math.ceil(o.ceilingSeconds * 30_000) + 2000), hotlistedCards: sim.hotlistedCards(), dataDir, scratchDir: dataDir, partitions: o.partitions, seconds: o.ceilingSeconds });
+        progress.say(`  work ceiling: ${ceilings.work.msgs_per_s} taps/s`);
+      } catch (err) {
+        notes.push(`The work ceiling could not be measured: ${(err as Error).message}`);
+      }
+    }
+
+    // ---------------------------------------------------------------- 8. report
     const measured = taps.filter((s) => s.phase !== 'warm');
     const ackedTaps = measured.filter(durable).length;
-    const lastAck = Math.max(0, ...measured.map((s) => c.results.get(s)?.ackedAt ?? 0)) / 1000;
+    const lastAck = lastAnswerMs(measured, c.results) / 1000;
     const span = (t: number) => Math.max(live || o.profile === 'batch' ? windowS : 0, t, 1e-3);
     const windowS = stopped ? sentDoneS : o.durationS;
     const offered = live ? tape.live.length / windowS : o.profile === 'batch' ? o.rate : batchTaps;
     const seconds = timeline.seconds();
     const procs = sampler.all();
     const processes = Object.fromEntries(procs.map((p) => [p.name, summarizeProc(p, windowSamplerT, windowEndSamplerT)]));
+    const resources = resourceSeries(procs, windowSamplerT, windowEndSamplerT);
     const acked = Math.round(ackedTaps / span(lastAck));
     const storedRate = Math.round(v.storedTaps / span(v.lastStoredS));
     const knee = o.profile === 'ramp' ? { acked: findKnee(seconds, { by: 'acked' }) ?? null, stored: findKnee(seconds, { by: 'stored' }) ?? null } : null;
@@ -427,12 +468,15 @@ export async function runBench(o: BenchOptions, progress = new Progress()): Prom
         drain_s: round1(drainS),
         backlog_left: Number.isFinite(backlog) ? backlog : -1,
         knee,
+        restore,
+        acks_behind: o.profile === 'offline-burst' ? null : { by_5s: behindWindows(seconds, { windowS: 5 }), by_1s: behindWindows(seconds, { windowS: 1 }) },
       },
       ceilings: {
         grpc_stream_msgs_per_s: ceilings.grpc_stream?.msgs_per_s ?? null,
         jetstream_publish_msgs_per_s: ceilings.jetstream_publish?.msgs_per_s ?? null,
         jetstream_js_publish_msgs_per_s: ceilings.jetstream_js_publish?.msgs_per_s ?? null,
         jetstream_consume_msgs_per_s: ceilings.jetstream_consume?.msgs_per_s ?? null,
+        work_taps_per_s: ceilings.work?.msgs_per_s ?? null,
         details: ceilings,
       },
       ratios: {
@@ -441,14 +485,18 @@ export async function runBench(o: BenchOptions, progress = new Progress()): Prom
         acked_over_jetstream_publish: ratio(acked, ceilings.jetstream_publish?.msgs_per_s ?? null),
         stored_over_jetstream_publish: ratio(storedRate, ceilings.jetstream_publish?.msgs_per_s ?? null),
         stored_over_jetstream_consume: ratio(storedRate, ceilings.jetstream_consume?.msgs_per_s ?? null),
+        acked_over_work: ratio(acked, ceilings.work?.msgs_per_s ?? null),
+        stored_over_work: ratio(storedRate, ceilings.work?.msgs_per_s ?? null),
+        knee_over_work: knee?.acked ? ratio(knee.acked.offered, ceilings.work?.msgs_per_s ?? null) : null,
       },
       loss: v.loss,
       verdicts: v.verdicts,
       money: { ...v.money, ...(byStored ? { by_stored_verdicts: byStored } : {}) },
       rss_mb: Object.fromEntries(Object.entries(processes).map(([k, p]) => [k, p.rss_mb_max])),
       processes,
+      resources: { interval_s: 1, series: resources, rss_check: rssCheck(resources, cluster.procs.map((p) => p.name), { warmupS: o.rssWarmupS, band: 0.25 }) },
       targets: [],
-      diagnostics: { jetstream_probe_ms: probeMs, jetstream_probe_failures: probe.failures, bench_event_loop_delay_ms: benchLoop },
+      diagnostics: { jetstream_probe_ms: probeMs, jetstream_probe_failures: probe.failures, bench_event_loop_delay_ms: benchLoop, tapflow_log: tapflowLog },
       timeline: seconds.map((s) => ({
         ...s,
         probe_max_ms: probe.worstPerSecond[s.t] ?? 0,
@@ -459,7 +507,7 @@ export async function runBench(o: BenchOptions, progress = new Progress()): Prom
       notes,
     };
     report.targets = evaluateTargets(report);
-    writeReport(dir, join(outRoot, 'latest.json'), report, chartSvg(report, procs, windowSamplerT));
+    writeReport(dir, join(outRoot, 'latest.json'), report, chartSvg(report));
     process.stdout.write(consoleSummary(report));
     progress.say(`report: ${relative(process.cwd(), join(dir, 'report.md'))}, ${relative(process.cwd(), join(outRoot, 'latest.json'))}`);
     return report;
@@ -498,6 +546,7 @@ export function buildProgram(): Command {
     .option('--profile-cpu', 'CPU profile of the tapflow process(es) (node --cpu-prof), summarised in the report')
     .option('--drain-timeout <s>', 'longest wait for answers and for the pipeline to drain after the window', '120')
     .option('--offline-hours <h>', 'offline taps: device times go back this far', '2')
+    .option('--rss-warmup <s>', 'seconds of the window after which the RSS of every tapflow process is held to ±25% of its level then', '10')
     .option('--no-warm', 'live profiles: no warm-up entries (every exit of the window is then of a journey begun in it, or none)')
     .option('--keep-data', 'keep the temporary nats store and ClickHouse data')
     .addHelpText(
@@ -519,7 +568,7 @@ async function main(): Promise<void> {
   program.parse(process.argv);
   const o = resolveOptions(program.opts());
   const report = await runBench(o);
-  process.exitCode = report.loss.ok && report.money.ok ? 0 : 2;
+  process.exitCode = report.loss.ok && report.money.ok && report.verdicts.ok ? 0 : 2;
 }
 
 const isMain = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].split('/').pop()!);

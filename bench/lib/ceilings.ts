@@ -17,6 +17,8 @@
  * consumer exists before publishing, so every message is stored as in the pipeline.
  */
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream';
@@ -31,6 +33,7 @@ import type { BenchBus } from './tapflow.js';
 import { REPO_ROOT, stopChild } from './tapflow.js';
 import { sleep, within } from './fleet-client.js';
 import type { ProcSampler } from './procstat.js';
+import type { WorkCeiling } from './work-ceiling.js';
 
 export interface CeilingResult {
   msgs_per_s: number;
@@ -39,6 +42,8 @@ export interface CeilingResult {
   /** Average message size, bytes. */
   message_bytes: number;
   notes: string;
+  /** Work ceiling: µs per tap in each stage (bench/lib/work-ceiling.ts WORK_STAGES). */
+  per_stage_us?: Record<string, number>;
 }
 
 export interface GrpcCeilingOptions {
@@ -260,6 +265,59 @@ export async function jetStreamCeilings(o: JetStreamCeilingOptions): Promise<{ p
     publish: { msgs_per_s: Math.round(pub.n / pub.seconds), messages: pub.n, seconds: round2(pub.seconds), message_bytes: bytes, notes: `src/bus/publisher.ts JsPublisher, Nats-Msg-Id, ${o.window} in flight${pub.errors ? `, ${pub.errors} failed` : ''}` },
     jsPublish: { msgs_per_s: Math.round(jsp.n / jsp.seconds), messages: jsp.n, seconds: round2(jsp.seconds), message_bytes: bytes, notes: `client js.publish() with msgID (noAsyncTraces), ${o.window} in flight${jsp.errors ? `, ${jsp.errors} failed` : ''}` },
     consume: { msgs_per_s: Math.round(got / consumeS), messages: got, seconds: round2(consumeS), message_bytes: bytes, notes: `consume() max_messages 1024, explicit ack of each message, max_ack_pending ${MAX_ACK_PENDING}` },
+  };
+}
+
+/** Writes taps for bench/work-ceiling-process.ts: per tap a u32 LE length, a byte `offline`, the bytes. */
+export function writeWorkTaps(file: string, taps: { bytes: Uint8Array; offline: boolean }[]): void {
+  const size = taps.reduce((n, t) => n + 5 + t.bytes.length, 0);
+  const buf = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const t of taps) {
+    buf.writeUInt32LE(t.bytes.length, at);
+    buf[at + 4] = t.offline ? 1 : 0;
+    buf.set(t.bytes, at + 5);
+    at += 5 + t.bytes.length;
+  }
+  writeFileSync(file, buf);
+}
+
+export interface WorkCeilingRun {
+  /** The run's taps in the order tapflow received them (a prefix is enough: see `seconds`). */
+  taps: { bytes: Uint8Array; offline: boolean }[];
+  hotlistedCards: string[];
+  /** The run's TAPFLOW_DATA_DIR (keys) and a scratch folder for the taps file and the engine's data. */
+  dataDir: string;
+  scratchDir: string;
+  partitions: number;
+  seconds: number;
+}
+
+/**
+ * The work ceiling (bench/lib/work-ceiling.ts) in a child process: tapflow's per-tap work on one
+ * thread with no bus, the run's own taps, inserted into a fresh embedded engine.
+ */
+export async function workCeiling(o: WorkCeilingRun): Promise<CeilingResult> {
+  const file = join(o.scratchDir, 'work-ceiling.taps');
+  writeWorkTaps(file, o.taps);
+  const options = { dataDir: o.dataDir, tariffDir: join(REPO_ROOT, 'data'), partitions: o.partitions, chdbDir: join(o.scratchDir, 'work-ceiling-chdb'), seconds: o.seconds, hotlistedCards: o.hotlistedCards };
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/work-ceiling-process.ts', file, JSON.stringify(options)], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`work ceiling process exited (${code}): ${err.trim().split('\n').slice(-5).join(' | ')}`);
+  const r = JSON.parse(out.trim().split('\n').at(-1)!) as WorkCeiling;
+  const bytes = o.taps.reduce((n, t) => n + t.bytes.length, 0) / Math.max(1, o.taps.length);
+  const verdicts = Object.entries(r.verdicts).map(([k, n]) => `${k} ${n}`).join(', ');
+  return {
+    msgs_per_s: r.tapsPerSecond,
+    messages: r.taps,
+    seconds: r.seconds,
+    message_bytes: Math.round(bytes),
+    notes: `the run's own taps through tapflow's per-tap work on one thread, no bus (ingest checks, tokens, sealing, codecs, decideTap with MAC/Ed25519, settleDecision, rows, chdb insert through the migrations' views; ${verdicts}${r.invalid ? `, ${r.invalid} invalid` : ''}; rows ${Object.entries(r.rows).map(([k, n]) => `${k} ${n}`).join(', ')})`,
+    per_stage_us: r.perStageUs,
   };
 }
 

@@ -317,6 +317,13 @@ export class FleetClient {
   }
 }
 
+/** ms (from the window start) of the latest final answer among `taps`, 0 when none was answered. */
+export function lastAnswerMs(taps: Iterable<SimTap>, results: ReadonlyMap<SimTap, TapResult>): number {
+  let last = 0;
+  for (const s of taps) last = Math.max(last, results.get(s)?.ackedAt ?? 0);
+  return last;
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

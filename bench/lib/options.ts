@@ -40,6 +40,8 @@ export interface BenchOptions {
   warm: boolean;
   /** Offline device times go back this far, ms (batch and burst). */
   offlineWindowMs: number;
+  /** Seconds of the window before the RSS level that later samples are held to (bounded-memory check). */
+  rssWarmupS: number;
 }
 
 /** Defaults by profile (what `npm run bench` runs with no flags is the constant profile). */
@@ -135,5 +137,6 @@ export function resolveOptions(f: Record<string, string | boolean | undefined>):
     keepData: f.keepData === true,
     warm: f.warm !== false,
     offlineWindowMs: num('offline-hours', f.offlineHours, 2, { min: 0.1 }) * 3_600_000,
+    rssWarmupS: num('rss-warmup', f.rssWarmup, 10, { min: 1 }),
   };
 }

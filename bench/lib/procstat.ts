@@ -5,6 +5,7 @@
  * CPU is reported in percent of one core over each sampling interval (200% = two cores busy).
  */
 import { readFileSync } from 'node:fs';
+import { mapped, maxOf } from './extremes.js';
 
 /** Linux's USER_HZ: the unit of utime/stime in /proc/<pid>/stat. */
 const TICKS_PER_S = 100;
@@ -127,8 +128,8 @@ export function summarizeProc(s: ProcSeries, fromT = 0, toT = Number.POSITIVE_IN
   return {
     pid: s.pid,
     cpu_mean_pct: round1(xs.reduce((a, p) => a + p.cpuPct, 0) / n),
-    cpu_max_pct: round1(Math.max(...xs.map((p) => p.cpuPct))),
-    rss_mb_max: round1(Math.max(...xs.map((p) => p.rssMb))),
+    cpu_max_pct: round1(maxOf(mapped(xs, (p) => p.cpuPct))),
+    rss_mb_max: round1(maxOf(mapped(xs, (p) => p.rssMb))),
     rss_mb_last: round1(xs[n - 1]!.rssMb),
     rss_mb_per_min: den > 0 ? round1((num / den) * 60_000) : 0,
   };

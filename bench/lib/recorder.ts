@@ -3,6 +3,7 @@
  * reported in milliseconds), per-second series of throughput and latency, and status counts.
  */
 import * as hdr from 'hdr-histogram-js';
+import { mapped, maxOf } from './extremes.js';
 
 /** A latency histogram: 1 µs to 1 hour, 3 significant digits. */
 export function newHistogram(): hdr.Histogram {
@@ -166,10 +167,67 @@ export function findKnee(seconds: SecondStats[], o: { by?: 'acked' | 'stored'; k
     const offered = win.reduce((n, s) => n + s.offered, 0) / w;
     if (offered <= 0) break; // the window is over
     const kept = win.reduce((n, s) => n + (by === 'acked' ? s.acked : s.stored), 0) / w;
-    const p99 = Math.max(...win.map((s) => s.ack_p99_ms));
+    const p99 = maxOf(mapped(win, (s) => s.ack_p99_ms), 0);
     const behind = kept < keep * offered || (by === 'acked' && p99 > maxP99);
     if (behind) return lastGood ?? { offered: Math.round(offered), kept: Math.round(kept), at_s: i + 1 };
     lastGood = { offered: Math.round(offered), kept: Math.round(kept), at_s: i + 1 };
   }
   return undefined;
+}
+
+/** A window in which acks fell behind the offered load. */
+export interface BehindWindow {
+  /** Window start, s from the start of the measured window. */
+  from_s: number;
+  offered: number;
+  acked: number;
+  /** Taps offered and not yet finally answered, at the window's start and end. */
+  backlog_start: number;
+  backlog_end: number;
+}
+
+/** Windows of the run in which acks fell behind (rush hour: there should be none). */
+export interface BehindReport {
+  window_s: number;
+  /** Acks below this share of the offered taps count as behind (with a growing backlog). */
+  keep: number;
+  /** Windows with taps offered, and of those, windows behind. */
+  windows: number;
+  behind: number;
+  /** The first 20 windows behind. */
+  examples: BehindWindow[];
+}
+
+/**
+ * Windows of `windowS` seconds (from the window start, while taps are offered) in which the
+ * final answers were fewer than `keep` × the taps offered (by intended send time): the backlog
+ * — taps offered and not yet finally answered — then grows by the shortfall (reported at each
+ * window's start and end). A retried tap counts once it is finally answered. A partial last
+ * window is judged on its own length.
+ */
+export function behindWindows(seconds: readonly SecondStats[], o: { windowS: number; keep?: number }): BehindReport {
+  const keep = o.keep ?? 0.95;
+  const r: BehindReport = { window_s: o.windowS, keep, windows: 0, behind: 0, examples: [] };
+  let lastOffered = -1;
+  seconds.forEach((s) => {
+    if (s.offered > 0) lastOffered = s.t;
+  });
+  let backlog = 0;
+  for (let from = 0; from <= lastOffered; from += o.windowS) {
+    let offered = 0;
+    let acked = 0;
+    for (let t = from; t < from + o.windowS && t < seconds.length; t++) {
+      offered += seconds[t]!.offered;
+      acked += seconds[t]!.acked;
+    }
+    const start = backlog;
+    backlog = Math.max(0, backlog + offered - acked);
+    if (offered === 0) continue;
+    r.windows++;
+    if (acked < keep * offered) {
+      r.behind++;
+      if (r.examples.length < 20) r.examples.push({ from_s: from, offered, acked, backlog_start: start, backlog_end: backlog });
+    }
+  }
+  return r;
 }

@@ -6,8 +6,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CeilingResult } from './ceilings.js';
-import type { ProcSeries, ProcSummary } from './procstat.js';
-import type { Knee, LatencySummary, SecondStats } from './recorder.js';
+import type { ProcSummary } from './procstat.js';
+import { resourceTable, type ResourceSeries, type RssCheck, type RssLevel } from './resources.js';
+import type { RestoreReport } from './restore.js';
+import type { LogSummary } from './logs.js';
+import type { BehindReport, Knee, LatencySummary, SecondStats } from './recorder.js';
 import { renderChart, type Panel } from './svg.js';
 import type { LossReport, MoneyReport, VerdictReport } from './verify.js';
 import type { ProfileSummary } from './cpuprofile.js';
@@ -72,12 +75,18 @@ export interface BenchReport {
     backlog_left: number;
     /** Ramp: where acks (ingest: ≥ 95% answered, ack p99 ≤ 100 ms) and stored rows (≥ 90%, 5 s windows) stopped keeping up. */
     knee: { acked: Knee | null; stored: Knee | null } | null;
+    /** Partition restore times per role from tapflow's /metrics (`reported: false` when it has no such histogram). */
+    restore: RestoreReport;
+    /** Windows of 5 s and of 1 s in which acks fell behind (acked < 95% of offered while the backlog grew); null for a burst. */
+    acks_behind: { by_5s: BehindReport; by_1s: BehindReport } | null;
   };
   ceilings: {
     grpc_stream_msgs_per_s: number | null;
     jetstream_publish_msgs_per_s: number | null;
     jetstream_js_publish_msgs_per_s: number | null;
     jetstream_consume_msgs_per_s: number | null;
+    /** tapflow's per-tap work on one thread with no bus, the run's own taps (bench/lib/work-ceiling.ts). */
+    work_taps_per_s: number | null;
     details: Record<string, CeilingResult>;
   };
   ratios: {
@@ -86,6 +95,11 @@ export interface BenchReport {
     acked_over_jetstream_publish: number | null;
     stored_over_jetstream_publish: number | null;
     stored_over_jetstream_consume: number | null;
+    /** Pipeline over the work ceiling: what the bus and the hand-offs cost, how much the second core gives. */
+    acked_over_work: number | null;
+    stored_over_work: number | null;
+    /** Ramp: the knee (acks ≥ 95% of offered, ack p99 ≤ 100 ms) over the work ceiling. */
+    knee_over_work: number | null;
   };
   loss: LossReport;
   verdicts: VerdictReport;
@@ -93,12 +107,16 @@ export interface BenchReport {
   /** Highest RSS of each process during the measured window and the drain, MB. */
   rss_mb: Record<string, number>;
   processes: Record<string, ProcSummary>;
+  /** CPU and RSS of every process over the window and the drain, and the bounded-memory check. */
+  resources: { interval_s: number; series: Record<string, ResourceSeries>; rss_check: RssCheck };
   targets: TargetRow[];
   /** Where latency comes from: a JetStream PubAck probe beside tapflow, and the bench's own event-loop delay. */
   diagnostics: {
     jetstream_probe_ms: LatencySummary;
     jetstream_probe_failures: number;
     bench_event_loop_delay_ms: { p99_ms: number; max_ms: number; mean_ms: number };
+    /** tapflow's warnings and errors during the run (its logs), `lease lost` counted apart. */
+    tapflow_log: LogSummary;
   };
   timeline: (SecondStats & { probe_max_ms: number; cpu_pct: Record<string, number> })[];
   cpu_profile: { process: string; file: string; summary: ProfileSummary }[] | null;
@@ -151,6 +169,33 @@ export function evaluateTargets(r: BenchReport): TargetRow[] {
       met: r.pipeline.taps_per_s.stored >= 100_000 && zero,
     });
   }
+  const behind = r.pipeline.acks_behind;
+  if (behind) {
+    rows.push({
+      target: 'rush hour: no window where acks fall behind (acked < 95% of offered while the backlog grows, 5 s windows)',
+      required: '0 windows',
+      measured: `${behind.by_5s.behind} of ${behind.by_5s.windows} windows of 5 s behind (1 s windows: ${behind.by_1s.behind} of ${behind.by_1s.windows})`,
+      met: r.profile === 'rush-hour' ? behind.by_5s.behind === 0 : null,
+    });
+  }
+  const work = r.ceilings.work_taps_per_s;
+  if (r.profile === 'ramp') {
+    const k = r.pipeline.knee?.acked ?? null;
+    rows.push({
+      target: "ramp's knee (acks ≥ 95% of offered, ack p99 ≤ 100 ms) ≥ 1.0 × work ceiling (aim 1.5 ×)",
+      required: work ? `≥ ${f0(work)} taps/s (aim ${f0(1.5 * work)})` : 'needs the work ceiling',
+      measured: k ? `knee ${f0(k.offered)} taps/s = ${r.ratios.knee_over_work ?? '?'} × work ceiling` : 'no knee: acks kept up to the top of the ramp (raise --rate)',
+      met: work === null || k === null ? null : k.offered >= work,
+    });
+  }
+  if (batch) {
+    rows.push({
+      target: 'batch uploads stored ≥ 1.2 × work ceiling (aim 1.8 ×)',
+      required: work ? `≥ ${f0(1.2 * work)} taps/s (aim ${f0(1.8 * work)})` : 'needs the work ceiling',
+      measured: `stored ${f0(r.pipeline.taps_per_s.stored)} taps/s = ${r.ratios.stored_over_work ?? '?'} × work ceiling`,
+      met: work === null ? null : r.pipeline.taps_per_s.stored >= 1.2 * work,
+    });
+  }
   const growth = Object.entries(r.processes).filter(([name]) => name !== 'bench');
   const overloaded = r.pipeline.backlog_left > 0 || r.pipeline.drain_s > 5 || (r.pipeline.knee?.stored ?? null) !== null;
   rows.push({
@@ -159,7 +204,23 @@ export function evaluateTargets(r: BenchReport): TargetRow[] {
     measured: growth.map(([n, p]) => `${n} ${p.rss_mb_max} MB max, ${p.rss_mb_per_min} MB/min`).join('; '),
     met: overloaded ? growth.every(([, p]) => p.rss_mb_per_min < 20) : null,
   });
+  const rc = r.resources.rss_check;
+  const fmtLevel = (n: string, l: RssLevel | null) => (l ? `${n} ${l.baseline_mb} MB after warm-up, then ${l.min_mb}–${l.max_mb} MB (×${l.min_ratio}–×${l.max_ratio})` : `${n}: too few samples after the warm-up`);
+  rows.push({
+    target: `offline burst: RSS of every tapflow process within ${Math.round(rc.band * 100)}% of its level after warm-up (${rc.warmup_s} s)`,
+    required: `×${1 - rc.band}–×${1 + rc.band} of the level after warm-up`,
+    measured: [...Object.entries(rc.processes).map(([n, l]) => fmtLevel(n, l)), ...Object.entries(rc.beside).map(([n, l]) => `(beside: ${fmtLevel(n, l)})`)].join('; '),
+    met: r.profile === 'offline-burst' ? rc.ok : null,
+  });
+  const lg = r.diagnostics.tapflow_log;
+  rows.push({
+    target: "no lease lost, no hand-over that gave up on a previous owner's messages (tapflow's log)",
+    required: '0 and 0',
+    measured: `lease lost ${lg.lease_lost}, hand-overs gone on without messages ${lg.handover_gave_up}, batches failed ${lg.batch_failed}`,
+    met: lg.lease_lost === 0 && lg.handover_gave_up === 0,
+  });
   rows.push({ target: 'zero loss: every durable ack stored exactly once; fen sums equal', required: 'missing 0, duplicated 0, fen equal', measured: `missing ${r.loss.missing}, duplicated ${r.loss.duplicated}, fen diff ${r.money.diff_fen}`, met: zero });
+  rows.push({ target: 'every verdict as the fleet expects', required: '0 mismatches', measured: `${r.verdicts.mismatched} of ${r.verdicts.checked} differ`, met: r.verdicts.ok });
   return rows;
 }
 
@@ -176,6 +237,8 @@ export function consoleSummary(r: BenchReport): string {
     `  Slowest:      ${a.max_ms} ms`,
     `  Average:      ${a.mean_ms} ms`,
     `  Taps/sec:     offered ${f0(r.pipeline.taps_per_s.offered)}, acked ${f0(r.pipeline.taps_per_s.acked)}, stored ${f0(r.pipeline.taps_per_s.stored)}`,
+    ...(r.pipeline.acks_behind ? [`  Behind:       ${behindText(r.pipeline.acks_behind)}`] : []),
+    `  Restore:      partition state restored on acquisition: ${r.pipeline.restore.note}`,
     '',
     'Latency distribution (from the intended send time):',
     `           p50        p90        p99        p99.9      max`,
@@ -187,14 +250,43 @@ export function consoleSummary(r: BenchReport): string {
     'Status distribution:',
     ...Object.entries({ ...prefix('live', r.pipeline.status.live), ...prefix('batch', r.pipeline.status.batch), ...prefix('claim', r.pipeline.status.claims) }).map(([k, n]) => `  [${k}]  ${f0(n)}`),
     '',
-    `Ceilings: gRPC stream ${fmtN(r.ceilings.grpc_stream_msgs_per_s)}/s, JetStream publish ${fmtN(r.ceilings.jetstream_publish_msgs_per_s)}/s (js.publish ${fmtN(r.ceilings.jetstream_js_publish_msgs_per_s)}/s), consume ${fmtN(r.ceilings.jetstream_consume_msgs_per_s)}/s`,
-    `Ratios (stored over): gRPC ${r.ratios.stored_over_grpc_stream ?? '-'}, publish ${r.ratios.stored_over_jetstream_publish ?? '-'}, consume ${r.ratios.stored_over_jetstream_consume ?? '-'}`,
+    `Ceilings: gRPC stream ${fmtN(r.ceilings.grpc_stream_msgs_per_s)}/s, JetStream publish ${fmtN(r.ceilings.jetstream_publish_msgs_per_s)}/s (js.publish ${fmtN(r.ceilings.jetstream_js_publish_msgs_per_s)}/s), consume ${fmtN(r.ceilings.jetstream_consume_msgs_per_s)}/s, work ${fmtN(r.ceilings.work_taps_per_s)} taps/s (one thread, no bus)`,
+    `Ratios (stored over): gRPC ${r.ratios.stored_over_grpc_stream ?? '-'}, publish ${r.ratios.stored_over_jetstream_publish ?? '-'}, consume ${r.ratios.stored_over_jetstream_consume ?? '-'}, work ${r.ratios.stored_over_work ?? '-'} (acked over work ${r.ratios.acked_over_work ?? '-'}${r.pipeline.knee ? `, knee over work ${r.ratios.knee_over_work ?? '-'}` : ''})`,
     `Loss: acked ${f0(r.loss.acked)}, stored ${f0(r.loss.stored)}, missing ${r.loss.missing}, duplicated ${r.loss.duplicated}${r.loss.unanswered ? `, unanswered ${r.loss.unanswered}` : ''}`,
-    `Money: expected ${f0(r.money.expected_fen)} fen, stored ${f0(r.money.stored_fen)} fen, cards mismatched ${r.money.cards_mismatched}, ledger ${r.money.ledger.balanced ? 'balanced' : 'UNBALANCED'}${r.verdicts.mismatched ? `; verdict mismatches ${r.verdicts.mismatched}` : ''}`,
+    `Money: expected ${f0(r.money.expected_fen)} fen, stored ${f0(r.money.stored_fen)} fen, cards mismatched ${r.money.cards_mismatched}, ledger ${r.money.ledger.balanced ? 'balanced' : 'UNBALANCED'}`,
+    ...verdictLines(r.verdicts),
     `RSS (MB, max): ${Object.entries(r.rss_mb).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    rssLine(r.resources.rss_check, r.profile === 'offline-burst'),
+    `tapflow log: lease lost ${r.diagnostics.tapflow_log.lease_lost}, batches failed ${r.diagnostics.tapflow_log.batch_failed}, errors ${r.diagnostics.tapflow_log.errors}`,
     '',
   ];
   return lines.join('\n');
+}
+
+/** The verdict check for the console: one line when it passed, every kind with examples when not. */
+export function verdictLines(v: VerdictReport): string[] {
+  const q = v.qr_order;
+  const qr = q && q.out_of_sending_order > 0 ? ` (${q.out_of_sending_order} QR code(s) became durable out of sending order, ${q.first_sent_retried} after a retry: expected by durable order)` : '';
+  if (v.ok) return [`Verdicts: ${f0(v.checked)} checked, all as expected${qr}`];
+  return [
+    `Verdicts: ${f0(v.checked)} checked, ${v.mismatched} DIFFER from the fleet's expectation (the bench fails)${qr}:`,
+    ...Object.entries(v.mismatches).map(([k, n]) => `  ${k}: ${n}${v.mismatch_examples[k]?.length ? ` — e.g. ${v.mismatch_examples[k]!.join(', ')}` : ''}`),
+  ];
+}
+
+/** Windows in which acks fell behind, in one line. */
+export function behindText(b: { by_5s: BehindReport; by_1s: BehindReport }): string {
+  const first = b.by_5s.examples[0];
+  return `acks fell behind in ${b.by_5s.behind} of ${b.by_5s.windows} windows of 5 s (acked < ${Math.round(b.by_5s.keep * 100)}% of offered while the backlog grew${first ? `; first at ${first.from_s} s: ${f0(first.acked)} of ${f0(first.offered)}` : ''}), ${b.by_1s.behind} of ${b.by_1s.windows} of 1 s`;
+}
+
+/** RSS after the warm-up against its level then, for the console. */
+export function rssLine(c: RssCheck, judgedHere = true): string {
+  const one = (n: string, l: RssLevel | null) => (l ? `${n} ×${l.min_ratio}–×${l.max_ratio} of ${l.baseline_mb} MB` : `${n} -`);
+  const judged = Object.entries(c.processes).map(([n, l]) => one(n, l));
+  const beside = Object.entries(c.beside).map(([n, l]) => one(n, l));
+  const verdict = (c.ok === null ? 'too few samples' : c.ok ? `within ±${Math.round(c.band * 100)}%` : `NOT within ±${Math.round(c.band * 100)}%`) + (judgedHere ? '' : '; judged for offline-burst runs only');
+  return `RSS after ${c.warmup_s} s warm-up: ${judged.join(', ')} (${verdict}); beside: ${beside.join(', ')}`;
 }
 
 function pad(n: number): string {
@@ -205,6 +297,20 @@ function fmtN(n: number | null): string {
 }
 function prefix(p: string, m: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(m).map(([k, v]) => [`${p} ${k}`, v]));
+}
+
+/** The work ceiling's time per tap by stage, as a Markdown table. */
+function workStages(c: CeilingResult | undefined): string[] {
+  if (!c?.per_stage_us) return [];
+  const total = Object.values(c.per_stage_us).reduce((a, b) => a + b, 0);
+  return [
+    '',
+    `Work per tap by stage (µs, one thread; ${Math.round(total)} µs in all ≈ ${f0(total > 0 ? 1e6 / total : 0)} taps/s):`,
+    '',
+    '| stage | µs per tap | share |',
+    '| --- | ---: | ---: |',
+    ...Object.entries(c.per_stage_us).map(([k, us]) => `| ${k} | ${us} | ${total > 0 ? Math.round((us / total) * 1000) / 10 : 0}% |`),
+  ];
 }
 
 function latencyRow(name: string, s: LatencySummary | null): string {
@@ -239,8 +345,10 @@ export function toMarkdown(r: BenchReport): string {
     `| ceiling: JetStream publish (JsPublisher, Nats-Msg-Id) | ${fmtN(r.ceilings.jetstream_publish_msgs_per_s)} | ${r.ratios.stored_over_jetstream_publish ?? '-'} |`,
     `| ceiling: JetStream publish (js.publish) | ${fmtN(r.ceilings.jetstream_js_publish_msgs_per_s)} | |`,
     `| ceiling: JetStream consume (consume(), ack each) | ${fmtN(r.ceilings.jetstream_consume_msgs_per_s)} | ${r.ratios.stored_over_jetstream_consume ?? '-'} |`,
+    `| ceiling: work (the run's taps, one thread, no bus) | ${fmtN(r.ceilings.work_taps_per_s)} | ${r.ratios.stored_over_work ?? '-'} (acked ${r.ratios.acked_over_work ?? '-'}${r.pipeline.knee ? `, knee ${r.ratios.knee_over_work ?? '-'}` : ''}) |`,
     '',
     ...Object.entries(r.ceilings.details).map(([k, c]) => `- ${k}: ${f0(c.messages)} messages of ${c.message_bytes} bytes in ${c.seconds} s — ${c.notes}`),
+    ...workStages(r.ceilings.details.work),
     ...(r.pipeline.knee
       ? [
           '',
@@ -261,8 +369,17 @@ export function toMarkdown(r: BenchReport): string {
     '',
     latencyRow('JetStream probe PubAck (bench, beside tapflow)', r.diagnostics.jetstream_probe_ms),
     '',
+    ...(r.pipeline.acks_behind ? [`Rush hour: ${behindText(r.pipeline.acks_behind)}.`, ''] : []),
+    `Partition restore (\`${r.pipeline.restore.metric}\`): ${r.pipeline.restore.note}.`,
+    ...(Object.keys(r.pipeline.restore.by_role).length > 0
+      ? ['', '| role | restores | total s | each ≤ s |', '| --- | ---: | ---: | ---: |', ...Object.entries(r.pipeline.restore.by_role).map(([role, x]) => `| ${role} | ${x.count} | ${x.sum_s} | ${x.max_bucket_s ?? `> ${x.over_s}`} |`)]
+      : []),
+    '',
     `Bench event-loop delay: p99 ${r.diagnostics.bench_event_loop_delay_ms.p99_ms} ms, max ${r.diagnostics.bench_event_loop_delay_ms.max_ms} ms (the simulator's own lateness). Start lag ${r.pipeline.start_lag_ms} ms; retries ${r.pipeline.retries}; stream errors ${r.pipeline.stream_errors}; drain after the window ${r.pipeline.drain_s} s (backlog left ${r.pipeline.backlog_left}).`,
     '',
+    ...(Object.keys(r.diagnostics.tapflow_log.by_message).length > 0
+      ? ["tapflow's warnings and errors (its logs in this folder):", '', '| process: message | lines |', '| --- | ---: |', ...Object.entries(r.diagnostics.tapflow_log.by_message).map(([k, n]) => `| ${k.replace(/\|/g, '\\|')} | ${n} |`), '']
+      : []),
     '![throughput and latency](chart.svg)',
     '',
     '## Status distribution',
@@ -276,7 +393,13 @@ export function toMarkdown(r: BenchReport): string {
     '## Zero loss and money',
     '',
     `- Durable acks: ${f0(r.loss.acked)}; stored: ${f0(r.loss.stored)}; missing: ${r.loss.missing}${r.loss.missing_examples.length ? ` (e.g. ${r.loss.missing_examples.slice(0, 5).join(', ')})` : ''}; duplicated: ${r.loss.duplicated}${r.loss.duplicated_examples.length ? ` (e.g. ${r.loss.duplicated_examples.slice(0, 5).join(', ')})` : ''}; stored without a durable ack: ${r.loss.stored_unacked}; unanswered: ${r.loss.unanswered}.`,
-    `- Verdicts checked: ${f0(r.verdicts.checked)}; mismatched: ${r.verdicts.mismatched}${Object.keys(r.verdicts.mismatches).length ? ` — ${Object.entries(r.verdicts.mismatches).map(([k, v]) => `${k}: ${v}`).join('; ')}` : ''}.`,
+    `- Verdicts checked: ${f0(r.verdicts.checked)}; mismatched: ${r.verdicts.mismatched}${r.verdicts.ok ? '' : ' — **the run fails**'}.`,
+    ...(r.verdicts.ok ? [] : ['', '| expected → got | taps | examples (event id, attempts) |', '| --- | ---: | --- |', ...Object.entries(r.verdicts.mismatches).map(([k, n]) => `| ${k} | ${n} | ${(r.verdicts.mismatch_examples[k] ?? []).join(', ')} |`), '']),
+    ...(r.verdicts.qr_order
+      ? [
+          `- QR codes presented twice that reached the validator twice: ${r.verdicts.qr_order.codes_reused}; became durable in another order than sent: ${r.verdicts.qr_order.out_of_sending_order} (first presentation retried by the terminal: ${r.verdicts.qr_order.first_sent_retried}); expectations moved to the first durable presentation: ${r.verdicts.qr_order.expectations_changed}${r.verdicts.qr_order.examples.length ? ` — e.g. ${r.verdicts.qr_order.examples.slice(0, 3).map((e) => `sent first ${e.first_sent} (${e.first_sent_attempts} attempts), durable first ${e.first_durable} (${e.first_durable_attempts})${e.ingest_gap_ms !== null ? `, ${e.ingest_gap_ms} ms later at ingest` : ''}`).join('; ')}` : ''}.`,
+        ]
+      : []),
     ...(Object.keys(r.verdicts.other_reason).length ? [`- Same verdict, another reason: ${Object.entries(r.verdicts.other_reason).map(([k, v]) => `${k}: ${v}`).join('; ')}.`] : []),
     `- Settlements: expected ${f0(r.money.expected_fen)} fen (settle core over the simulator's accepted taps and claims), stored ${f0(r.money.stored_fen)} fen, difference ${r.money.diff_fen}; cards mismatched ${r.money.cards_mismatched}; duplicated settlement ids ${r.money.duplicated_settlements}; ledger debits ${f0(r.money.ledger.debit_fen)} = credits ${f0(r.money.ledger.credit_fen)}: ${r.money.ledger.balanced ? 'balanced' : 'UNBALANCED'}; journeys still open ${r.money.open_journeys}.`,
     ...(r.money.by_stored_verdicts ? [`- Over the verdicts tapflow stored instead: expected ${f0(r.money.by_stored_verdicts.expected_fen)} fen, stored ${f0(r.money.by_stored_verdicts.stored_fen)}, cards mismatched ${r.money.by_stored_verdicts.cards_mismatched}: ${r.money.by_stored_verdicts.ok ? 'equal' : 'DIFFERENT'}.`] : []),
@@ -294,6 +417,12 @@ export function toMarkdown(r: BenchReport): string {
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...Object.entries(r.processes).map(([n, p]) => `| ${n} | ${p.pid} | ${p.cpu_mean_pct} | ${p.cpu_max_pct} | ${p.rss_mb_max} | ${p.rss_mb_last} | ${p.rss_mb_per_min} |`),
     '',
+    '### CPU and RSS over time',
+    '',
+    `${rssLine(r.resources.rss_check, r.profile === 'offline-burst')}. Samples every ${r.resources.interval_s} s (\`resources.series\` in report.json has every one; the chart draws them).`,
+    '',
+    ...resourceTable(r.resources.series),
+    '',
   ];
   if (r.cpu_profile && r.cpu_profile.length > 0) {
     out.push('## CPU profile', '');
@@ -304,10 +433,14 @@ export function toMarkdown(r: BenchReport): string {
   return out.join('\n');
 }
 
-/** Throughput, latency and CPU over time. */
-export function chartSvg(r: BenchReport, procs: ProcSeries[], windowStartT: number): string {
+/** Throughput, latency, CPU and RSS over time. */
+export function chartSvg(r: BenchReport): string {
   const tl = r.timeline;
   const x = (s: { t: number }) => s.t + 0.5;
+  const colors = ['#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22', '#7f7f7f'];
+  const procs = Object.entries(r.resources.series);
+  const perProcess = (col: 'cpu_pct' | 'rss_mb') =>
+    procs.map(([name, s], i) => ({ name, color: colors[i % colors.length]!, points: s.t_s.map((t, k) => [t, s[col][k]!] as [number, number]) }));
   const panels: Panel[] = [
     {
       title: 'Throughput',
@@ -328,15 +461,8 @@ export function chartSvg(r: BenchReport, procs: ProcSeries[], windowStartT: numb
         { name: 'JetStream probe max', color: '#ff7f0e', points: tl.map((s) => [x(s), s.probe_max_ms]), dashed: true },
       ],
     },
-    {
-      title: 'CPU',
-      unit: '% of one core',
-      series: procs.map((p, i) => ({
-        name: p.name,
-        color: ['#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22', '#7f7f7f'][i % 7]!,
-        points: p.samples.filter((s) => s.t >= windowStartT).map((s) => [(s.t - windowStartT) / 1000, s.cpuPct] as [number, number]),
-      })),
-    },
+    { title: 'CPU', unit: '% of one core', series: perProcess('cpu_pct') },
+    { title: 'RSS', unit: 'MB', series: perProcess('rss_mb') },
   ];
   return renderChart(`tapflow bench — ${r.profile} (${r.mode}), ${r.run_id}`, panels);
 }

@@ -1,8 +1,9 @@
 /**
  * A chart of a run, as a hand-written SVG (no plotting dependency): throughput over time on
  * top (offered, acknowledged, stored taps per second), latency below (p99 of each second, log
- * scale), and CPU of each process at the bottom. Seconds from the start of the measured window.
+ * scale), then CPU and RSS of each process. Seconds from the start of the measured window.
  */
+import { maxOf, minOf } from './extremes.js';
 
 export interface Series {
   name: string;
@@ -56,13 +57,13 @@ function panel(p: Panel, y0: number, xMax: number): string {
   let ticks: number[];
   if (p.log) {
     const pos = ys.filter((y) => y > 0);
-    const lo = Math.floor(Math.log10(Math.min(...pos, 1)));
-    const hi = Math.ceil(Math.log10(Math.max(...pos, 10)));
+    const lo = Math.floor(Math.log10(Math.min(minOf(pos), 1)));
+    const hi = Math.ceil(Math.log10(Math.max(maxOf(pos), 10)));
     ticks = [];
     for (let k = lo; k <= hi; k++) ticks.push(10 ** k);
     yOf = (v) => top + h - ((Math.log10(v) - lo) / Math.max(1, hi - lo)) * h;
   } else {
-    ticks = niceTicks(Math.max(...ys, 1));
+    ticks = niceTicks(Math.max(maxOf(ys), 1));
     const max = ticks[ticks.length - 1]!;
     yOf = (v) => top + h - (v / max) * h;
   }
@@ -98,7 +99,7 @@ function panel(p: Panel, y0: number, xMax: number): string {
 
 /** The whole chart: panels stacked, a common x axis (seconds). */
 export function renderChart(title: string, panels: Panel[], xLabel = 'seconds from the start of the measured window'): string {
-  const xMax = Math.max(1, ...panels.flatMap((p) => p.series.flatMap((s) => s.points.map(([x]) => x))));
+  const xMax = Math.max(1, maxOf(panels.flatMap((p) => p.series.flatMap((s) => s.points.map(([x]) => x)))));
   const H = 40 + panels.length * PANEL_H + 20;
   const body = panels.map((p, i) => panel(p, 40 + i * PANEL_H, xMax)).join('\n');
   return [

@@ -158,6 +158,18 @@ export function offlineTape(sim: FleetSimulator, o: OfflineTapeOptions): Tape {
   return { baseMs: o.baseMs, live: [], claims: [], batches, warm: [], terminals: [...sim.terminals.values()], sequentialPerTerminal: o.tapsPerS === undefined };
 }
 
+/**
+ * At most `max` taps of a tape as terminals sent them (encoded Tap, whether from an upload), in
+ * the order tapflow received them: warm-up uploads, live taps, batches (the work ceiling's input).
+ */
+export function tapsAsSent(t: Tape, max: number): { bytes: Uint8Array; offline: boolean }[] {
+  const out: { bytes: Uint8Array; offline: boolean }[] = [];
+  for (const b of t.warm) for (const s of b.taps) if (out.length < max) out.push({ bytes: encodeTap(s.tap), offline: true });
+  for (const l of t.live) if (out.length < max) out.push({ bytes: l.bytes, offline: false });
+  for (const b of t.batches) for (const s of b.taps) if (out.length < max) out.push({ bytes: encodeTap(s.tap), offline: true });
+  return out;
+}
+
 /** Taps of a tape, in every phase (for the checks). */
 export function allTaps(t: Tape): SimTap[] {
   return [...t.warm.flatMap((b) => b.taps), ...t.live.map((l) => l.sim), ...t.batches.flatMap((b) => b.taps)];

@@ -209,6 +209,15 @@ export async function scrape(port: number): Promise<string> {
   }
 }
 
+/** /metrics of a process, tried up to `attempts` times (a busy process may miss a scrape's 2 s); '' when never read. */
+export async function scrapeUntilRead(port: number, attempts = 3): Promise<string> {
+  for (let i = 0; i < attempts; i++) {
+    const text = await scrape(port);
+    if (text !== '') return text;
+  }
+  return '';
+}
+
 /** Messages not yet acknowledged by tapflow's consumers, over every stream but the DLQ. */
 export async function pipelineBacklog(jsm: JetStreamManager): Promise<number> {
   let n = 0;

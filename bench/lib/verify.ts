@@ -3,8 +3,10 @@
  *
  * - every tap answered ACCEPTED_DURABLE or DUPLICATE is in `decisions` exactly once (by
  *   event_id = "<terminal_id>:<seq>"); `missing` and `duplicated` list the ones that are not;
- * - every decision has the verdict the simulator expected (a mismatch is a validator question,
- *   reported with its reason, not a loss);
+ * - every tap got the verdict the simulator expected: INVALID at ingest for a malformed tap and
+ *   for no other; each stored decision ACCEPTED or REJECTED as expected, where a QR code
+ *   presented twice is expected accepted on the presentation that became durable first
+ *   (bench/lib/durable-order.ts). A mismatch fails the run (counts by kind, examples);
  * - the settlements add up, per card and in total, to what the settle core gives for the taps
  *   the simulator sent (bench/lib/expect.ts); claims' splits likewise; the ledger balances;
  * - latencies from the decisions' stored_time: end-to-end from the intended send time (the
@@ -16,7 +18,8 @@
  */
 import { TapStatus } from '../../src/gen/tapflow/v1/ingest.js';
 import type { ClickHouseEngine } from '../../src/store/mod.js';
-import { EXPECTED_REASON, type SimTap } from './fleet.js';
+import { EXPECTED_REASON, type Expect, type SimTap } from './fleet.js';
+import type { QrOrderReport } from './durable-order.js';
 import type { TapResult } from './fleet-client.js';
 import type { Expectation } from './expect.js';
 import { newHistogram, recordMs, summarize, type LatencySummary, Timeline } from './recorder.js';
@@ -26,13 +29,15 @@ export interface StoredDecision {
   verdict: string;
   reason: string;
   device_ms: number;
+  /** When ingest received the attempt it published (epoch ms): the tap's place in the durable order. */
+  ingest_ms: number;
   stored_ms: number;
 }
 
 /** Reads every decision row (one scan; a few hundred thousand rows read in seconds). */
 export async function readDecisions(engine: ClickHouseEngine): Promise<StoredDecision[]> {
   return engine.query<StoredDecision>(
-    'SELECT event_id, verdict, reason, toUnixTimestamp64Milli(device_time) AS device_ms, toUnixTimestamp64Milli(stored_time) AS stored_ms FROM decisions',
+    'SELECT event_id, verdict, reason, toUnixTimestamp64Milli(device_time) AS device_ms, toUnixTimestamp64Milli(ingest_time) AS ingest_ms, toUnixTimestamp64Milli(stored_time) AS stored_ms FROM decisions',
   );
 }
 
@@ -57,12 +62,19 @@ export interface LossReport {
 }
 
 export interface VerdictReport {
+  /** Taps whose verdict was checked: every stored decision and every tap answered INVALID. */
   checked: number;
   mismatched: number;
-  /** "expected → stored verdict/reason": count, most frequent first (at most 10). */
+  /** By kind, "expected → stored verdict/reason" or "expected → INVALID at ingest": count, most frequent first. */
   mismatches: Record<string, number>;
-  /** Same verdict, other reason (e.g. a replay refused as PASSBACK): count. */
+  /** Up to 5 taps of each kind: "<event id> (<attempts> attempts)". */
+  mismatch_examples: Record<string, string[]>;
+  /** Same verdict, other reason (e.g. a replay refused as PASSBACK): count. Not a failure. */
   other_reason: Record<string, number>;
+  /** QR codes presented more than once: which presentation the expectation accepts, and why. */
+  qr_order: QrOrderReport | null;
+  /** No mismatch. */
+  ok: boolean;
 }
 
 export interface MoneyReport {
@@ -84,7 +96,12 @@ export interface MoneyReport {
 
 export interface VerifyInput {
   taps: SimTap[];
+  /** Every decision row ({@link readDecisions}). */
+  rows: StoredDecision[];
   results: Map<SimTap, TapResult>;
+  /** The expectation of each tap (default its `expect`; see bench/lib/durable-order.ts). */
+  expectOf?: (s: SimTap) => Expect;
+  qrOrder?: QrOrderReport;
   expectation: Expectation;
   /** Epoch ms of the window start (intended time 0). */
   windowStartMs: number;
@@ -106,8 +123,15 @@ export interface VerifyOutput {
 
 const isDurable = (s: TapStatus) => s === TapStatus.ACCEPTED_DURABLE || s === TapStatus.DUPLICATE;
 
+/** Zero loss, verdicts, money and stored latencies of a run (module comment). */
 export async function verify(engine: ClickHouseEngine, input: VerifyInput): Promise<VerifyOutput> {
-  const rows = await readDecisions(engine);
+  return { ...checkTaps(input), money: await checkMoney(engine, input.expectation) };
+}
+
+/** The per-tap checks (loss, verdicts, stored latency), from the rows already read: pure. */
+export function checkTaps(input: Omit<VerifyInput, 'expectation'>): Omit<VerifyOutput, 'money'> {
+  const { rows } = input;
+  const expectOf = input.expectOf ?? ((s: SimTap) => s.expect);
   const count = new Map<string, number>();
   const byId = new Map<string, StoredDecision>();
   for (const r of rows) {
@@ -117,7 +141,13 @@ export async function verify(engine: ClickHouseEngine, input: VerifyInput): Prom
   const duplicatedIds = [...count.entries()].filter(([, n]) => n > 1).map(([id]) => id);
 
   const loss: LossReport = { acked: 0, stored: 0, missing: 0, duplicated: duplicatedIds.length, missing_examples: [], duplicated_examples: duplicatedIds.slice(0, 20), stored_unacked: 0, unanswered: 0, complete: true, ok: false };
-  const verdicts: VerdictReport = { checked: 0, mismatched: 0, mismatches: {}, other_reason: {} };
+  const verdicts: VerdictReport = { checked: 0, mismatched: 0, mismatches: {}, mismatch_examples: {}, other_reason: {}, qr_order: input.qrOrder ?? null, ok: true };
+  const mismatch = (kind: string, id: string, r: TapResult | undefined) => {
+    verdicts.mismatched++;
+    verdicts.mismatches[kind] = (verdicts.mismatches[kind] ?? 0) + 1;
+    const ex = (verdicts.mismatch_examples[kind] ??= []);
+    if (ex.length < 5) ex.push(`${id} (${r?.attempts ?? 0} attempts)`);
+  };
   const storedHist = newHistogram();
   const deviceHist = newHistogram();
   let storedTaps = 0;
@@ -135,15 +165,19 @@ export async function verify(engine: ClickHouseEngine, input: VerifyInput): Prom
         if (loss.missing_examples.length < 20) loss.missing_examples.push(id);
       }
     } else if (row) loss.stored_unacked++;
+    const exp = expectOf(s);
+    if (r?.status === TapStatus.INVALID) {
+      // Refused at ingest: only a malformed tap should be (a malformed tap stored is a mismatch below).
+      verdicts.checked++;
+      if (exp !== 'malformed') mismatch(`${exp} → INVALID at ingest (${r.reason.split(':').slice(0, 2).join(':')})`, id, r);
+    }
     if (row) {
       verdicts.checked++;
-      const want = s.expect === 'ok' ? 'ACCEPTED' : 'REJECTED';
-      if (row.verdict !== want || s.expect === 'malformed') {
-        verdicts.mismatched++;
-        const k = `${s.expect} → ${row.verdict}/${row.reason}`;
-        verdicts.mismatches[k] = (verdicts.mismatches[k] ?? 0) + 1;
-      } else if (row.reason !== EXPECTED_REASON[s.expect]) {
-        const k = `${s.expect} → ${row.reason}`;
+      const want = exp === 'ok' ? 'ACCEPTED' : 'REJECTED';
+      if (row.verdict !== want || exp === 'malformed') {
+        mismatch(`${exp} → ${row.verdict}/${row.reason}`, id, r);
+      } else if (row.reason !== EXPECTED_REASON[exp]) {
+        const k = `${exp} → ${row.reason}`;
         verdicts.other_reason[k] = (verdicts.other_reason[k] ?? 0) + 1;
       }
       if (s.phase !== 'warm' && r) {
@@ -158,14 +192,15 @@ export async function verify(engine: ClickHouseEngine, input: VerifyInput): Prom
     }
   }
   loss.ok = loss.missing === 0 && loss.duplicated === 0;
-  verdicts.mismatches = top(verdicts.mismatches, 10);
+  verdicts.ok = verdicts.mismatched === 0;
+  verdicts.mismatches = top(verdicts.mismatches, 50);
   verdicts.other_reason = top(verdicts.other_reason, 10);
 
-  const money = await checkMoney(engine, input.expectation);
-  return { loss, verdicts, money, stored: summarize(storedHist), deviceToStored: summarize(deviceHist), storedTaps, lastStoredS: lastStored / 1000 };
+  return { loss, verdicts, stored: summarize(storedHist), deviceToStored: summarize(deviceHist), storedTaps, lastStoredS: lastStored / 1000 };
 }
 
-async function checkMoney(engine: ClickHouseEngine, e: Expectation): Promise<MoneyReport> {
+/** The money check: stored settlements, claims and ledger against the expectation. */
+export async function checkMoney(engine: ClickHouseEngine, e: Expectation): Promise<MoneyReport> {
   const [perCard, kinds, dup, ledger, claims] = await Promise.all([
     engine.query<{ card_token: string; fen: number }>('SELECT card_token, sum(amount_fen) AS fen FROM settlements GROUP BY card_token'),
     engine.query<{ kind: string; settlements: number; fen: number }>('SELECT kind, count() AS settlements, sum(amount_fen) AS fen FROM settlements GROUP BY kind ORDER BY kind'),

@@ -22,7 +22,7 @@ import { intendedTimes, rateAt, expectedCount, RUSH_HOUR_CURVE } from '../../../
 import { liveTape, offlineTape, scheduleBatches, toBatches } from '../../../bench/lib/tape.js';
 import { findKnee, newHistogram, recordMs, summarize, type SecondStats } from '../../../bench/lib/recorder.js';
 import { backoffMs } from '../../../bench/lib/fleet-client.js';
-import { evaluateTargets, REPORT_SCHEMA, toMarkdown, writeReport, type BenchReport } from '../../../bench/lib/report.js';
+import { chartSvg, consoleSummary, evaluateTargets, REPORT_SCHEMA, toMarkdown, writeReport, type BenchReport } from '../../../bench/lib/report.js';
 import { niceTicks, renderChart } from '../../../bench/lib/svg.js';
 import { summarizeProfile, areaOf, type CpuProfile } from '../../../bench/lib/cpuprofile.js';
 import { readProc, summarizeProc } from '../../../bench/lib/procstat.js';
@@ -233,11 +233,13 @@ describe('bench report - fields, targets, chart, profile', () => {
       drain_s: 1,
       backlog_left: 0,
       knee: null,
+      restore: { metric: 'tapflow_partition_restore_seconds', reported: false, by_role: {}, unscraped: [], note: 'not reported by this tapflow' },
+      acks_behind: null,
     },
-    ceilings: { grpc_stream_msgs_per_s: 10_000, jetstream_publish_msgs_per_s: 20_000, jetstream_js_publish_msgs_per_s: 9000, jetstream_consume_msgs_per_s: 30_000, details: {} },
-    ratios: { acked_over_grpc_stream: 0.5, stored_over_grpc_stream: 0.499, acked_over_jetstream_publish: 0.25, stored_over_jetstream_publish: 0.25, stored_over_jetstream_consume: 0.166 },
+    ceilings: { grpc_stream_msgs_per_s: 10_000, jetstream_publish_msgs_per_s: 20_000, jetstream_js_publish_msgs_per_s: 9000, jetstream_consume_msgs_per_s: 30_000, work_taps_per_s: 5000, details: {} },
+    ratios: { acked_over_grpc_stream: 0.5, stored_over_grpc_stream: 0.499, acked_over_jetstream_publish: 0.25, stored_over_jetstream_publish: 0.25, stored_over_jetstream_consume: 0.166, acked_over_work: 1, stored_over_work: 0.998, knee_over_work: null },
     loss: { acked: 150_000, stored: 150_000, missing: 0, duplicated: 0, missing_examples: [], duplicated_examples: [], stored_unacked: 0, unanswered: 0, complete: true, ok: true },
-    verdicts: { checked: 150_000, mismatched: 0, mismatches: {}, other_reason: {} },
+    verdicts: { checked: 150_000, mismatched: 0, mismatches: {}, mismatch_examples: {}, other_reason: {}, qr_order: null, ok: true },
     money: {
       expected_fen: 10,
       stored_fen: 10,
@@ -254,8 +256,9 @@ describe('bench report - fields, targets, chart, profile', () => {
     },
     rss_mb: { tapflow: 300, 'nats-server': 60, bench: 200 },
     processes: { tapflow: { pid: 1, cpu_mean_pct: 150, cpu_max_pct: 190, rss_mb_max: 300, rss_mb_last: 290, rss_mb_per_min: 1 } },
+    resources: { interval_s: 1, series: {}, rss_check: { warmup_s: 10, band: 0.25, processes: {}, beside: {}, ok: null } },
     targets: [],
-    diagnostics: { jetstream_probe_ms: lat, jetstream_probe_failures: 0, bench_event_loop_delay_ms: { p99_ms: 1, max_ms: 2, mean_ms: 0.5 } },
+    diagnostics: { jetstream_probe_ms: lat, jetstream_probe_failures: 0, bench_event_loop_delay_ms: { p99_ms: 1, max_ms: 2, mean_ms: 0.5 }, tapflow_log: { by_message: {}, lease_lost: 0, handover_gave_up: 0, batch_failed: 0, errors: 0 } },
     timeline: [],
     cpu_profile: null,
     files: {},
@@ -280,6 +283,44 @@ describe('bench report - fields, targets, chart, profile', () => {
     expect(evaluateTargets(r).find((x) => x.target.startsWith('zero loss'))!.met).toBe(false);
   });
 
+  it('holds the ramp knee and batch uploads to the work ceiling, and fails a run on verdicts', () => {
+    const r = report();
+    r.profile = 'ramp';
+    r.pipeline.knee = { acked: { offered: 6000, kept: 5900, at_s: 40 }, stored: null };
+    r.ratios.knee_over_work = 1.2;
+    const knee = () => evaluateTargets(r).find((t) => t.target.startsWith("ramp's knee"))!;
+    expect(knee().met).toBe(true);
+    r.pipeline.knee.acked!.offered = 4000;
+    expect(knee().met).toBe(false);
+    r.pipeline.knee.acked = null;
+    expect(knee().met).toBeNull();
+    r.profile = 'batch';
+    r.pipeline.taps_per_s.stored = 6500;
+    expect(evaluateTargets(r).find((t) => t.target.startsWith('batch uploads stored'))!.met).toBe(true);
+    r.ceilings.work_taps_per_s = null;
+    expect(evaluateTargets(r).find((t) => t.target.startsWith('batch uploads stored'))!.met).toBeNull();
+
+    r.verdicts = { checked: 10, mismatched: 2, mismatches: { 'ok → REJECTED/QR_REPLAYED': 2 }, mismatch_examples: { 'ok → REJECTED/QR_REPLAYED': ['T:1 (4 attempts)', 'T:9 (2 attempts)'] }, other_reason: {}, qr_order: null, ok: false };
+    expect(evaluateTargets(r).find((t) => t.target.startsWith('every verdict'))!.met).toBe(false);
+    const text = consoleSummary(r);
+    expect(text).toContain("2 DIFFER from the fleet's expectation (the bench fails)");
+    expect(text).toContain('ok → REJECTED/QR_REPLAYED: 2 — e.g. T:1 (4 attempts), T:9 (2 attempts)');
+    expect(toMarkdown(r)).toContain('| ok → REJECTED/QR_REPLAYED | 2 | T:1 (4 attempts), T:9 (2 attempts) |');
+  });
+
+  it('reports the work per tap by stage, and CPU and RSS over time as a table and a chart', () => {
+    const r = report();
+    r.ceilings.details.work = { msgs_per_s: 5000, messages: 25_000, seconds: 5, message_bytes: 136, notes: 'w', per_stage_us: { ingest_read: 10, validator_decide: 150, sink_insert: 40 } };
+    r.resources.series = { tapflow: { pid: 1, t_s: [0, 1, 2], cpu_pct: [90, 95, 99], rss_mb: [300, 310, 320] }, 'nats-server': { pid: 2, t_s: [0, 1, 2], cpu_pct: [20, 21, 22], rss_mb: [80, 81, 82] } };
+    const md = toMarkdown(r);
+    expect(md).toContain('| validator_decide | 150 | 75% |');
+    expect(md).toContain('| ceiling: work (the run\'s taps, one thread, no bus) | 5,000 | 0.998 (acked 1) |');
+    expect(md).toContain('| 1 | 95 | 310 | 21 | 81 |');
+    const svg = chartSvg(r);
+    expect(svg).toContain('>RSS<');
+    expect(svg.match(/<polyline /g)?.length).toBe(4); // CPU and RSS of two processes (the timeline is empty)
+  });
+
   it('writes report.json, report.md, chart.svg and latest.json with the documented fields', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bench-report-'));
     try {
@@ -298,6 +339,11 @@ describe('bench report - fields, targets, chart, profile', () => {
         'ceilings.jetstream_publish_msgs_per_s',
         'ceilings.jetstream_consume_msgs_per_s',
         'ratios.stored_over_grpc_stream',
+        'ceilings.work_taps_per_s',
+        'ratios.stored_over_work',
+        'verdicts.ok',
+        'resources.series',
+        'resources.rss_check',
         'loss.acked',
         'loss.stored',
         'loss.missing',
