@@ -224,6 +224,7 @@ export async function measureWorkCeiling(tape: WorkTape, o: WorkCeilingOptions):
       const r = decideTap(data, validatorStates.get(tap.cardToken), tap, creds, now);
       validatorStates.set(tap.cardToken, r.state);
       lap('validator_decide');
+      if (r.already) continue; // the tape holds a re-send: decided before, nothing new
       const decisionMsg = encodeDecision(r.decision);
       decisionMsgs.push(decisionMsg);
       for (const f of r.flags) flagMsgs.push(encodeRiskFlag(f));
