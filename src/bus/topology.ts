@@ -121,7 +121,9 @@ export async function ensureTopology(bus: Bus, o: TopologyOptions): Promise<void
     };
     const existing = await bus.jsm.streams.info(s.name).catch(() => undefined);
     if (!existing) {
-      await bus.jsm.streams.add(cfg);
+      await bus.jsm.streams.add(cfg).catch((err: unknown) => {
+        throw storageError(err, s.name, o.streamMaxBytes);
+      });
     } else {
       const c = existing.config;
       const sameSubjects = [...(c.subjects ?? [])].sort().join(' ') === [...s.subjects].sort().join(' ');
@@ -174,15 +176,35 @@ export interface BucketSet {
   claims: KV;
 }
 
-/** Opens (creating when missing) every KV bucket. */
-export async function openBuckets(bus: Bus, leaseTtlMs: number): Promise<BucketSet> {
+/**
+ * JetStream file storage tapflow's streams reserve: each reserves its TAPFLOW_STREAM_MAX_BYTES
+ * on the server, plus room for the KV buckets (unlimited, so not reserved). A local nats-server
+ * tapflow starts is given at least this much (its own default is 75% of the free disk, which on
+ * a shared disk can be less than the streams ask for).
+ */
+export function fileStoreNeeded(streamMaxBytes: number): number {
+  return Object.keys(Streams).length * streamMaxBytes + 1024 ** 3;
+}
+
+/** A stream the server cannot reserve space for, said in tapflow's terms. */
+function storageError(err: unknown, stream: string, streamMaxBytes: number): unknown {
+  if (!(err instanceof Error) || !/insufficient storage/i.test(err.message)) return err;
+  const gib = (n: number) => `${(n / 1024 ** 3).toFixed(1)} GiB`;
+  return new Error(
+    `the NATS server cannot reserve ${gib(streamMaxBytes)} for stream ${stream} (${err.message}): tapflow's ${Object.keys(Streams).length} streams reserve TAPFLOW_STREAM_MAX_BYTES each, ${gib(fileStoreNeeded(streamMaxBytes))} with the KV buckets. Lower TAPFLOW_STREAM_MAX_BYTES, or raise the server's jetstream max_file_store.`,
+    { cause: err },
+  );
+}
+
+/** Opens (creating when missing) every KV bucket; the leases through `leaseBus` when given. */
+export async function openBuckets(bus: Bus, leaseTtlMs: number, leaseBus: Bus = bus): Promise<BucketSet> {
   const kvm = new Kvm(bus.js);
-  const open = (name: string, opts: Record<string, unknown> = {}) => kvm.create(name, { storage: StorageType.File, history: 1, ...opts });
+  const open = (name: string, opts: Record<string, unknown> = {}, m = kvm) => m.create(name, { storage: StorageType.File, history: 1, ...opts });
   return {
     hotlist: await open(Buckets.HOTLIST, { history: 5 }),
     projects: await open(Buckets.PROJECTS, { history: 10 }),
     riskRules: await open(Buckets.RISK_RULES, { history: 10 }),
-    leases: await open(Buckets.LEASES, { ttl: leaseTtlMs }),
+    leases: await open(Buckets.LEASES, { ttl: leaseTtlMs }, leaseBus === bus ? kvm : new Kvm(leaseBus.js)),
     validatorState: await open(Buckets.VALIDATOR_STATE),
     settlerState: await open(Buckets.SETTLER_STATE),
     windowState: await open(Buckets.WINDOW_STATE),

@@ -164,3 +164,9 @@ export function listOf<T extends string>(known: readonly T[]): (text: string) =>
 export function oneOf<T extends string>(known: readonly T[]): (text: string) => T {
   return (text) => known.find((k) => k.toLowerCase() === text.trim().toLowerCase()) ?? invalid(`one of ${known.join(', ')}`);
 }
+
+/** --workers: a count of worker threads (0 to 64) or "auto". */
+export function workersValue(text: string): string {
+  if (text === 'auto') return text;
+  return String(integer(0, 64, 'worker threads, or auto')(text));
+}

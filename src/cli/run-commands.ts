@@ -6,7 +6,7 @@
 import { Option, type Command } from 'commander';
 import { LOG_LEVELS, MAX_PARTITIONS } from '../config/values.js';
 import { ROLES, type RoleName } from '../runtime/role-names.js';
-import { folder, httpUrl, integer, listOf, listenPort, natsUrls, oneOf, positiveNumber } from './options.js';
+import { folder, httpUrl, integer, listOf, listenPort, natsUrls, oneOf, positiveNumber, workersValue } from './options.js';
 
 /** The run flags as parsed: each overrides its environment variable. */
 export interface RunFlags {
@@ -17,6 +17,7 @@ export interface RunFlags {
   clickhouseUrl?: string;
   partitions?: number;
   logLevel?: string;
+  workers?: string;
 }
 
 /** The demo fleet's flags as parsed. */
@@ -36,7 +37,8 @@ function withRunFlags(cmd: Command): Command {
     .addOption(new Option('--metrics-port <port>', '/metrics port, 0 = any free port (TAPFLOW_METRICS_PORT)').argParser(listenPort))
     .addOption(new Option('--clickhouse-url <url>', 'ClickHouse server; unset = embedded engine (CLICKHOUSE_URL)').argParser(httpUrl))
     .addOption(new Option('--partitions <n>', `card partitions, 1 to ${MAX_PARTITIONS} (TAPFLOW_PARTITIONS)`).argParser(integer(1, MAX_PARTITIONS, 'card partitions')))
-    .addOption(new Option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')} (TAPFLOW_LOG_LEVEL)`).argParser(oneOf(LOG_LEVELS)));
+    .addOption(new Option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')} (TAPFLOW_LOG_LEVEL)`).argParser(oneOf(LOG_LEVELS)))
+    .addOption(new Option('--workers <n|auto>', 'worker threads for validator and settler replicas, 0 to 64 or auto (TAPFLOW_WORKERS)').argParser(workersValue));
 }
 
 /** The demo fleet's flags. */

@@ -2,7 +2,8 @@
  * What the run commands do (their options: run-commands.ts): start roles in this process with
  * the configuration from the environment and the flags, and for the demo, the simulated fleet.
  */
-import { loadConfig, type Config, type ConfigKey } from '../config/config.js';
+import { loadConfig, workerThreads, type Config, type ConfigKey } from '../config/config.js';
+import { THREAD_ROLES } from '../runtime/threads.js';
 import { startApp, type RunningApp, type RoleName } from '../runtime/app.js';
 import { waitForPipelineIdle } from '../runtime/pipeline-idle.js';
 import { ROLE_FACTORIES } from './roles.js';
@@ -21,6 +22,7 @@ export function configFromFlags(flags: RunFlags): Config {
     CLICKHOUSE_URL: flags.clickhouseUrl,
     TAPFLOW_PARTITIONS: flags.partitions,
     TAPFLOW_LOG_LEVEL: flags.logLevel,
+    TAPFLOW_WORKERS: flags.workers,
   };
   return loadConfig(process.env, overrides);
 }
@@ -42,7 +44,7 @@ const DRAIN_TIMEOUT_MS = 60_000;
  * when made: no negative adjustments, a redelivered batch possibly twice) and says so.
  */
 function demoFigures(app: RunningApp, runStart: number): Pick<DemoOptions, 'fares' | 'drained' | 'closingSummary'> {
-  const { cfg, engine, metrics } = app.ctx;
+  const { cfg, engine } = app.ctx;
   const drained = () => waitForPipelineIdle(app.ctx.bus, cfg.TAPFLOW_PARTITIONS, { timeoutMs: DRAIN_TIMEOUT_MS });
   const reportCommand = `tapflow report --since ${formatTime(runStart)}`;
   if (!engine) {
@@ -52,7 +54,7 @@ function demoFigures(app: RunningApp, runStart: number): Pick<DemoOptions, 'fare
         label: 'fares charged (settler counter)',
         byRegion: async () =>
           sumByRegion(
-            (await metrics.fareFen.get()).values.filter((v) => v.labels.network !== 'entry'),
+            (((await (await app.metrics()).getSingleMetric('tapflow_fare_fen_total')?.get())?.values ?? []) as { labels: Record<string, string | number>; value: number }[]).filter((v) => v.labels.network !== 'entry'),
             (v) => String(v.labels.region),
             (v) => v.value,
           ),
@@ -86,9 +88,15 @@ function demoFigures(app: RunningApp, runStart: number): Pick<DemoOptions, 'fare
 /** Starts the roles; with `demo`, runs the fleet against this process's ingest and exits after it. */
 export async function runRoles(roles: readonly RoleName[], flags: RunFlags, demo?: DemoFlags): Promise<void> {
   const cfg = configFromFlags(flags);
+  // Validator and settler replicas go to worker threads when there are cores to spare; the main
+  // thread keeps ingest and the sink, or, when it runs nothing else, a replica of its own.
+  const threads = workerThreads(cfg);
+  const threadRoles = threads > 0 ? THREAD_ROLES.filter((r) => roles.includes(r)) : [];
+  const mainRoles = roles.every((r) => (threadRoles as readonly string[]).includes(r)) ? roles : roles.filter((r) => !(threadRoles as readonly string[]).includes(r));
   const app = await startApp(
     cfg,
-    roles.map((r) => ({ name: r, create: ROLE_FACTORIES[r] })),
+    mainRoles.map((r) => ({ name: r, create: ROLE_FACTORIES[r] })),
+    { threads: { roles: [...threadRoles], count: threads } },
   );
   if (!demo) return;
   const ingest = app.roles.find((r) => r.name === 'ingest') as import('../ingest/role.js').IngestRole | undefined;
@@ -101,7 +109,7 @@ export async function runRoles(roles: readonly RoleName[], flags: RunFlags, demo
     fleetKey: app.ctx.keys.fleetKey,
     tokenKey: app.ctx.keys.tokenKey,
     buckets: app.ctx.buckets,
-    metrics: app.ctx.metrics,
+    metrics: () => app.metrics(),
     rate: demo.rate,
     terminals: demo.terminals,
     durationS: demo.duration,

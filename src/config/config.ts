@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { LOG_LEVELS, MAX_PARTITIONS } from './values.js';
 
@@ -47,7 +48,7 @@ export const settings = {
   TAPFLOW_MAX_INFLIGHT: { schema: positiveInt, default: '16384', doc: 'Taps published and not yet acknowledged by JetStream, per ingest process; beyond it taps are refused with OVERLOADED / RESOURCE_EXHAUSTED.' },
   TAPFLOW_INGEST_SEQ_MEMORY: { schema: z.coerce.number().int().min(0).max(50_000_000), default: '1000000', doc: 'Recent (terminal_id, seq) each ingest process remembers with the tap\'s content digest (about 60 bytes each): a re-send is answered DUPLICATE without publishing, a seq reused for another tap INVALID (SEQ_REUSED).' },
   TAPFLOW_PUBLISH_TIMEOUT_MS: { schema: positiveInt, default: '5000', doc: 'How long ingest waits for a JetStream PubAck (ms) before answering UNAVAILABLE.' },
-  TAPFLOW_DUPLICATE_WINDOW_S: { schema: positiveInt, default: '1200', doc: 'JetStream duplicate window (s): a re-sent (terminal_id, seq) within it is answered DUPLICATE. Older re-sends are still counted once (validators remember applied events).' },
+  TAPFLOW_DUPLICATE_WINDOW_S: { schema: positiveInt, default: '1200', doc: "JetStream duplicate window of every stream (s): an output re-published within it after a crash (same Nats-Msg-Id, derived from its input) is stored once by JetStream. A re-sent tap is recognised by ingest's memory (TAPFLOW_INGEST_SEQ_MEMORY) and the validators' memory of applied events, not by this window." },
   TAPFLOW_STREAM_MAX_BYTES: { schema: positiveInt, default: String(8 * 1024 ** 3), doc: 'Size limit of each stream (bytes); a full stream refuses new taps (discard new) rather than dropping old ones.' },
   TAPFLOW_STREAM_MAX_AGE_S: { schema: positiveInt, default: String(7 * 24 * 3600), doc: 'Age limit of messages in each stream (s).' },
   TAPFLOW_BATCH_MAX_TAPS: { schema: positiveInt.max(10_000), default: '5000', doc: 'Most taps accepted in one UploadBatch (at most 10,000: a batch must fit the 8 MiB message limit).' },
@@ -57,6 +58,11 @@ export const settings = {
   TAPFLOW_MAX_DELIVER: { schema: positiveInt.min(2).max(1000), default: '20', doc: 'Deliveries of a message before a transient failure (bus or store unavailable) dead-letters it as TF_RETRIES_EXHAUSTED. Redeliveries back off from 250 ms to 30 s: 20 deliveries are about 7 minutes.' },
   TAPFLOW_CHECKPOINT_INTERVAL_MS: { schema: positiveInt.min(100).max(3_600_000), default: '30000', doc: 'How often a partition owner writes the keys changed since the last checkpoint from memory to the KV bucket (ms). Longer: fewer writes (a card changed many times is written once), a longer changelog to replay when a partition moves.' },
   TAPFLOW_STATE_CACHE: { schema: positiveInt.min(1000), default: '500000', doc: 'Card and person states a validator or settler keeps in memory per role and process (split over the partitions); beyond it the least recently changed ones already checkpointed are dropped and read again from KV when needed.' },
+  TAPFLOW_WORKERS: {
+    schema: z.union([z.literal('auto'), z.coerce.number().int().min(0).max(64)]),
+    default: 'auto',
+    doc: 'Worker threads running validator and settler replicas in a process that runs those roles (each takes its share of the partitions, as another process would). auto: one per core beyond the first (none on one core); 0: in the main thread.',
+  },
   TAPFLOW_LEASE_TTL_MS: { schema: positiveInt.min(1000), default: '15000', doc: 'Partition lease time (ms): a replica that stops renewing loses its partitions after this.' },
   TAPFLOW_CLOCK_SKEW_MS: { schema: positiveInt, default: '300000', doc: 'A live tap whose device time is further than this from ingest time (ms) is counted as clock skew (metric tapflow_clock_skew_taps_total, alert TapflowClockSkew).' },
   TAPFLOW_CLAIM_WAIT_MS: { schema: positiveInt, default: '2000', doc: 'How long SettleClaim waits for the split before answering PENDING (ms).' },
@@ -106,4 +112,9 @@ export function configMarkdown(): string {
     return `| \`${k}\` | ${shown === undefined ? '(unset)' : `\`${shown}\``} | ${s.doc} |`;
   });
   return ['| variable | default | meaning |', '| --- | --- | --- |', ...rows].join('\n');
+}
+
+/** The worker threads a process runs for its validator and settler replicas (TAPFLOW_WORKERS). */
+export function workerThreads(cfg: Pick<Config, 'TAPFLOW_WORKERS'>, cores = availableParallelism()): number {
+  return cfg.TAPFLOW_WORKERS === 'auto' ? Math.max(0, cores - 1) : cfg.TAPFLOW_WORKERS;
 }

@@ -14,7 +14,7 @@ import { loadVenueDirectory } from '../domain/network/index.js';
 import { parseKeyFile } from '../domain/card/keys.js';
 import { demoTerminalSecret } from '../ingest/terminals.js';
 import type { Logger } from '../observe/log.js';
-import type { Metrics } from '../observe/metrics.js';
+import type { Registry } from 'prom-client';
 import { TapGenerator } from './generator.js';
 import { trustFilePath } from '../validate/trust.js';
 import type { BucketSet } from '../bus/topology.js';
@@ -27,7 +27,8 @@ export interface DemoOptions {
   fleetKey: Uint8Array;
   tokenKey: Uint8Array;
   buckets: BucketSet;
-  metrics: Metrics;
+  /** The process's metrics, its worker threads' included. */
+  metrics: () => Promise<Registry>;
   rate: number;
   terminals: number;
   durationS?: number;
@@ -43,8 +44,10 @@ export interface DemoOptions {
 
 type LabelValues = { labels: Record<string, string | number>; value: number }[];
 
-async function values(c: { get(): Promise<{ values: LabelValues }> }): Promise<LabelValues> {
-  return (await c.get()).values;
+/** The values of a metric of the registry (none when it has no such metric). */
+async function values(registry: Registry, name: string): Promise<LabelValues> {
+  const m = registry.getSingleMetric(name);
+  return m ? ((await m.get()).values as LabelValues) : [];
 }
 
 export async function runDemoFleet(o: DemoOptions): Promise<void> {
@@ -86,7 +89,8 @@ export async function runDemoFleet(o: DemoOptions): Promise<void> {
     const rate = ((sent - lastSent) * 1000) / Math.max(1, now - lastPrint);
     lastPrint = now;
     lastSent = sent;
-    const decisions = await values(o.metrics.decisions);
+    const registry = await o.metrics();
+    const decisions = await values(registry, 'tapflow_decisions_total');
     let accepted = 0;
     let rejected = 0;
     const reasons = new Map<string, number>();
@@ -100,7 +104,7 @@ export async function runDemoFleet(o: DemoOptions): Promise<void> {
     const top = [...reasons.entries()].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([r, n]) => `${r} ${n}`).join(', ');
     const fares = await o.fares.byRegion();
     const fareText = ['BJ', 'TJ', 'HE'].map((r) => `${r} ¥${((fares[r] ?? 0) / 100).toFixed(2)}`).join('  ');
-    const stored = (await values(o.metrics.storedRows)).find((v) => v.labels.table === 'decisions')?.value ?? 0;
+    const stored = (await values(registry, 'tapflow_stored_rows_total')).find((v) => v.labels.table === 'decisions')?.value ?? 0;
     const st = [...statuses.entries()].map(([k, n]) => `${k} ${n}`).join(', ');
     o.out.write(
       `[${new Date(now).toISOString().slice(11, 19)}] ${final ? 'final' : `${rate.toFixed(0)} taps/s`} | sent ${sent}, acked ${acked} (${st}) | decided: accepted ${accepted}, rejected ${rejected}${top ? ` (${top})` : ''} | ${o.fares.label} ${fareText} | stored ${stored}\n`,

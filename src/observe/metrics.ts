@@ -5,17 +5,24 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+
+/** A registry's metrics as data (getMetricsAsJSON), as worker threads send them. */
+export type MetricsData = MetricObjectWithValues<MetricValue<string>>[];
 
 /** Latency buckets in seconds, fine at the low end where ack latency lives. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30];
 
-export function createMetrics() {
+/**
+ * tapflow's metrics in a registry of their own. `processMetrics`: also Node's process metrics
+ * (CPU, memory, event loop) — once per process, so not on worker threads.
+ */
+export function createMetrics(o: { processMetrics?: boolean } = {}) {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'tapflow_' });
+  if (o.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'tapflow_' });
   const m = {
     registry,
-    roleUp: new Gauge({ name: 'tapflow_role_up', help: 'Roles running in this process (1 each).', labelNames: ['role'], registers: [registry] }),
+    roleUp: new Gauge({ name: 'tapflow_role_up', help: 'Replicas of each role running in this process, its worker threads included.', labelNames: ['role'], registers: [registry] }),
     tapsReceived: new Counter({ name: 'tapflow_taps_received_total', help: 'Taps received by ingest.', labelNames: ['kind'], registers: [registry] }),
     tapsPublished: new Counter({ name: 'tapflow_taps_published_total', help: 'Taps made durable in JetStream (ACCEPTED_DURABLE).', registers: [registry] }),
     tapsDuplicate: new Counter({ name: 'tapflow_taps_duplicate_total', help: 'Taps answered DUPLICATE.', registers: [registry] }),
@@ -47,6 +54,13 @@ export function createMetrics() {
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
+/** This registry's metrics and the worker threads', summed (the registry alone without threads). */
+export async function aggregated(metrics: Metrics, more: () => Promise<MetricsData[]>): Promise<Registry> {
+  const others = await more();
+  if (others.length === 0) return metrics.registry;
+  return AggregatorRegistry.aggregate([await metrics.registry.getMetricsAsJSON(), ...others]);
+}
+
 export interface HealthCheck {
   name: string;
   ready(): boolean;
@@ -63,6 +77,8 @@ export async function serveMetrics(
   checks: () => HealthCheck[],
   endpoints: Map<string, (query: URLSearchParams) => Promise<unknown>> = new Map(),
   draining: () => boolean = () => false,
+  /** Metrics of worker threads, served summed with this registry's. */
+  more: () => Promise<MetricsData[]> = async () => [],
 ): Promise<{ server: Server; port: number; close(): Promise<void> }> {
   const server = createServer((req, res) => {
     const url = req.url ?? '/';
@@ -79,8 +95,8 @@ export async function serveMetrics(
           res.end(String(err) + '\n');
         });
     } else if (url.startsWith('/metrics')) {
-      metrics.registry
-        .metrics()
+      aggregated(metrics, more)
+        .then((r) => r.metrics())
         .then((body) => {
           res.writeHead(200, { 'content-type': metrics.registry.contentType });
           res.end(body);

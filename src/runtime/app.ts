@@ -11,9 +11,11 @@ import { connectBus, type Bus } from '../bus/connection.js';
 import { JsPublisher } from '../bus/publisher.js';
 import { PartitionWorker, type PartitionHandler, type PartitionWorkerOptions } from '../bus/partitions.js';
 import { deadLetter } from '../bus/dead-letter.js';
-import { ensureTopology, openBuckets, topologyOptions, type BucketSet } from '../bus/topology.js';
+import { ensureTopology, fileStoreNeeded, openBuckets, topologyOptions, type BucketSet } from '../bus/topology.js';
 import { createLogger, type Logger } from '../observe/log.js';
-import { createMetrics, serveMetrics, type HealthCheck, type Metrics } from '../observe/metrics.js';
+import { aggregated, createMetrics, serveMetrics, type HealthCheck, type Metrics } from '../observe/metrics.js';
+import type { Registry } from 'prom-client';
+import { startRoleThreads, type RoleThreads, type ThreadRole } from './threads.js';
 import { ensureNatsServer, isNatsReachable, parseNatsAddress, startNatsServer, type NatsServerHandle } from './nats-server.js';
 import { localKeys, type LocalKeys } from './keys.js';
 
@@ -82,6 +84,10 @@ export function partitionedWorker(ctx: AppContext, role: string, handler: Partit
 export interface RunningApp {
   ctx: AppContext;
   roles: Role[];
+  /** Role replicas on worker threads, when any. */
+  threads?: RoleThreads;
+  /** This process's metrics, the worker threads' included (summed). */
+  metrics(): Promise<Registry>;
   metricsPort: number;
   natsServer?: NatsServerHandle;
   /** Orderly shutdown; resolves when everything is stopped. */
@@ -102,18 +108,31 @@ export async function ensureNats(cfg: Config, log: Logger): Promise<NatsServerHa
   const bin = await ensureNatsServer({ install: true, log: nlog });
   const storeDir = join(cfg.TAPFLOW_DATA_DIR, 'nats');
   log.info({ bin, port, storeDir }, 'starting a local nats-server with JetStream');
-  return startNatsServer({ bin, host: '127.0.0.1', port, storeDir, jetstream: true, log: nlog });
+  // Room for every stream's size limit, whatever the disk's free space says at start.
+  return startNatsServer({ bin, host: '127.0.0.1', port, storeDir, jetstream: true, maxFileStore: fileStoreNeeded(cfg.TAPFLOW_STREAM_MAX_BYTES), log: nlog });
 }
 
-export async function startApp(cfg: Config, factories: { name: string; create: RoleFactory }[], opts: { log?: Logger; installSignalHandlers?: boolean } = {}): Promise<RunningApp> {
+export interface StartOptions {
+  log?: Logger;
+  installSignalHandlers?: boolean;
+  /** Replicas of these roles on worker threads (threads.ts), besides `factories` here. */
+  threads?: { roles: ThreadRole[]; count: number };
+  /** This is a worker thread: no local nats-server, no HTTP endpoints, no process metrics. */
+  inThread?: boolean;
+}
+
+export async function startApp(cfg: Config, factories: { name: string; create: RoleFactory }[], opts: StartOptions = {}): Promise<RunningApp> {
   const log = opts.log ?? createLogger(cfg.TAPFLOW_LOG_LEVEL, { app: 'tapflow' });
-  const natsServer = await ensureNats(cfg, log);
+  const natsServer = opts.inThread ? undefined : await ensureNats(cfg, log);
   const instanceId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const bus = await connectBus(cfg.NATS_URL, `tapflow:${factories.map((f) => f.name).join('+')}:${instanceId}`, log);
   await ensureTopology(bus, topologyOptions(cfg));
-  const buckets = await openBuckets(bus, cfg.TAPFLOW_LEASE_TTL_MS);
+  // Leases on a connection of their own: a renewal must not wait behind the data path's
+  // publishes on a busy socket, or an overloaded owner loses partitions it is serving.
+  const leaseBus = await connectBus(cfg.NATS_URL, `tapflow-leases:${instanceId}`, log);
+  const buckets = await openBuckets(bus, cfg.TAPFLOW_LEASE_TTL_MS, leaseBus);
   const publisher = new JsPublisher(bus.nc, cfg.TAPFLOW_PUBLISH_TIMEOUT_MS);
-  const metrics = createMetrics();
+  const metrics = createMetrics({ processMetrics: !opts.inThread });
   const ctx: AppContext = { cfg, log, bus, buckets, publisher, metrics, keys: localKeys(cfg), instanceId, endpoints: new Map() };
   const roles: Role[] = [];
   for (const f of factories) {
@@ -122,10 +141,26 @@ export async function startApp(cfg: Config, factories: { name: string; create: R
     metrics.roleUp.set({ role: f.name }, 1);
     log.info({ role: f.name }, 'role started');
   }
-  const checks = (): HealthCheck[] => [{ name: 'nats', ready: () => bus.connected() }, ...roles.map((r) => ({ name: r.name, ready: () => r.ready() }))];
+  let threads: RoleThreads | undefined;
+  let threadLost: Error | undefined;
+  let stopForLostThread: (() => void) | undefined;
+  if (opts.threads && opts.threads.count > 0 && opts.threads.roles.length > 0) {
+    threads = await startRoleThreads(cfg, opts.threads.roles, opts.threads.count, log, (err) => {
+      threadLost = err;
+      stopForLostThread?.();
+    });
+  }
+  const moreMetrics = async () => (threads ? threads.metrics() : []);
+  const checks = (): HealthCheck[] => [
+    { name: 'nats', ready: () => bus.connected() },
+    ...roles.map((r) => ({ name: r.name, ready: () => r.ready() })),
+    ...(threads ? [{ name: `${threads.count} worker threads`, ready: () => threads!.ready() }] : []),
+  ];
   let draining = false;
-  const http = await serveMetrics(metrics, cfg.TAPFLOW_GRPC_HOST === '0.0.0.0' ? '0.0.0.0' : '127.0.0.1', cfg.TAPFLOW_METRICS_PORT, checks, ctx.endpoints, () => draining);
-  log.info({ port: http.port }, 'metrics, /healthz and /readyz listening');
+  const http = opts.inThread
+    ? undefined
+    : await serveMetrics(metrics, cfg.TAPFLOW_GRPC_HOST === '0.0.0.0' ? '0.0.0.0' : '127.0.0.1', cfg.TAPFLOW_METRICS_PORT, checks, ctx.endpoints, () => draining, moreMetrics);
+  if (http) log.info({ port: http.port }, 'metrics, /healthz and /readyz listening');
 
   let stopping: Promise<void> | undefined;
   const shutdown = (reason: string): Promise<void> =>
@@ -138,23 +173,40 @@ export async function startApp(cfg: Config, factories: { name: string; create: R
       }, cfg.TAPFLOW_SHUTDOWN_TIMEOUT_MS);
       deadline.unref();
       for (const r of roles) await r.drain?.();
+      // Worker threads after ingest stopped taking taps, before the sink: what they publish
+      // while finishing their batches is still stored.
+      if (threads) {
+        await threads.stop();
+      }
       for (const r of [...roles].reverse()) {
         await r.stop().catch((err: unknown) => log.error({ role: r.name, err: (err as Error).message }, 'role stop failed'));
         metrics.roleUp.set({ role: r.name }, 0);
       }
       publisher.close();
       await bus.close();
-      await http.close();
+      await leaseBus.close();
+      await http?.close();
       await natsServer?.stop();
       clearTimeout(deadline);
       log.info('stopped');
     })());
+  // A worker thread that dies has one action: the whole process stops with an error (a
+  // supervisor restarts it), releasing its other leases on the way so that other replicas take
+  // its partitions at once.
+  stopForLostThread = () => {
+    log.fatal({ err: threadLost?.message }, 'a worker thread died; tapflow stops');
+    process.exitCode = 1;
+    void shutdown('a worker thread died').then(() => {
+      if (opts.installSignalHandlers !== false) process.exit(1);
+    });
+  };
+  if (threadLost) stopForLostThread();
   if (opts.installSignalHandlers !== false) {
     const onSignal = (sig: string) => {
-      void shutdown(sig).then(() => process.exit(0));
+      void shutdown(sig).then(() => process.exit(process.exitCode ?? 0));
     };
     process.once('SIGTERM', () => onSignal('SIGTERM'));
     process.once('SIGINT', () => onSignal('SIGINT'));
   }
-  return { ctx, roles, metricsPort: http.port, natsServer, shutdown };
+  return { ctx, roles, threads, metrics: () => aggregated(metrics, moreMetrics), metricsPort: http?.port ?? 0, natsServer, shutdown };
 }

@@ -2,7 +2,8 @@
  * Figures that agree: after `tapflow start --demo --duration N`, the demo's final line and its
  * closing summary of fares per region are, to the fen, what `tapflow report --since <run start>`
  * reads from ClickHouse afterwards. Both run as a user runs them (the CLI as a child process),
- * against a test nats-server and a temporary data dir.
+ * against a test nats-server and a temporary data dir, with validator and settler on a worker
+ * thread.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -42,7 +43,8 @@ describe('demo - the closing figures are the report of the same run', { timeout:
   beforeAll(async () => {
     nats = await startTestNats();
     dataDir = await mkdtemp(join(tmpdir(), 'tapflow-demo-'));
-    env = testPipelineSettings(nats.url, dataDir);
+    // Validator and settler on a worker thread, as `tapflow start` runs them on a multi-core machine.
+    env = { ...testPipelineSettings(nats.url, dataDir), TAPFLOW_WORKERS: '1' };
     demo = await runCli(['start', '--demo', '--duration', '8', '--rate', '80', '--terminals', '36'], env, 200_000);
   });
   afterAll(async () => {

@@ -2,6 +2,8 @@
  * A throw-away nats-server for one test file: free port, JetStream store in a fresh temporary
  * directory, removed again by stop().
  */
+import { fileStoreNeeded } from '../../src/bus/topology.js';
+import { settings } from '../../src/config/config.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +23,9 @@ export async function startTestNats(opts: TestNatsOptions = {}): Promise<NatsSer
   const storeDir = await mkdtemp(join(tmpdir(), 'tapflow-nats-'));
   let server: NatsServerHandle;
   try {
-    server = await startNatsServer({ ...opts, bin, storeDir, jetstream: true, port: opts.port ?? 0 });
+    // Room for the streams' default size limits whatever the (shared) disk has free: tests
+    // write megabytes, but every stream reserves TAPFLOW_STREAM_MAX_BYTES.
+    server = await startNatsServer({ maxFileStore: fileStoreNeeded(Number(settings.TAPFLOW_STREAM_MAX_BYTES.default)), ...opts, bin, storeDir, jetstream: true, port: opts.port ?? 0 });
   } catch (err) {
     await rm(storeDir, { recursive: true, force: true });
     throw err;

@@ -47,17 +47,27 @@ export function testPipelineSettings(natsUrl: string, dataDir: string): Partial<
     TAPFLOW_ACK_WAIT_S: '5',
     TAPFLOW_SINK_FLUSH_MS: '100',
     TAPFLOW_PUBLISH_TIMEOUT_MS: '2000',
+    // Roles in the main thread unless a test asks for worker threads (test/e2e/threads.test.ts).
+    TAPFLOW_WORKERS: '0',
   };
 }
 
-export async function startTestPipeline(overrides: Partial<Record<ConfigKey, string>> = {}): Promise<TestPipeline> {
+/**
+ * `threads`: run validator and settler on that many worker threads (the main thread keeps ingest
+ * and the sink), as `tapflow start` does with TAPFLOW_WORKERS.
+ */
+export async function startTestPipeline(overrides: Partial<Record<ConfigKey, string>> = {}, o: { threads?: number } = {}): Promise<TestPipeline> {
   const nats = await startTestNats();
   const dataDir = await mkdtemp(join(tmpdir(), 'tapflow-e2e-'));
   const cfg = loadConfig({}, { ...testPipelineSettings(nats.url, dataDir), TAPFLOW_LOG_LEVEL: process.env.TAPFLOW_TEST_LOG_LEVEL ?? 'warn', ...overrides });
   const app = await startApp(
     cfg,
-    (['ingest', 'validator', 'settler', 'sink'] as const).map((r) => ({ name: r, create: ROLE_FACTORIES[r] })),
-    { installSignalHandlers: false, log: createLogger(cfg.TAPFLOW_LOG_LEVEL, { test: true }) },
+    (o.threads ? (['ingest', 'sink'] as const) : (['ingest', 'validator', 'settler', 'sink'] as const)).map((r) => ({ name: r, create: ROLE_FACTORIES[r] })),
+    {
+      installSignalHandlers: false,
+      log: createLogger(cfg.TAPFLOW_LOG_LEVEL, { test: true }),
+      threads: o.threads ? { roles: ['validator', 'settler'], count: o.threads } : undefined,
+    },
   );
   const ingest = app.roles.find((r) => r.name === 'ingest') as unknown as { port: number };
   const client = new TerminalIngestClient(`127.0.0.1:${ingest.port}`, grpc.credentials.createInsecure());

@@ -51,6 +51,10 @@ const RUN_FLAGS: Record<string, Case[]> = {
     [['--partitions', 'sixteen'], 'an integer from 1 to 1024'],
   ],
   '--log-level': [[['--log-level', 'loud'], 'one of fatal, error, warn, info, debug, trace, silent']],
+  '--workers': [
+    [['--workers', 'many'], 'an integer from 0 to 64 (worker threads, or auto)'],
+    [['--workers', '65'], 'an integer from 0 to 64 (worker threads, or auto)'],
+  ],
 };
 
 /** Bad values of the demo fleet's flags. */

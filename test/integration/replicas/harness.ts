@@ -119,6 +119,8 @@ export async function runReplicas(o: RunOptions): Promise<RunResult> {
     TAPFLOW_SINK_FLUSH_MS: '100',
     TAPFLOW_PUBLISH_TIMEOUT_MS: '5000',
     TAPFLOW_SHUTDOWN_TIMEOUT_MS: '10000',
+    // One replica per process: the partition shares below count processes.
+    TAPFLOW_WORKERS: '0',
     TAPFLOW_LOG_LEVEL: process.env.TAPFLOW_TEST_CHILD_LOG_LEVEL ?? 'info',
   };
   const cfg: Config = loadConfig({}, { ...env, CLICKHOUSE_DATABASE: `replicas_${o.name}`, TAPFLOW_LOG_LEVEL: process.env.TAPFLOW_TEST_LOG_LEVEL ?? 'warn' });
