@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
+import { fileStoreNeeded } from '../../src/bus/topology.js';
 import { ensureNatsServer, freePort, startNatsServer, type NatsServerHandle } from '../../src/runtime/nats-server.js';
 import { Buckets, Streams } from '../../src/bus/subjects.js';
 import { putHotlistEntry } from '../../src/validate/data-store.js';
@@ -43,7 +44,8 @@ export function processPlan(mode: Mode): { name: string; roles: string[] }[] {
 export async function startBenchNats(storeDir?: string): Promise<NatsServerHandle> {
   const bin = await ensureNatsServer({ install: false, log: { info: () => {}, warn: (m) => console.warn(m) } });
   const dir = storeDir ?? (await mkdtemp(join(tmpdir(), 'tapflow-bench-nats-')));
-  return startNatsServer({ bin, storeDir: dir, jetstream: true, port: 0 });
+  // Room for every stream's default size limit, whatever the (shared) disk has free.
+  return startNatsServer({ bin, storeDir: dir, jetstream: true, port: 0, maxFileStore: fileStoreNeeded() });
 }
 
 /** A NATS connection of the bench (ceilings, hotlist, drain checks). */

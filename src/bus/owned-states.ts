@@ -38,7 +38,7 @@ export class OwnedStates<T> {
 
   /** Stops owning p; `graceful`: checkpoint first, so that the next owner restores little. */
   async release(p: number, graceful: boolean): Promise<void> {
-    if (graceful && this.states.has(p)) await this.run(p, (s) => s.checkpoint());
+    if (graceful && this.states.has(p)) await this.checkpoint(p);
     this.states.delete(p);
   }
 
@@ -62,9 +62,13 @@ export class OwnedStates<T> {
     return next;
   }
 
-  /** Writes the changes since the last checkpoint of p. */
-  checkpoint(p: number): Promise<void> {
-    return this.run(p, (s) => s.checkpoint());
+  /**
+   * Writes the changes since the last checkpoint of p: the values are taken between two of its
+   * tasks, the writes go on while its next batches run.
+   */
+  async checkpoint(p: number): Promise<void> {
+    const { written } = await this.run(p, async (s) => ({ written: s.checkpoint() }));
+    await written;
   }
 
   /** The state of p, if owned (for read-only walks between tasks, e.g. sweeps). */

@@ -203,26 +203,37 @@ export class PartitionState<T> {
   /**
    * Writes the keys changed since the last checkpoint to the KV bucket and moves the checkpoint
    * mark to the changelog message they reflect. One at a time; a failure leaves them dirty.
+   *
+   * The values are taken synchronously when it is called — between two batches (no batch's
+   * changes half-made), else it does nothing this time — and written afterwards, so that the
+   * partition's batches go on while the writes are under way: a key changed meanwhile stays
+   * dirty for the next checkpoint.
    */
   checkpoint(): Promise<void> {
     this.checkpointing ??= this.writeCheckpoint().finally(() => (this.checkpointing = undefined));
     return this.checkpointing;
   }
 
-  private async writeCheckpoint(): Promise<void> {
-    if (this.stale || this.dirty.size === 0 || this.undo.size > 0) return;
+  private writeCheckpoint(): Promise<void> {
+    if (this.stale || this.dirty.size === 0 || this.undo.size > 0) return Promise.resolve();
     const upTo = this.lastSeq;
-    const keys = [...this.dirty];
-    const { publisher, bucket, codec, kv } = this.o;
+    const { codec } = this.o;
+    const snapshot: { key: string; entry: Entry<T>; data: Uint8Array }[] = [];
+    for (const key of this.dirty) {
+      const entry = this.cache.get(key);
+      if (entry) snapshot.push({ key, entry, data: entry.value === undefined ? new Uint8Array() : codec.encode(entry.value) });
+    }
+    return this.writeSnapshot(upTo, snapshot);
+  }
+
+  private async writeSnapshot(upTo: number, snapshot: { key: string; entry: Entry<T>; data: Uint8Array }[]): Promise<void> {
+    const { publisher, bucket, kv } = this.o;
     await Promise.all(
-      keys.map(async (key) => {
-        const e = this.cache.get(key);
-        if (!e) return;
-        const data = e.value === undefined ? new Uint8Array() : codec.encode(e.value);
+      snapshot.map(async ({ key, entry, data }) => {
         const put = (rev: number) => publisher.publish(`$KV.${bucket}.${key}`, data, undefined, rev >= 0 ? { expectLastSubjectSeq: rev } : {});
         let ack;
         try {
-          ack = await put(e.rev);
+          ack = await put(entry.rev);
         } catch (err) {
           if (!(err instanceof TapflowError) || err.code !== 'TF_STATE_CONFLICT') throw err;
           // Someone wrote the key since we read it (a previous owner's late checkpoint): ours is
@@ -230,12 +241,15 @@ export class PartitionState<T> {
           const cur = await kv.get(key);
           ack = await put(cur?.revision ?? 0);
         }
-        e.rev = ack.seq;
+        entry.rev = ack.seq;
+        // Changed since the snapshot: the newer value keeps the revision and stays dirty.
+        const now = this.cache.get(key);
+        if (now && now !== entry) now.rev = ack.seq;
       }),
     );
     await kv.put(CHECKPOINT_KEY(this.o.partition), JSON.stringify({ seq: upTo }));
     this.checkpointSeq = upTo;
-    for (const k of keys) this.dirty.delete(k);
+    for (const { key, entry } of snapshot) if (this.cache.get(key) === entry) this.dirty.delete(key);
     this.evict();
   }
 

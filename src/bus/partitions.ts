@@ -52,6 +52,8 @@ export interface ConsumerSpec {
   batch?: number;
   /** Longest wait for a batch to fill (ms, default 1000). */
   expiresMs?: number;
+  /** Most bytes of messages per batch (default BATCH_BYTES); the pull window holds two batches or more. */
+  batchBytes?: number;
 }
 
 /**
@@ -118,6 +120,8 @@ interface Owned {
   revision: number;
   stop: boolean;
   loops: Promise<void>[];
+  /** Set once the partition is being given up. */
+  releasing?: Promise<void>;
 }
 
 export class PartitionWorker {
@@ -174,53 +178,80 @@ export class PartitionWorker {
       const me = members.indexOf(instanceId);
       const mine = new Set<number>();
       for (let p = 0; p < partitions; p++) if (p % members.length === me) mine.add(p);
-      // Renew what we own; release what is no longer our share.
-      for (const [p, o] of this.owned) {
-        if (!mine.has(p)) {
-          await this.release(p);
-          continue;
-        }
-        try {
-          o.revision = await leases.update(this.partKey(p), instanceId, o.revision);
-        } catch (err) {
-          this.o.log.warn({ role, partition: p, err: (err as Error).message }, 'lease lost');
-          await this.release(p, false);
-        }
-      }
-      // Claim our share where it is free.
+      // Renew what we own first, all at once: a round must never let a lease run out behind
+      // slower work (a release waits for the batch in hand, an acquisition restores state).
+      const renewals = await Promise.all(
+        [...this.owned].filter(([p, o]) => mine.has(p) && !o.releasing).map(async ([p, o]) => {
+          try {
+            o.revision = await leases.update(this.partKey(p), instanceId, o.revision);
+            return undefined;
+          } catch (err) {
+            this.o.log.warn({ role, partition: p, err: (err as Error).message }, 'lease lost');
+            return p;
+          }
+        }),
+      );
+      this.renewedAt = Date.now();
+      // Then release what was lost or is no longer our share — in the background: a release
+      // finishes the batch in hand and checkpoints, and the next round must come on time.
+      for (const p of renewals) if (p !== undefined) void this.release(p, false);
+      for (const p of this.owned.keys()) if (!mine.has(p)) void this.release(p);
+      // And claim our share where it is free (a partition still being released is still owned).
+
       for (const p of mine) {
         if (this.owned.has(p) || this.stopping) continue;
         try {
           const rev = await leases.create(this.partKey(p), instanceId);
-          await this.acquire(p, rev);
+          this.acquire(p, rev);
         } catch {
           // Held by another replica until it releases it or its lease expires.
         }
       }
-      this.renewedAt = Date.now();
       this.o.onOwned?.(this.owned.size);
     } catch (err) {
       this.o.log.warn({ role, err: (err as Error).message }, 'lease round failed');
     }
   }
 
-  private async acquire(p: number, revision: number): Promise<void> {
-    await this.o.handler.onAcquire?.(p);
+  /**
+   * Owns partition p from now on (its lease is renewed with the others) and starts its consumers
+   * once the handler has restored its state — in the background, so that a long restore never
+   * holds up a lease round. A failed restore gives the partition back for a later round.
+   */
+  private acquire(p: number, revision: number): void {
     const o: Owned = { revision, stop: false, loops: [] };
     this.owned.set(p, o);
-    o.loops = this.o.handler.consumers(p).map((c) => this.loop(p, c, o));
-    this.o.log.debug({ role: this.o.role, partition: p }, 'partition acquired');
+    o.loops = [
+      (async () => {
+        try {
+          await this.o.handler.onAcquire?.(p);
+        } catch (err) {
+          this.o.log.warn({ role: this.o.role, partition: p, err: (err as Error).message }, 'partition could not be taken over; giving it back');
+          o.stop = true;
+          o.loops = [];
+          void this.release(p);
+          return;
+        }
+        if (o.stop) return;
+        this.o.log.debug({ role: this.o.role, partition: p }, 'partition acquired');
+        await Promise.all(this.o.handler.consumers(p).map((c) => this.loop(p, c, o)));
+      })(),
+    ];
   }
 
-  private async release(p: number, deleteLease = true): Promise<void> {
+  /** Gives partition p up (once: a second call waits for the first). */
+  private release(p: number, deleteLease = true): Promise<void> {
     const o = this.owned.get(p);
-    if (!o) return;
-    o.stop = true;
-    await Promise.all(o.loops);
-    this.owned.delete(p);
-    await Promise.resolve(this.o.handler.onRelease?.(p, deleteLease)).catch((err: unknown) => this.o.log.warn({ role: this.o.role, partition: p, err: (err as Error).message }, 'release step failed'));
-    if (deleteLease) await this.o.leases.delete(this.partKey(p), { previousSeq: o.revision }).catch(() => undefined);
-    this.o.onOwned?.(this.owned.size);
+    if (!o) return Promise.resolve();
+    o.releasing ??= (async () => {
+      o.stop = true;
+      await Promise.all(o.loops);
+      await Promise.resolve(this.o.handler.onRelease?.(p, deleteLease)).catch((err: unknown) => this.o.log.warn({ role: this.o.role, partition: p, err: (err as Error).message }, 'release step failed'));
+      if (deleteLease) await this.o.leases.delete(this.partKey(p), { previousSeq: o.revision }).catch(() => undefined);
+      this.owned.delete(p);
+      this.o.onOwned?.(this.owned.size);
+    })();
+    return o.releasing;
   }
 
   /** Dead-letters messages (durable when it resolves) and lets the handler react. */
@@ -271,10 +302,12 @@ export class PartitionWorker {
     const { bus, batch, handler, log } = this.o;
     const stream = Streams[spec.stream].name;
     const max = spec.batch ?? batch;
+    const maxBytes = spec.batchBytes ?? BATCH_BYTES;
     const lingerMs = spec.expiresMs ?? 0;
     let backoff = 0;
     let consumeFailures = 0;
     let lastTick = Date.now();
+    let ticking: Promise<void> | undefined;
     // Only the first consumer of a partition runs the partition's tick.
     const ticks = handler.tick !== undefined && handler.consumers(p)[0]?.durable === spec.durable;
     while (!o.stop) {
@@ -291,7 +324,7 @@ export class PartitionWorker {
         // consumer's max_ack_pending in messages: what a process holds is bounded; the backlog
         // stays in JetStream.
         sub = await consumer.consume({
-          max_bytes: PULL_WINDOW_BYTES,
+          max_bytes: Math.max(PULL_WINDOW_BYTES, 2 * maxBytes),
           expires: 5000,
           callback: (m) => {
             if (dead) {
@@ -323,13 +356,12 @@ export class PartitionWorker {
         () => (closed = true),
       );
       while (!o.stop && !failed) {
-        if (ticks && Date.now() - lastTick >= (handler.tickMs ?? 5000)) {
+        if (ticks && !ticking && Date.now() - lastTick >= (handler.tickMs ?? 5000)) {
+          // In the background (one at a time): the partition's batches go on meanwhile.
           lastTick = Date.now();
-          try {
-            await handler.tick!(p);
-          } catch (err) {
-            log.warn({ partition: p, err: (err as Error).message }, 'partition tick failed');
-          }
+          ticking = handler.tick!(p)
+            .catch((err: unknown) => log.warn({ partition: p, err: (err as Error).message }, 'partition tick failed'))
+            .finally(() => (ticking = undefined));
         }
         if (buffer.length < max) {
           // Wait for messages (or linger for a fuller batch), waking at least every 250 ms to tick.
@@ -392,7 +424,7 @@ export class PartitionWorker {
           await sleep(50);
           continue;
         }
-        const msgs = buffer.splice(0, max);
+        const msgs = buffer.splice(0, batchLength(buffer, max, maxBytes));
         try {
           const r = await handler.handle(p, spec, msgs);
           const back = new Set(r ? (r.nak ?? []) : []);
@@ -415,11 +447,33 @@ export class PartitionWorker {
       sub.stop();
       for (const m of buffer.splice(0)) m.nak();
     }
+    await ticking;
   }
 }
 
-/** Most bytes of messages a consumer's pull window holds (see loop). */
-export const PULL_WINDOW_BYTES = 8 * 1024 * 1024;
+/**
+ * Most bytes of messages a consumer's pull window holds (see loop): a few batches' worth, so a
+ * busy process holds little and the backlog stays in JetStream.
+ */
+export const PULL_WINDOW_BYTES = 2 * 1024 * 1024;
+
+/**
+ * Most bytes of messages in one batch (besides the batch's message count): a batch of bundles is
+ * bounded in taps, hence in the time it holds the thread — about 1,000 taps, some 0.2 s of work.
+ */
+export const BATCH_BYTES = 256 * 1024;
+
+/** How many of the buffered messages form the next batch: up to `max` and `maxBytes`, at least one. */
+export function batchLength(buffer: readonly { data: Uint8Array }[], max: number, maxBytes: number): number {
+  let n = 0;
+  let bytes = 0;
+  while (n < buffer.length && n < max) {
+    bytes += buffer[n]!.data.length;
+    if (n > 0 && bytes > maxBytes) break;
+    n++;
+  }
+  return n;
+}
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

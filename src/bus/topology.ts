@@ -13,6 +13,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { Bus } from './connection.js';
 import { Buckets, Streams, type StreamName } from './subjects.js';
 import { TapflowError } from '../domain/reasons.js';
+import { settings } from '../config/config.js';
 
 export interface TopologyOptions {
   partitions: number;
@@ -182,7 +183,7 @@ export interface BucketSet {
  * tapflow starts is given at least this much (its own default is 75% of the free disk, which on
  * a shared disk can be less than the streams ask for).
  */
-export function fileStoreNeeded(streamMaxBytes: number): number {
+export function fileStoreNeeded(streamMaxBytes = Number(settings.TAPFLOW_STREAM_MAX_BYTES.default)): number {
   return Object.keys(Streams).length * streamMaxBytes + 1024 ** 3;
 }
 

@@ -33,6 +33,7 @@ import { Buckets, stateKeys, subjects } from '../bus/subjects.js';
 import { checkBalanced, loadSettlerData, settleClaim, settleDecision, sweepExpired, type CardSettleState, type PersonMedicalState } from '../domain/settle/index.js';
 import type { ClaimDecision, Decision, RiskFlag, Settlement } from '../domain/types.js';
 import { crashPoint } from '../runtime/crash-points.js';
+import { pacer } from '../runtime/pacer.js';
 
 /** Rule id and version of the flag raised when a terminal's purse debit differs from the tariff. */
 export const PURSE_MISMATCH_RULE = { id: 'builtin:PURSE_MISMATCH', version: '1' } as const;
@@ -106,7 +107,9 @@ export async function createSettlerRole(ctx: AppContext): Promise<Role> {
     states.run(p, async (state) => {
       const dead: DeadMessage[] = [];
       const inputs: { msg: JsMsg; decided: { d: Decision; raw: Uint8Array; i: number }[] }[] = [];
+      const pace = pacer();
       for (const m of msgs) {
+        await pace();
         let parts: Uint8Array[];
         try {
           parts = splitDecisionBundle(m.data).decisions;
@@ -134,6 +137,7 @@ export async function createSettlerRole(ctx: AppContext): Promise<Role> {
           const out: Settlement[] = [];
           const flags: RiskFlag[] = [];
           for (const { d, raw, i } of decided) {
+            await pace();
             let r: ReturnType<typeof settleDecision>;
             try {
               r = settleDecision(data, state.get(d.cardToken) as CardSettleState | undefined, d, now);

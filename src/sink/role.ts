@@ -19,6 +19,7 @@ import type { Metrics } from '../observe/metrics.js';
 import { TapflowError } from '../domain/reasons.js';
 import { join } from 'node:path';
 import { workerOptions, type AppContext, type Role } from '../runtime/app.js';
+import { pacer } from '../runtime/pacer.js';
 import {
   clearingReport,
   venueEntries,
@@ -49,6 +50,9 @@ export interface SinkOptions {
   log: Logger;
 }
 
+/** Most bytes of bundles per insert: large blocks for ClickHouse (some 15,000 decisions). */
+const SINK_BATCH_BYTES = 4 * 1024 * 1024;
+
 const CONSUMERS: ConsumerSpec[] = [
   { stream: 'DECISIONS', durable: 'sink-decisions' },
   { stream: 'SETTLEMENTS', durable: 'sink-settlements' },
@@ -72,7 +76,7 @@ export class SinkRole {
 
   constructor(private readonly o: SinkOptions) {
     // Messages are bundles (many rows each): a batch is bounded in messages and in bytes.
-    const consumers = CONSUMERS.map((c) => ({ ...c, batch: o.maxMessages, expiresMs: o.flushMs }));
+    const consumers = CONSUMERS.map((c) => ({ ...c, batch: o.maxMessages, batchBytes: SINK_BATCH_BYTES, expiresMs: o.flushMs }));
     this.worker = new PartitionWorker({
       ...o.worker,
       partitions: 1,
@@ -159,7 +163,10 @@ export class SinkRole {
         }
       });
     const flag = (m: JsMsg) => (raw: Uint8Array) => push('risk_flags', m.seq, riskFlagRow(decodeRiskFlag(raw), m.seq, stream));
+    // Mapping a large batch gives the thread's other work (ingest's answers) a turn now and then.
+    const pace = pacer();
     for (const m of msgs) {
+      await pace();
       try {
         if (stream === 'DECISIONS') {
           const b = splitDecisionBundle(m.data);

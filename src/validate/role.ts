@@ -42,6 +42,7 @@ import { PartitionWorker, type BatchOutcome, type DeadMessage } from '../bus/par
 import { StateStore } from '../bus/state-store.js';
 import { Buckets, subjects } from '../bus/subjects.js';
 import { unseal } from '../domain/card/seal.js';
+import { pacer } from '../runtime/pacer.js';
 import { crashPoint } from '../runtime/crash-points.js';
 import { loadVenueDirectory } from '../domain/network/index.js';
 import {
@@ -126,7 +127,9 @@ export async function createValidatorRole(ctx: AppContext): Promise<Role> {
     states.run(p, async (state) => {
       const dead: DeadMessage[] = [];
       const inputs: { msg: JsMsg; taps: { tap: TapEvent; creds: CardCredentials | undefined; raw: Uint8Array; i: number }[] }[] = [];
+      const pace = pacer();
       for (const m of msgs) {
+        await pace();
         let parts: Uint8Array[];
         try {
           parts = splitTapBundle(m.data);
@@ -155,6 +158,7 @@ export async function createValidatorRole(ctx: AppContext): Promise<Role> {
           const decisions: Decision[] = [];
           const flags: RiskFlag[] = [];
           for (const { tap, creds, raw, i } of taps) {
+            await pace();
             let r;
             try {
               r = decideTap(d, state.get(tap.cardToken), tap, creds, now);

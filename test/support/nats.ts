@@ -3,7 +3,6 @@
  * directory, removed again by stop().
  */
 import { fileStoreNeeded } from '../../src/bus/topology.js';
-import { settings } from '../../src/config/config.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +24,7 @@ export async function startTestNats(opts: TestNatsOptions = {}): Promise<NatsSer
   try {
     // Room for the streams' default size limits whatever the (shared) disk has free: tests
     // write megabytes, but every stream reserves TAPFLOW_STREAM_MAX_BYTES.
-    server = await startNatsServer({ maxFileStore: fileStoreNeeded(Number(settings.TAPFLOW_STREAM_MAX_BYTES.default)), ...opts, bin, storeDir, jetstream: true, port: opts.port ?? 0 });
+    server = await startNatsServer({ maxFileStore: fileStoreNeeded(), ...opts, bin, storeDir, jetstream: true, port: opts.port ?? 0 });
   } catch (err) {
     await rm(storeDir, { recursive: true, force: true });
     throw err;
