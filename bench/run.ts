@@ -43,7 +43,7 @@ import { ProcSampler, summarizeProc, round1 } from './lib/procstat.js';
 import { resourceSeries, rssCheck } from './lib/resources.js';
 import { busTapMessages, grpcCeiling, jetStreamCeilings, workCeiling, type CeilingResult } from './lib/ceilings.js';
 import { connectBenchBus, mainThreadProfile, metricValue, putHotlist, REPO_ROOT, scrape, scrapeUntilRead, startBenchNats, startTapflow, waitDrained, type TapflowCluster } from './lib/tapflow.js';
-import { restoreReport } from './lib/restore.js';
+import { bundleReport, restoreReport } from './lib/restore.js';
 import { emptyLogSummary, summarizeLog } from './lib/logs.js';
 import { expectSettlements } from './lib/expect.js';
 import { checkMoney, readDecisions, verify } from './lib/verify.js';
@@ -329,6 +329,7 @@ export async function runBench(o: BenchOptions, progress = new Progress()): Prom
     // processes and their counters are gone.
     const expositions = await Promise.all(cluster.procs.map(async (p) => ({ name: p.name, text: await scrapeUntilRead(p.metricsPort) })));
     const restore = restoreReport(expositions.map((e) => e.text), expositions.filter((e) => e.text === '').map((e) => e.name));
+    const bundles = bundleReport(expositions.map((e) => e.text));
     await cluster.stop();
     sampler.stop();
 
@@ -469,6 +470,7 @@ export async function runBench(o: BenchOptions, progress = new Progress()): Prom
         backlog_left: Number.isFinite(backlog) ? backlog : -1,
         knee,
         restore,
+        bundles,
         acks_behind: o.profile === 'offline-burst' ? null : { by_5s: behindWindows(seconds, { windowS: 5 }), by_1s: behindWindows(seconds, { windowS: 1 }) },
       },
       ceilings: {

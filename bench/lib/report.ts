@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { CeilingResult } from './ceilings.js';
 import type { ProcSummary } from './procstat.js';
 import { resourceTable, type ResourceSeries, type RssCheck, type RssLevel } from './resources.js';
-import type { RestoreReport } from './restore.js';
+import type { BundleReport, RestoreReport } from './restore.js';
 import type { LogSummary } from './logs.js';
 import type { BehindReport, Knee, LatencySummary, SecondStats } from './recorder.js';
 import { renderChart, type Panel } from './svg.js';
@@ -77,6 +77,8 @@ export interface BenchReport {
     knee: { acked: Knee | null; stored: Knee | null } | null;
     /** Partition restore times per role from tapflow's /metrics (`reported: false` when it has no such histogram). */
     restore: RestoreReport;
+    /** Taps per bus message out of ingest (group commit): mean and counts from tapflow's /metrics. */
+    bundles: BundleReport;
     /** Windows of 5 s and of 1 s in which acks fell behind (acked < 95% of offered while the backlog grew); null for a burst. */
     acks_behind: { by_5s: BehindReport; by_1s: BehindReport } | null;
   };
@@ -239,6 +241,7 @@ export function consoleSummary(r: BenchReport): string {
     `  Taps/sec:     offered ${f0(r.pipeline.taps_per_s.offered)}, acked ${f0(r.pipeline.taps_per_s.acked)}, stored ${f0(r.pipeline.taps_per_s.stored)}`,
     ...(r.pipeline.acks_behind ? [`  Behind:       ${behindText(r.pipeline.acks_behind)}`] : []),
     `  Restore:      partition state restored on acquisition: ${r.pipeline.restore.note}`,
+    `  Bundles:      ${r.pipeline.bundles.mean === null ? 'not reported' : `${f0(r.pipeline.bundles.taps)} taps in ${f0(r.pipeline.bundles.bundles)} TapBundles, ${r.pipeline.bundles.mean} taps each on average`}`,
     '',
     'Latency distribution (from the intended send time):',
     `           p50        p90        p99        p99.9      max`,

@@ -109,3 +109,17 @@ export function restoreReport(texts: readonly string[], unscraped: string[] = []
     : 'not reported by this tapflow';
   return { metric: RESTORE_METRIC, reported, by_role, unscraped, note: unscraped.length > 0 ? `${note} (metrics of ${unscraped.join(', ')} could not be read)` : note };
 }
+
+/** Taps per TapBundle ingest published (histogram `tapflow_bundle_taps`), over every process. */
+export interface BundleReport {
+  bundles: number;
+  taps: number;
+  /** Mean taps per bundle; null when no process reported the histogram. */
+  mean: number | null;
+}
+
+export function bundleReport(texts: readonly string[]): BundleReport {
+  const s = histogramBy(texts, 'tapflow_bundle_taps', '').get('');
+  if (!s || s.count === 0) return { bundles: 0, taps: 0, mean: null };
+  return { bundles: s.count, taps: s.sum, mean: Math.round((s.sum / s.count) * 10) / 10 };
+}

@@ -29,6 +29,7 @@
 import { DeliverPolicy } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { StateChangelog } from '../gen/tapflow/v1/bus.js';
+import { KeyFilter } from './key-filter.js';
 import { TapflowError } from '../domain/reasons.js';
 import type { Logger } from '../observe/log.js';
 import type { Bus } from './connection.js';
@@ -59,6 +60,8 @@ export interface PartitionStateOptions<T> {
   codec: StateCodec<T>;
   /** Most keys kept in memory (clean ones beyond it are dropped). */
   maxCached: number;
+  /** Bits of the key filter (default FILTER_BITS). */
+  filterBits?: number;
   log: Logger;
 }
 
@@ -80,6 +83,8 @@ export interface RestoreReport {
 }
 
 const CHECKPOINT_KEY = (p: number) => `_ckpt.${p}`;
+/** The partition's filter of the keys it has in the bucket (key-filter.ts), saved with each checkpoint. */
+const FILTER_KEY = (p: number) => `_keys.${p}`;
 
 export class PartitionState<T> {
   private readonly cache = new Map<string, Entry<T>>();
@@ -92,6 +97,10 @@ export class PartitionState<T> {
   private checkpointSeq = 0;
   private stale = true;
   private checkpointing?: Promise<void>;
+  /** Keys this partition has in the bucket; undefined: not known, every key not in memory is read. */
+  private filter?: KeyFilter;
+  /** KV reads a load skipped because the filter knew the key was new (metrics, tests). */
+  skippedReads = 0;
   readonly subject: string;
 
   constructor(private readonly o: PartitionStateOptions<T>) {
@@ -129,15 +138,47 @@ export class PartitionState<T> {
     });
     this.checkpointSeq = durable.checkpointSeq;
     this.lastSeq = durable.lastSeq;
+    this.filter = await this.readFilter(durable.checkpointSeq);
     const messages = durable.messages;
     this.stale = false;
     return { messages, keys: this.cache.size, checkpointSeq: this.checkpointSeq, lastSeq: this.lastSeq, ms: performance.now() - t0 };
   }
 
-  /** Reads the keys not in memory from the KV bucket (in parallel). */
+  /**
+   * The saved key filter. None saved: a partition that never checkpointed has no key in the
+   * bucket (every key it changed is in its changelog), so its filter starts empty; one that did
+   * checkpoint without saving a filter reads every key it lacks.
+   */
+  private async readFilter(checkpointSeq: number): Promise<KeyFilter | undefined> {
+    const e = await this.o.kv.get(FILTER_KEY(this.o.partition));
+    if (e && e.operation === 'PUT' && e.value.length > 0) {
+      try {
+        return KeyFilter.decode(e.value);
+      } catch (err) {
+        this.o.log.warn({ role: this.o.role, partition: this.o.partition, err: (err as Error).message }, 'key filter unreadable: reading every key not in memory');
+        return undefined;
+      }
+    }
+    return checkpointSeq === 0 ? KeyFilter.empty(this.o.filterBits) : undefined;
+  }
+
+  /** Reads the keys not in memory from the KV bucket (in parallel); keys the filter knows are new are not read. */
   async load(keys: Iterable<string>): Promise<void> {
-    const missing = [...new Set(keys)].filter((k) => !this.cache.has(k));
+    let missing = [...new Set(keys)].filter((k) => !this.cache.has(k));
     if (missing.length === 0) return;
+    const filter = this.filter;
+    if (filter) {
+      const known: string[] = [];
+      for (const k of missing) {
+        if (filter.mayHave(k)) known.push(k);
+        else {
+          this.cache.set(k, { value: undefined, rev: 0 });
+          this.skippedReads++;
+        }
+      }
+      missing = known;
+      if (missing.length === 0) return;
+    }
     const { kv, codec } = this.o;
     await Promise.all(
       missing.map(async (k) => {
@@ -247,6 +288,11 @@ export class PartitionState<T> {
         if (now && now !== entry) now.rev = ack.seq;
       }),
     );
+    // The filter covers every key in the bucket before the mark says so.
+    if (this.filter) {
+      for (const { key } of snapshot) this.filter.add(key);
+      await kv.put(FILTER_KEY(this.o.partition), this.filter.encode());
+    }
     await kv.put(CHECKPOINT_KEY(this.o.partition), JSON.stringify({ seq: upTo }));
     this.checkpointSeq = upTo;
     for (const { key, entry } of snapshot) if (this.cache.get(key) === entry) this.dirty.delete(key);

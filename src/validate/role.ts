@@ -39,7 +39,6 @@ import { messageFailure } from '../bus/failures.js';
 import { OwnedStates } from '../bus/owned-states.js';
 import { jsonCodec } from '../bus/partition-state.js';
 import { PartitionWorker, type BatchOutcome, type DeadMessage } from '../bus/partitions.js';
-import { StateStore } from '../bus/state-store.js';
 import { Buckets, subjects } from '../bus/subjects.js';
 import { unseal } from '../domain/card/seal.js';
 import { pacer } from '../runtime/pacer.js';
@@ -272,13 +271,26 @@ export async function createValidatorRole(ctx: AppContext): Promise<Role> {
 }
 
 /**
- * Risk rules keyed by terminal, venue or institution: a single owner consumes all decision bundles,
- * keeps one window series per (rule, key) in KV (key = hash of the series key) and the last
- * applied decisions sequence under "_applied", so a redelivered batch is not counted twice.
+ * Risk rules keyed by terminal, venue or institution: a single owner consumes all decision bundles
+ * and keeps one window series per (rule, key) (key = hash of the series key) and the last applied
+ * decisions sequence under "_applied" — so a redelivered batch is not counted twice — as
+ * partition-local state (partition-state.ts): one changelog message per batch, checkpoints to
+ * the window bucket.
  */
 function createRiskWindows(ctx: AppContext, live: LiveValidatorData): PartitionWorker {
-  const { buckets, publisher, metrics, cfg } = ctx;
-  let store: StateStore<WindowSeries | { seq: number }> | undefined;
+  const { buckets, publisher, metrics, cfg, log } = ctx;
+  type WindowValue = WindowSeries | { seq: number };
+  const states = new OwnedStates<WindowValue>({
+    role: 'risk-windows',
+    bus: ctx.bus,
+    publisher,
+    kv: buckets.windowState,
+    bucket: Buckets.WINDOW_STATE,
+    codec: jsonCodec<WindowValue>(),
+    maxCachedPerPartition: cfg.TAPFLOW_STATE_CACHE,
+    log,
+    metrics,
+  });
   const kvKey = (seriesKey: string) => 'w' + createHash('sha1').update(seriesKey).digest('hex');
   return new PartitionWorker({
     ...workerOptions(ctx, 'risk-windows'),
@@ -286,65 +298,69 @@ function createRiskWindows(ctx: AppContext, live: LiveValidatorData): PartitionW
     batch: cfg.TAPFLOW_CONSUMER_BATCH * 4,
     handler: {
       consumers: () => [{ stream: 'DECISIONS', durable: 'risk-windows' }],
-      onAcquire: () => void (store = new StateStore(buckets.windowState, Buckets.WINDOW_STATE, publisher)),
-      onRelease: () => void (store = undefined),
-      handle: async (_p, _spec, msgs) => {
-        const s = store!;
-        const rules = live.riskRules;
-        try {
-          await s.load(['_applied']);
-          const applied = (s.get('_applied') as { seq: number } | undefined)?.seq ?? 0;
-          const fresh = msgs.filter((m) => m.seq > applied);
-          if (fresh.length === 0 || rules.otherRules.length === 0) {
-            if (fresh.length > 0) {
+      onAcquire: (p) => states.acquire(p),
+      onRelease: (p, graceful) => states.release(p, graceful),
+      tickMs: cfg.TAPFLOW_CHECKPOINT_INTERVAL_MS,
+      tick: (p) => states.checkpoint(p),
+      handle: (p, _spec, msgs) =>
+        states.run(p, async (s) => {
+          const rules = live.riskRules;
+          try {
+            await s.load(['_applied']);
+            const applied = (s.get('_applied') as { seq: number } | undefined)?.seq ?? 0;
+            const fresh = msgs.filter((m) => m.seq > applied);
+            if (fresh.length === 0) return;
+            if (rules.otherRules.length === 0) {
               s.set('_applied', { seq: fresh[fresh.length - 1]!.seq });
-              await s.flush();
+              await s.commit();
+              return;
             }
-            return;
-          }
-          const dead: DeadMessage[] = [];
-          const decided: { m: JsMsg; d: Decision; raw: Uint8Array; i: number }[] = [];
-          for (const m of fresh) {
-            let parts: Uint8Array[];
-            try {
-              parts = splitDecisionBundle(m.data).decisions;
-            } catch (err) {
-              dead.push({ msg: m, error: messageFailure(err, 'decode') });
-              continue;
-            }
-            parts.forEach((raw, i) => {
+            const dead: DeadMessage[] = [];
+            const decided: { m: JsMsg; d: Decision; raw: Uint8Array; i: number }[] = [];
+            const pace = pacer();
+            for (const m of fresh) {
+              await pace();
+              let parts: Uint8Array[];
               try {
-                decided.push({ m, d: decodeDecision(raw), raw, i });
+                parts = splitDecisionBundle(m.data).decisions;
               } catch (err) {
-                dead.push({ msg: m, error: messageFailure(err, 'decode'), part: { name: `decision-${i}`, data: raw } });
+                dead.push({ msg: m, error: messageFailure(err, 'decode') });
+                continue;
+              }
+              parts.forEach((raw, i) => {
+                try {
+                  decided.push({ m, d: decodeDecision(raw), raw, i });
+                } catch (err) {
+                  dead.push({ msg: m, error: messageFailure(err, 'decode'), part: { name: `decision-${i}`, data: raw } });
+                }
+              });
+            }
+            const touched = decided.map(({ d }) => windowKeysFor(rules, d));
+            await s.load(touched.flat().map((t) => kvKey(t.seriesKey)));
+            const now = Date.now();
+            const flags: RiskFlag[] = [];
+            decided.forEach(({ m, d, raw, i: n }, i) => {
+              try {
+                const next = touched[i]!.map(({ rule, key, seriesKey }) => ({ k: kvKey(seriesKey), r: observeSeries(rule, s.get(kvKey(seriesKey)) as WindowSeries | undefined, d, key, now) }));
+                for (const { k, r } of next) {
+                  s.set(k, r.series);
+                  if (r.flag) flags.push({ ...r.flag, region: d.terminalRegion });
+                }
+              } catch (err) {
+                dead.push({ msg: m, error: messageFailure(err, 'process'), part: { name: `decision-${n}`, data: raw } });
               }
             });
+            // Flags before the state that records their batch; the ack after both.
+            await Promise.all(flags.map((f) => publisher.publish(subjects.risk(0), encodeRiskFlag(f), f.flagId)));
+            for (const f of flags) metrics.riskFlags.inc({ rule: f.ruleId, severity: f.severity });
+            s.set('_applied', { seq: fresh[fresh.length - 1]!.seq });
+            await s.commit();
+            return { dead };
+          } catch (err) {
+            s.rollback();
+            throw err;
           }
-          const touched = decided.map(({ d }) => windowKeysFor(rules, d));
-          await s.load(touched.flat().map((t) => kvKey(t.seriesKey)));
-          const now = Date.now();
-          const flags: RiskFlag[] = [];
-          decided.forEach(({ m, d, raw, i: n }, i) => {
-            try {
-              const next = touched[i]!.map(({ rule, key, seriesKey }) => ({ k: kvKey(seriesKey), r: observeSeries(rule, s.get(kvKey(seriesKey)) as WindowSeries | undefined, d, key, now) }));
-              for (const { k, r } of next) {
-                s.set(k, r.series);
-                if (r.flag) flags.push({ ...r.flag, region: d.terminalRegion });
-              }
-            } catch (err) {
-              dead.push({ msg: m, error: messageFailure(err, 'process'), part: { name: `decision-${n}`, data: raw } });
-            }
-          });
-          await Promise.all(flags.map((f) => publisher.publish(subjects.risk(0), encodeRiskFlag(f), f.flagId)));
-          for (const f of flags) metrics.riskFlags.inc({ rule: f.ruleId, severity: f.severity });
-          s.set('_applied', { seq: fresh[fresh.length - 1]!.seq });
-          await s.flush();
-          return { dead };
-        } catch (err) {
-          s.clear();
-          throw err;
-        }
-      },
+        }),
     },
   });
 }

@@ -234,6 +234,7 @@ describe('bench report - fields, targets, chart, profile', () => {
       backlog_left: 0,
       knee: null,
       restore: { metric: 'tapflow_partition_restore_seconds', reported: false, by_role: {}, unscraped: [], note: 'not reported by this tapflow' },
+      bundles: { bundles: 30_000, taps: 150_000, mean: 5 },
       acks_behind: null,
     },
     ceilings: { grpc_stream_msgs_per_s: 10_000, jetstream_publish_msgs_per_s: 20_000, jetstream_js_publish_msgs_per_s: 9000, jetstream_consume_msgs_per_s: 30_000, work_taps_per_s: 5000, details: {} },

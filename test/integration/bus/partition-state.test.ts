@@ -138,4 +138,24 @@ describe('partition state', () => {
     await a.load(Object.keys(values));
     expect(Object.keys(values).map((k) => a.get(k)?.n)).toEqual(Object.values(values));
   });
+
+  it('does not read keys it knows are new; reads every key a checkpoint wrote (no key missed)', async () => {
+    // A partition never checkpointed: nothing of it is in the bucket.
+    const p = 5;
+    const first = await restored(p);
+    const keys = Array.from({ length: 300 }, (_, i) => `p5.k${i}`);
+    await first.load(keys);
+    expect(first.skippedReads).toBe(300);
+    await batch(first, Object.fromEntries(keys.map((k, i) => [k, i])));
+    await first.checkpoint();
+
+    // The next owner reads the checkpointed keys (the filter has them) and skips new ones.
+    const next = await restored(p, 50);
+    await next.load(keys);
+    expect(keys.map((k) => next.get(k)?.n)).toEqual(keys.map((_, i) => i));
+    const before = next.skippedReads;
+    await next.load(['p5.new1', 'p5.new2']);
+    expect(next.skippedReads - before).toBeGreaterThanOrEqual(1);
+    expect([next.get('p5.new1'), next.get('p5.new2')]).toEqual([undefined, undefined]);
+  });
 });

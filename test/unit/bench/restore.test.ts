@@ -4,7 +4,7 @@
  * merged over processes; "not reported by this tapflow" when it has none. Pure.
  */
 import { describe, expect, it } from 'vitest';
-import { histogramBy, parseLabels, restoreReport } from '../../../bench/lib/restore.js';
+import { bundleReport, histogramBy, parseLabels, restoreReport } from '../../../bench/lib/restore.js';
 
 const validator = [
   '# HELP tapflow_partition_restore_seconds Time to restore a partition on acquisition.',
@@ -52,5 +52,16 @@ describe('bench restore times - tapflow_partition_restore_seconds', () => {
     expect(r).toMatchObject({ reported: false, by_role: {}, note: 'not reported by this tapflow' });
     expect(restoreReport([''], ['tapflow']).note).toBe('not reported by this tapflow (metrics of tapflow could not be read)');
     expect(restoreReport(['# TYPE tapflow_partition_restore_seconds histogram']).note).toBe('no partition restore observed');
+  });
+});
+
+describe('bench bundle sizes - tapflow_bundle_taps', () => {
+  it('sums the histogram over the processes and gives the mean taps per bundle', () => {
+    const a = 'tapflow_bundle_taps_bucket{le="1"} 10\ntapflow_bundle_taps_sum 300\ntapflow_bundle_taps_count 40\n';
+    const b = 'tapflow_bundle_taps_sum 100\ntapflow_bundle_taps_count 10\n';
+    expect(bundleReport([a, b])).toEqual({ bundles: 50, taps: 400, mean: 8 });
+  });
+  it('says when no process reports it', () => {
+    expect(bundleReport(['tapflow_role_up{role="sink"} 1\n', ''])).toEqual({ bundles: 0, taps: 0, mean: null });
   });
 });
