@@ -34,8 +34,8 @@ ITEM_EXPIRED). The list is the running deployment's (JetStream KV at NATS_URL) w
 else <tariff dir>/projects/default.yaml; the answer names the list version and where it came from.
 
 Year-to-date accumulations of the person (for the claim's year and treatment type) come from
---ytd-deductible-fen / --ytd-fund-fen, or a person state file (--person-state, the JSON the
-settler keeps in KV), or the live state in JetStream (--id-number, tokenised with the
+--ytd-deductible-fen / --ytd-fund-fen, or a person state file (--person-state: JSON, or the
+value the settler keeps in KV as it is stored), or the live state in JetStream (--id-number, tokenised with the
 deployment's token key); default: nothing accumulated yet.
 
 Exit status: 0 with a split; 2 when the claim is refused (project list) or rejected (policy, e.g.
@@ -80,7 +80,7 @@ Amounts are integer fen (100 fen = 1 yuan).`,
     .description("print the split of a claim (pooled fund, personal account, cash) under the insured region's policy and the person's year-to-date accumulations")
     .option('--ytd-deductible-fen <fen>', 'deductible already borne this calendar year (this treatment type)')
     .option('--ytd-fund-fen <fen>', 'already paid by the pooled fund this calendar year (counts against the cap)')
-    .option('--person-state <file>', 'take the accumulations from a person state JSON (the settler KV value)')
+    .option('--person-state <file>', 'take the accumulations from a person state file (JSON, or the settler KV value as stored)')
     .option('--id-number <id>', "take the accumulations from JetStream: the person's live state (needs NATS_URL and the token key)")
     .addOption(tariffDir())
     .option('--json', 'print the whole split as JSON (national platform field names, trace, project list)')

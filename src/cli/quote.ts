@@ -31,7 +31,7 @@ import { partitionOf, tokenize } from '../domain/card/token.js';
 import { lookupProject, parseProjectList, projectListFromData, type ProjectList, type ProjectRejection } from '../domain/validate/index.js';
 import { Regions, type ClaimSplit, type EpochMs, type MedicalClaimEvent, type RiderCategory, RiderCategories, type TraceStep } from '../domain/types.js';
 import { Buckets, stateKeys } from '../bus/subjects.js';
-import { jsonCodec, readDurableKey } from '../bus/partition-state.js';
+import { stateCodec, readDurableKey } from '../bus/partition-state.js';
 import { deployedPartitions } from '../bus/topology.js';
 import { connectBus, type Bus } from '../bus/connection.js';
 import { ID_NUMBER_PATTERN } from '../ingest/shape.js';
@@ -466,7 +466,7 @@ async function livePersonState(cfg: Config, idNumber: string): Promise<PersonMed
     // are in its changelog until the next checkpoint writes them to the bucket.
     const kv = await new Kvm(bus.js).open(Buckets.SETTLER_STATE);
     const partition = partitionOf(token, (await deployedPartitions(bus)) ?? cfg.TAPFLOW_PARTITIONS);
-    return await readDurableKey(bus, kv, 'settler', partition, stateKeys.person(token), jsonCodec<PersonMedicalState>());
+    return await readDurableKey(bus, kv, 'settler', partition, stateKeys.person(token), stateCodec<PersonMedicalState>());
   } finally {
     await bus.close();
   }
@@ -480,7 +480,7 @@ export type AccumulationSource =
   | { kind: 'none' };
 
 /** Checks the accumulation flags: one source at most, amounts, the state file, the ID number. */
-export function accumulationSource(f: MedicalQuoteFlags, readFile: (p: string) => string = (p) => readFileSync(p, 'utf8')): AccumulationSource {
+export function accumulationSource(f: MedicalQuoteFlags, readFile: (p: string) => Uint8Array = (p) => readFileSync(p)): AccumulationSource {
   const fromFlags = f.ytdDeductibleFen !== undefined || f.ytdFundFen !== undefined;
   const sources = [fromFlags && '--ytd-deductible-fen/--ytd-fund-fen', f.personState !== undefined && '--person-state', f.idNumber !== undefined && '--id-number'].filter(Boolean);
   if (sources.length > 1) throw new QuoteInputError(f.idNumber !== undefined ? '--id-number' : '--person-state', `give one source of accumulations, not ${sources.join(' and ')}`);
@@ -491,17 +491,18 @@ export function accumulationSource(f: MedicalQuoteFlags, readFile: (p: string) =
     return { kind: 'flags', ytd };
   }
   if (f.personState !== undefined) {
-    let text: string;
+    let bytes: Uint8Array;
     try {
-      text = readFile(f.personState);
+      bytes = readFile(f.personState);
     } catch (err) {
       throw new QuoteInputError('--person-state', `cannot read ${f.personState}: ${(err as Error).message}`);
     }
+    // JSON, or the settler's KV value as it is stored (MessagePack).
     let state: PersonMedicalState;
     try {
-      state = JSON.parse(text) as PersonMedicalState;
+      state = stateCodec<PersonMedicalState>().decode(bytes);
     } catch (err) {
-      throw new QuoteInputError('--person-state', `${f.personState} is not JSON: ${(err as Error).message}`);
+      throw new QuoteInputError('--person-state', `${f.personState} is neither JSON nor a stored state: ${(err as Error).message}`);
     }
     if (!state || state.v !== 1 || typeof state.years !== 'object') throw new QuoteInputError('--person-state', `${f.personState} is not a person medical state ({"v":1,"years":{…},"claims":{…}})`);
     return { kind: 'file', file: f.personState, state };

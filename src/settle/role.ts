@@ -28,7 +28,7 @@ import { answerDeadClaim, putClaimResult } from '../bus/claims-store.js';
 import { messageFailure } from '../bus/failures.js';
 import type { BatchOutcome, ConsumerSpec, DeadMessage } from '../bus/partitions.js';
 import { OwnedStates } from '../bus/owned-states.js';
-import { jsonCodec } from '../bus/partition-state.js';
+import { stateCodec } from '../bus/partition-state.js';
 import { Buckets, stateKeys, subjects } from '../bus/subjects.js';
 import { checkBalanced, loadSettlerData, settleClaim, settleDecision, sweepExpired, type CardSettleState, type PersonMedicalState } from '../domain/settle/index.js';
 import type { ClaimDecision, Decision, RiskFlag, Settlement } from '../domain/types.js';
@@ -71,7 +71,7 @@ export async function createSettlerRole(ctx: AppContext): Promise<Role> {
     publisher,
     kv: buckets.settlerState,
     bucket: Buckets.SETTLER_STATE,
-    codec: jsonCodec<SettlerValue>(),
+    codec: stateCodec<SettlerValue>(),
     maxCachedPerPartition: Math.ceil(cfg.TAPFLOW_STATE_CACHE / cfg.TAPFLOW_PARTITIONS),
     log,
     metrics,

@@ -37,7 +37,7 @@ import {
 import { answerDeadClaim } from '../bus/claims-store.js';
 import { messageFailure } from '../bus/failures.js';
 import { OwnedStates } from '../bus/owned-states.js';
-import { jsonCodec } from '../bus/partition-state.js';
+import { stateCodec } from '../bus/partition-state.js';
 import { PartitionWorker, type BatchOutcome, type DeadMessage } from '../bus/partitions.js';
 import { Buckets, subjects } from '../bus/subjects.js';
 import { unseal } from '../domain/card/seal.js';
@@ -99,7 +99,7 @@ export async function createValidatorRole(ctx: AppContext): Promise<Role> {
     publisher,
     kv: buckets.validatorState,
     bucket: Buckets.VALIDATOR_STATE,
-    codec: jsonCodec<CardValidationState>(),
+    codec: stateCodec<CardValidationState>(),
     maxCachedPerPartition: Math.ceil(cfg.TAPFLOW_STATE_CACHE / cfg.TAPFLOW_PARTITIONS),
     log,
     metrics,
@@ -286,7 +286,7 @@ function createRiskWindows(ctx: AppContext, live: LiveValidatorData): PartitionW
     publisher,
     kv: buckets.windowState,
     bucket: Buckets.WINDOW_STATE,
-    codec: jsonCodec<WindowValue>(),
+    codec: stateCodec<WindowValue>(),
     maxCachedPerPartition: cfg.TAPFLOW_STATE_CACHE,
     log,
     metrics,

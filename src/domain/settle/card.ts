@@ -67,7 +67,7 @@ export interface StoredTap {
 }
 
 /**
- * Per-card settlement state, JSON-serialisable (a KV value). Size: at most `rerating.maxTaps`
+ * Per-card settlement state, plain data (a KV value, stored as MessagePack: partition-state.ts). Size: at most `rerating.maxTaps`
  * stored taps (about 150 bytes each in JSON) plus {@link MAX_RECENT} event ids.
  */
 export interface CardSettleState {

@@ -122,7 +122,7 @@ interface ClaimRecord {
 }
 
 /**
- * Per-person medical state, JSON-serialisable (a KV value). Bounded: accumulations and claims of
+ * Per-person medical state, plain data (a KV value, stored as MessagePack: partition-state.ts). Bounded: accumulations and claims of
  * the newest two calendar years seen, and at most {@link MAX_CLAIMS} claim records.
  */
 export interface PersonMedicalState {

@@ -1,9 +1,10 @@
 /**
- * Per-card validation state: what a validator must remember about a card between taps. Stored
- * by the validator role as JSON in a KV bucket keyed by card token; bounded by
- * ValidatorSettings.memory and stateHorizonMs, so a card's value stays a few kilobytes.
+ * Per-card validation state: what a validator must remember about a card between taps. Kept by
+ * the partition's owner in memory, durable as MessagePack in its changelog and KV bucket keyed by
+ * card token (partition-state.ts); bounded by ValidatorSettings.memory and stateHorizonMs, so a
+ * card's value stays a few kilobytes.
  *
- * JSON layout (version 1):
+ * Layout (version 1, shown as JSON):
  *   {
  *     "v": 1,
  *     "hiT": <latest device time of any decided tap, epoch ms>,

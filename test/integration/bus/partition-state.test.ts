@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestNats } from '../../support/nats.js';
 import { connectBus, type Bus } from '../../../src/bus/connection.js';
-import { jsonCodec, PartitionState } from '../../../src/bus/partition-state.js';
+import { stateCodec, PartitionState } from '../../../src/bus/partition-state.js';
 import { JsPublisher } from '../../../src/bus/publisher.js';
 import { Buckets, Streams } from '../../../src/bus/subjects.js';
 import { ensureTopology, openBuckets, type BucketSet } from '../../../src/bus/topology.js';
@@ -37,7 +37,7 @@ afterAll(async () => {
 type V = { n: number };
 /** An owner of `partition` of a test role (each test its own partition: no shared changelog). */
 const owner = (partition: number, maxCached = 1000) =>
-  new PartitionState<V>({ role: 'test', partition, bus, publisher, kv: buckets.validatorState, bucket: Buckets.VALIDATOR_STATE, codec: jsonCodec<V>(), maxCached, log });
+  new PartitionState<V>({ role: 'test', partition, bus, publisher, kv: buckets.validatorState, bucket: Buckets.VALIDATOR_STATE, codec: stateCodec<V>(), maxCached, log });
 
 /** Sets keys as one batch and commits it. */
 async function batch(s: PartitionState<V>, values: Record<string, number>): Promise<void> {
@@ -54,7 +54,7 @@ async function restored(partition: number, maxCached?: number): Promise<Partitio
 
 async function kvValue(key: string): Promise<V | undefined> {
   const e = await buckets.validatorState.get(key);
-  return e && e.operation === 'PUT' && e.value.length > 0 ? (JSON.parse(new TextDecoder().decode(e.value)) as V) : undefined;
+  return e && e.operation === 'PUT' && e.value.length > 0 ? stateCodec<V>().decode(e.value) : undefined;
 }
 
 describe('partition state', () => {
@@ -157,5 +157,14 @@ describe('partition state', () => {
     await next.load(['p5.new1', 'p5.new2']);
     expect(next.skippedReads - before).toBeGreaterThanOrEqual(1);
     expect([next.get('p5.new1'), next.get('p5.new2')]).toEqual([undefined, undefined]);
+  });
+
+  it('reads values written as JSON by earlier versions, and writes MessagePack', async () => {
+    const codec = stateCodec<V>();
+    expect(codec.decode(new TextEncoder().encode('{"n":7}'))).toEqual({ n: 7 });
+    const packed = codec.encode({ n: 7 });
+    expect(packed[0]).not.toBe(0x7b);
+    expect(packed.length).toBeLessThan('{"n":7}'.length);
+    expect(codec.decode(packed)).toEqual({ n: 7 });
   });
 });
