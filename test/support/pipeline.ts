@@ -46,7 +46,7 @@ export function testPipelineSettings(natsUrl: string, dataDir: string): Partial<
     TAPFLOW_LEASE_TTL_MS: '3000',
     TAPFLOW_ACK_WAIT_S: '5',
     TAPFLOW_SINK_FLUSH_MS: '100',
-    TAPFLOW_PUBLISH_TIMEOUT_MS: '2000',
+    TAPFLOW_PUBLISH_TIMEOUT_MS: '5000',
     // Roles in the main thread unless a test asks for worker threads (test/e2e/threads.test.ts).
     TAPFLOW_WORKERS: '0',
   };
