@@ -1,0 +1,374 @@
+/**
+ * What storing costs, per row: mapping domain objects to rows (src/store/rows.ts), serialising
+ * a batch, and the embedded engine's INSERT (wall time, main-thread CPU, whole-process CPU),
+ * per table and batch size, with and without the materialized views. Everything runs in this
+ * process against a fresh chdb data directory; no bus, no server.
+ *
+ *   npx tsx bench/store-insert.ts                       # 1k, 10k, 50k rows per batch (~2 min)
+ *   npx tsx bench/store-insert.ts --sizes 10000 --tables decisions --json
+ *
+ * Measured:
+ * - map: rows.ts builders (decisionRow, settlementRows, riskFlagRow) over generated domain
+ *   objects, main-thread CPU.
+ * - serialise: the engine's payload encoding of those rows alone, main thread.
+ * - insert: `engine.insert(table, rows, { dedupToken })` as the sink calls it: wall time until
+ *   the promise settles; CPU of the main thread during it (serialisation and call overhead:
+ *   what competes with gRPC and NATS); CPU of the whole process during it (every chdb thread:
+ *   parsing, the views, writing the part, and any background merge that ran meanwhile).
+ *   Plus the longest event-loop stall seen during the insert.
+ * CPU is read from /proc: `/proc/self/task/<pid>/schedstat` (the main thread's time on CPU, in
+ * ns) and `process.cpuUsage()` (all threads). The machine is shared: compare figures only
+ * within one run (or as ratios between runs), never as absolute promises.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Decision, RiskFlag, Settlement, TraceStep } from '../src/domain/types.js';
+import { type ClickHouseEngine, decisionRow, migrate, openClickHouse, riskFlagRow, settlementRows } from '../src/store/mod.js';
+import { encodeCompactRows } from '../src/store/row-encoding.js';
+
+const TABLES = ['decisions', 'settlements', 'ledger', 'risk_flags'] as const;
+type Table = (typeof TABLES)[number];
+
+// ---------------------------------------------------------------------------------------------
+// Generated domain objects: the shapes and string lengths of the demo fleet's output (five trace
+// steps on a decision, Chinese station names, 32-hex card tokens), from a seeded generator.
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const REGIONS = ['BJ', 'TJ', 'HE'] as const;
+const STATIONS = ['西直门', '国贸', '东直门', '天安门东', '北京南站', '西单', '五道口', '望京', '天津站', '营口道', '小白楼', '石家庄站', '北国商城', '新百广场'];
+const NETWORKS = { BJ: 'bj-subway', TJ: 'tj-metro', HE: 'sjz-metro' } as const;
+const T0 = Date.UTC(2026, 4, 6, 0, 0, 0);
+
+function hex(r: () => number, n: number): string {
+  let s = '';
+  for (let i = 0; i < n; i++) s += Math.floor(r() * 16).toString(16);
+  return s;
+}
+
+function decisionTrace(r: () => number, venue: string, counter: number): TraceStep[] {
+  return [
+    { rule: 'chip-mac', version: 'trust@2026-05-01', detail: `BJ bj-chip-2026 MAC ok, counter ${counter}` },
+    { rule: 'hotlist', version: `hotlist@${Math.floor(r() * 900) + 100}`, detail: 'not listed' },
+    { rule: 'project-list', version: 'projects@2026-05-01.3', detail: `item ${venue} RAIL accepts CHIP,QR` },
+    { rule: 'chip-counter', version: 'validate@1', detail: `counter ${counter} new and in device-time order` },
+    { rule: 'behaviour', version: 'validate@1/venues@2026-04', detail: 'no duplicate, passback or impossible travel' },
+  ];
+}
+
+function makeDecision(r: () => number, n: number): Decision {
+  const region = REGIONS[n % 3]!;
+  const terminalId = `${region.toLowerCase()}-gate-${String(n % 300).padStart(4, '0')}`;
+  const venueId = `${NETWORKS[region]}:${STATIONS[Math.floor(r() * STATIONS.length)]}`;
+  const rejected = r() < 0.04;
+  const deviceTime = T0 + n * 3 + Math.floor(r() * 1000);
+  const counter = 1000 + Math.floor(r() * 50_000);
+  return {
+    eventId: `${terminalId}:${1_000_000 + n}`,
+    terminalId,
+    seq: 1_000_000 + n,
+    terminalRegion: region,
+    operatorId: NETWORKS[region],
+    deviceTime,
+    ingestTime: deviceTime + 40 + Math.floor(r() * 100),
+    scene: 'RAIL',
+    venueId,
+    direction: r() < 0.5 ? 'ENTRY' : 'EXIT',
+    cardToken: hex(r, 32),
+    cardRegion: REGIONS[Math.floor(r() * 3)]!,
+    form: r() < 0.7 ? 'CHIP' : 'QR',
+    amountFen: 0,
+    riderCategory: 'ADULT',
+    offline: r() < 0.05,
+    partition: n % 16,
+    decisionTime: deviceTime + 200,
+    verdict: rejected ? 'REJECTED' : 'ACCEPTED',
+    reason: rejected ? 'HOTLIST_LOST' : 'OK',
+    trace: decisionTrace(r, venueId, counter),
+    riskRules: r() < 0.03 ? ['VELOCITY'] : [],
+  };
+}
+
+function makeSettlement(r: () => number, n: number): Settlement {
+  const terminalRegion = REGIONS[n % 3]!;
+  const cardRegion = r() < 0.8 ? terminalRegion : REGIONS[(n + 1) % 3]!;
+  const network = NETWORKS[terminalRegion];
+  const amount = 300 + Math.floor(r() * 6) * 100;
+  const id = `fare:${terminalRegion.toLowerCase()}-gate-${String(n % 300).padStart(4, '0')}:${1_000_000 + n}`;
+  const entries: [string, number, number][] =
+    cardRegion === terminalRegion
+      ? [
+          [`card:${cardRegion}`, amount, 0],
+          [`operator:${network}`, 0, amount],
+        ]
+      : [
+          [`card:${cardRegion}`, amount, 0],
+          [`clearing:${cardRegion}:${terminalRegion}`, 0, amount],
+          [`receivable:${terminalRegion}`, amount, 0],
+          [`operator:${network}`, 0, amount],
+        ];
+  // Now and then a monthly discount posting: two more lines.
+  if (r() < 0.2) entries.push([`discount:${cardRegion}`, 50, 0], [`card:${cardRegion}`, 0, 50]);
+  const deviceTime = T0 + n * 3;
+  return {
+    settlementId: id,
+    eventId: id.slice('fare:'.length),
+    kind: 'FARE',
+    cardToken: hex(r, 32),
+    cardRegion,
+    terminalRegion,
+    operatorId: network,
+    network,
+    scene: 'RAIL',
+    venueId: `${network}:${STATIONS[Math.floor(r() * STATIONS.length)]}`,
+    entryVenueId: `${network}:${STATIONS[Math.floor(r() * STATIONS.length)]}`,
+    deviceTime,
+    settleTime: deviceTime + 300,
+    businessDay: '2026-05-06',
+    amountFen: amount,
+    baseFareFen: amount,
+    distanceM: 1000 + Math.floor(r() * 30_000),
+    tariffVersion: `${network}@2024-01`,
+    trace: [
+      { rule: 'distance-band', version: `${network}@2024-01`, detail: '12.3 km → 5 yuan' },
+      { rule: 'monthly-spend', version: `${network}@2024-01`, detail: 'spent 4200 fen this month: full fare' },
+    ],
+    ledger: entries.map(([account, debitFen, creditFen], i) => ({ entryId: `${id}#${i + 1}`, account, debitFen, creditFen })),
+    adjustsEventId: '',
+    partition: n % 16,
+    ingestTime: deviceTime + 50,
+  };
+}
+
+function makeRiskFlag(r: () => number, n: number): RiskFlag {
+  const region = REGIONS[n % 3]!;
+  const deviceTime = T0 + n * 3;
+  return {
+    flagId: `${region.toLowerCase()}-gate-${String(n % 300).padStart(4, '0')}:${1_000_000 + n}:VELOCITY`,
+    eventId: `${region.toLowerCase()}-gate-${String(n % 300).padStart(4, '0')}:${1_000_000 + n}`,
+    ruleId: r() < 0.5 ? 'VELOCITY' : 'IMPOSSIBLE_TRAVEL',
+    ruleVersion: 'risk@3',
+    severity: r() < 0.1 ? 'CRITICAL' : 'WARNING',
+    keyKind: 'card',
+    key: hex(r, 32),
+    detail: '2 taps 152 km apart in 10 min (912 km/h > 300 km/h)',
+    deviceTime,
+    flagTime: deviceTime + 210,
+    region,
+  };
+}
+
+/** Rows of one table, mapped from `count` generated objects (ledger: rows of settlements). */
+function mapRows(table: Table, count: number, seqBase: number, seed: number): { rows: Record<string, unknown>[]; mapNs: number } {
+  const r = rng(seed);
+  if (table === 'decisions') {
+    const objs = Array.from({ length: count }, (_, i) => makeDecision(r, seqBase + i));
+    const t = mainThreadNs();
+    const rows = objs.map((d, i) => decisionRow(d, seqBase + i));
+    return { rows, mapNs: mainThreadNs() - t };
+  }
+  if (table === 'risk_flags') {
+    const objs = Array.from({ length: count }, (_, i) => makeRiskFlag(r, seqBase + i));
+    const t = mainThreadNs();
+    const rows = objs.map((f, i) => riskFlagRow(f, seqBase + i));
+    return { rows, mapNs: mainThreadNs() - t };
+  }
+  // settlements and ledger: settlements until the table has `count` rows.
+  const objs: Settlement[] = [];
+  let ledgerRows = 0;
+  while (table === 'settlements' ? objs.length < count : ledgerRows < count) {
+    const s = makeSettlement(r, seqBase + objs.length);
+    objs.push(s);
+    ledgerRows += s.ledger.length;
+  }
+  const t = mainThreadNs();
+  const mapped = objs.map((s, i) => settlementRows(s, seqBase + i));
+  const rows = table === 'settlements' ? mapped.map((m) => m.settlement) : mapped.flatMap((m) => m.ledger).slice(0, count);
+  const ns = mainThreadNs() - t;
+  // A settlement's mapping makes its ledger rows too: charge the ledger its share only.
+  return { rows, mapNs: table === 'ledger' ? ns * (count / ledgerRows) : ns };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clocks.
+
+const MAIN_TASK = `/proc/self/task/${process.pid}/schedstat`;
+/** CPU time of the main thread, ns (first field of schedstat). */
+function mainThreadNs(): number {
+  return Number(readFileSync(MAIN_TASK, 'utf8').split(' ')[0]);
+}
+/** CPU time of the whole process (all threads), ns. */
+function processNs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) * 1000;
+}
+
+interface Cell {
+  table: Table;
+  views: boolean;
+  batch: number;
+  inserts: number;
+  rows: number;
+  /** µs per row */
+  map: number;
+  serialise: number;
+  insertWall: number;
+  insertMainCpu: number;
+  insertProcessCpu: number;
+  /** ms */
+  worstStall: number;
+}
+
+async function measureCell(engine: ClickHouseEngine, table: Table, views: boolean, batch: number, totalRows: number, seqStart: number): Promise<Cell> {
+  const inserts = Math.max(2, Math.ceil(totalRows / batch));
+  let mapNs = 0;
+  let serialiseNs = 0;
+  let wallNs = 0;
+  let mainNs = 0;
+  let procNs = 0;
+  let worstStall = 0;
+  let seq = seqStart;
+  for (let k = 0; k < inserts; k++) {
+    const { rows, mapNs: m } = mapRows(table, batch, seq, seq);
+    mapNs += m;
+    const s0 = mainThreadNs();
+    await encodeCompactRows(rows);
+    serialiseNs += mainThreadNs() - s0;
+
+    let last = performance.now();
+    let stall = 0;
+    const probe = setInterval(() => {
+      const now = performance.now();
+      stall = Math.max(stall, now - last);
+      last = now;
+    }, 2);
+    const w0 = process.hrtime.bigint();
+    const c0 = mainThreadNs();
+    const p0 = processNs();
+    await engine.insert(table, rows, { dedupToken: `bench:${table}:${seq}-${seq + batch - 1}:${batch}` });
+    mainNs += mainThreadNs() - c0;
+    procNs += processNs() - p0;
+    wallNs += Number(process.hrtime.bigint() - w0);
+    clearInterval(probe);
+    worstStall = Math.max(worstStall, stall, performance.now() - last);
+    seq += batch;
+  }
+  const rows = inserts * batch;
+  const perRow = (ns: number) => ns / 1000 / rows;
+  return {
+    table,
+    views,
+    batch,
+    inserts,
+    rows,
+    map: perRow(mapNs),
+    serialise: perRow(serialiseNs),
+    insertWall: perRow(wallNs),
+    insertMainCpu: perRow(mainNs),
+    insertProcessCpu: perRow(procNs),
+    worstStall,
+  };
+}
+
+async function dropViews(engine: ClickHouseEngine): Promise<void> {
+  const views = await engine.query<{ name: string }>("SELECT name FROM system.tables WHERE database = currentDatabase() AND engine = 'MaterializedView'");
+  for (const v of views) await engine.exec(`DROP VIEW ${v.name}`);
+}
+
+const f1 = (n: number) => n.toFixed(1).padStart(7);
+
+function printTable(cells: Cell[]): void {
+  console.log('\nµs per row (insert CPU: main thread / whole process; stall: longest event-loop pause, ms)');
+  console.log('table        views  batch   map    serialise  ins.wall  ins.main  ins.proc  stall');
+  for (const c of cells) {
+    console.log(
+      `${c.table.padEnd(12)} ${(c.views ? 'yes' : 'no').padEnd(5)} ${String(c.batch).padStart(6)} ${f1(c.map)} ${f1(c.serialise)}    ${f1(c.insertWall)}   ${f1(c.insertMainCpu)}   ${f1(c.insertProcessCpu)} ${c.worstStall.toFixed(0).padStart(6)}`,
+    );
+  }
+}
+
+/**
+ * CPU for 5,000 taps/s from the views-on cells of one batch size: one decision, 0.9 settlement,
+ * 3 ledger rows and 0.05 risk flag per tap (the demo fleet's mix), mapping + insert process CPU.
+ */
+function printTapBudget(cells: Cell[], batch: number): void {
+  const mix: Record<Table, number> = { decisions: 1, settlements: 0.9, ledger: 3, risk_flags: 0.05 };
+  let mainUs = 0;
+  let procUs = 0;
+  for (const t of TABLES) {
+    const c = cells.find((x) => x.table === t && x.views && x.batch === batch);
+    if (!c) return;
+    mainUs += mix[t] * (c.map + c.insertMainCpu);
+    procUs += mix[t] * (c.map + c.insertProcessCpu);
+  }
+  console.log(
+    `\nper tap at batch ${batch} (1 decision, 0.9 settlement, 3 ledger rows, 0.05 flag; views on): ` +
+      `main thread ${mainUs.toFixed(1)} µs, whole process ${procUs.toFixed(1)} µs ` +
+      `-> 5,000 taps/s cost ${((mainUs * 5000) / 1e4).toFixed(1)}% of a core on the main thread, ${((procUs * 5000) / 1e4).toFixed(1)}% in all`,
+  );
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      sizes: { type: 'string', default: '1000,10000,50000' },
+      tables: { type: 'string', default: TABLES.join(',') },
+      rows: { type: 'string', default: '100000' },
+      views: { type: 'string', default: 'both' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log('npx tsx bench/store-insert.ts [--sizes 1000,10000,50000] [--tables decisions,...] [--rows 100000] [--views both|yes|no] [--json]');
+    return;
+  }
+  const sizes = values.sizes.split(',').map(Number);
+  const tables = values.tables.split(',') as Table[];
+  for (const t of tables) if (!TABLES.includes(t)) throw new Error(`--tables: unknown table ${t}`);
+  const totalRows = Number(values.rows);
+  const viewModes = values.views === 'both' ? [true, false] : [values.views === 'yes'];
+
+  const dataDir = mkdtempSync(join(tmpdir(), 'tapflow-store-bench-'));
+  const cells: Cell[] = [];
+  try {
+    let seq = 1;
+    for (const views of viewModes) {
+      const engine = await openClickHouse({ dataDir, database: views ? 'bench_views' : 'bench_plain' });
+      await migrate(engine);
+      if (!views) await dropViews(engine);
+      // Warm-up: first inserts pay for lazy initialisation.
+      for (const t of tables) await measureCell(engine, t, views, 1000, 2000, 1e9 + seq++ * 10_000);
+      for (const t of tables) {
+        for (const batch of sizes) {
+          const c = await measureCell(engine, t, views, batch, batch === 1000 ? Math.min(totalRows, 50_000) : totalRows, seq);
+          seq += c.rows;
+          cells.push(c);
+          if (!values.json) process.stderr.write('.');
+        }
+      }
+      await engine.close();
+    }
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+  if (values.json) {
+    console.log(JSON.stringify(cells, null, 2));
+    return;
+  }
+  printTable(cells);
+  for (const b of sizes) printTapBudget(cells, b);
+}
+
+await main();
