@@ -4,36 +4,57 @@
  * Every number is a JS number (fen, counts, sequences are far below 2^53).
  */
 import { Regions, type Region } from '../domain/types.js';
+import { TapflowError } from '../domain/reasons.js';
 import type { ClickHouseEngine } from './engine.js';
+import { DEFAULT_RISK_FLAG_STREAM, MARK_KEYS, type MarkKey, type StoreTable, TABLE_SOURCE_STREAMS, feeds, markKey } from './sources.js';
 
 /**
- * The JetStream stream each table's `stream_seq` comes from: exactly one per table, so the
- * table's max(stream_seq) is a high-water mark in that stream.
+ * The sink's high-water marks: for every table and every stream that feeds it, the last message
+ * of that stream whose rows the table holds (max(stream_seq) of its rows from that stream), 0
+ * when it holds none. Keyed by {@link markKey}: `"decisions:DECISIONS"`, `"settlements:SETTLEMENTS"`,
+ * `"ledger:SETTLEMENTS"`, `"claims:SETTLEMENTS"`, `"risk_flags:DECISIONS"`,
+ * `"risk_flags:SETTLEMENTS"`, `"risk_flags:RISK"`.
+ *
+ * The sink consumes each stream in order and skips a redelivered message at or below the mark
+ * of each table it feeds, per table: a message whose settlement row was stored but whose ledger
+ * rows were not gets only its ledger rows. Marks are per message, not per row: a bundle's rows
+ * share its stream_seq, and are inserted together in one INSERT per table.
+ *
+ * Until the sink reads the per-stream keys, the result also carries one key per table (`"decisions"`,
+ * …, `"risk_flags"`): the mark of the table's rows from the stream that fed it before bundles
+ * (RISK for risk_flags, the only stream for the others). They go once the sink has moved.
+ *
+ * Cost: one scan of the stream_seq column per table (and source_stream of risk_flags) — meant
+ * for start-up, not per batch.
  */
-export const TABLE_SOURCE_STREAMS = {
-  decisions: 'DECISIONS',
-  settlements: 'SETTLEMENTS',
-  ledger: 'SETTLEMENTS',
-  claims: 'SETTLEMENTS',
-  risk_flags: 'RISK',
-} as const;
-
-export type StoreTable = keyof typeof TABLE_SOURCE_STREAMS;
-
-/**
- * max(stream_seq) of every table fed by a stream, 0 for an empty table. The sink skips a
- * redelivered message whose sequence is at or below its table's mark, per table, so a message
- * whose settlement row was stored but whose ledger rows were not gets only its ledger rows.
- * Cost: one scan of the stream_seq column per table — meant for start-up, not per batch.
- */
-export async function highWaterMarks(engine: ClickHouseEngine): Promise<Record<StoreTable, number>> {
+export async function highWaterMarks(engine: ClickHouseEngine): Promise<HighWaterMarks> {
   const tables = Object.keys(TABLE_SOURCE_STREAMS) as StoreTable[];
-  const sql = tables.map((t) => `SELECT '${t}' AS table_name, max(stream_seq) AS hwm FROM ${t}`).join('\nUNION ALL\n');
-  const rows = await engine.query<{ table_name: StoreTable; hwm: number }>(sql);
-  const marks = Object.fromEntries(tables.map((t) => [t, 0])) as Record<StoreTable, number>;
-  for (const r of rows) marks[r.table_name] = Number(r.hwm);
-  return marks;
+  const sql = tables
+    .map((t) =>
+      TABLE_SOURCE_STREAMS[t].length > 1
+        ? `SELECT '${t}' AS table_name, toString(source_stream) AS stream, max(stream_seq) AS hwm FROM ${t} GROUP BY stream`
+        : `SELECT '${t}' AS table_name, '${TABLE_SOURCE_STREAMS[t][0]}' AS stream, max(stream_seq) AS hwm FROM ${t}`,
+    )
+    .join('\nUNION ALL\n');
+  const rows = await engine.query<{ table_name: StoreTable; stream: string; hwm: number | string }>(sql);
+  const marks = Object.fromEntries(MARK_KEYS.map((k) => [k, 0])) as Record<MarkKey, number>;
+  for (const r of rows) {
+    if (!feeds(r.table_name, r.stream)) {
+      throw new TapflowError('TF_STORE_FAILED', `${r.table_name} holds rows from stream ${JSON.stringify(r.stream)}, which does not feed it`);
+    }
+    const hwm = Number(r.hwm);
+    if (!Number.isSafeInteger(hwm)) throw new TapflowError('TF_STORE_FAILED', `${r.table_name} stream_seq ${r.hwm} is beyond 2^53`);
+    marks[markKey(r.table_name, r.stream)] = hwm;
+  }
+  const legacy = Object.fromEntries(tables.map((t) => [t, marks[markKey(t, t === 'risk_flags' ? DEFAULT_RISK_FLAG_STREAM : TABLE_SOURCE_STREAMS[t][0])]]));
+  return { ...marks, ...legacy } as HighWaterMarks;
 }
+
+/**
+ * High-water marks by {@link MarkKey} (and, until the sink has moved to those, by table: see
+ * {@link highWaterMarks}).
+ */
+export type HighWaterMarks = Record<MarkKey, number> & Record<StoreTable, number>;
 
 /** Which facts a summary covers. */
 export interface SummaryFilter {

@@ -1,5 +1,5 @@
 /**
- * Row mapping from the domain types to tapflow's tables (columns in migrations/0001). Pure:
+ * Row mapping from the domain types to tapflow's tables (columns in migrations/0001 and 0003). Pure:
  * no I/O, no clock — `stored_time` is filled by ClickHouse (DEFAULT now64(3)).
  *
  * Storage formats:
@@ -11,6 +11,7 @@
  */
 import type { ClaimSplit, Decision, EpochMs, RiskFlag, Settlement, TraceStep } from '../domain/types.js';
 import { fen } from '../domain/types.js';
+import { DEFAULT_RISK_FLAG_STREAM, type SourceStream, feeds } from './sources.js';
 
 /** '<epoch seconds>.<millis>' for a DateTime64(3) column. */
 export function dateTime64(ms: EpochMs, what = 'time'): string {
@@ -274,10 +275,17 @@ export type RiskFlagRow = {
   flag_time: string;
   region: string;
   stream_seq: number;
+  /** The stream the flag came from (migration 0003). */
+  source_stream: SourceStream;
 };
 
-/** Maps a risk flag (from the RISK stream message `streamSeq`). */
-export function riskFlagRow(f: RiskFlag, streamSeq: number): RiskFlagRow {
+/**
+ * Maps a risk flag from the message `streamSeq` of `sourceStream`: DECISIONS (a flag inside a
+ * validator's decision bundle), SETTLEMENTS (inside a settler's settlement bundle) or RISK (a
+ * flag alone, the default).
+ */
+export function riskFlagRow(f: RiskFlag, streamSeq: number, sourceStream: SourceStream = DEFAULT_RISK_FLAG_STREAM): RiskFlagRow {
+  if (!feeds('risk_flags', sourceStream)) throw new RangeError(`sourceStream ${sourceStream} does not feed risk_flags`);
   return {
     flag_id: f.flagId,
     event_id: f.eventId,
@@ -291,5 +299,6 @@ export function riskFlagRow(f: RiskFlag, streamSeq: number): RiskFlagRow {
     flag_time: dateTime64(f.flagTime, 'flagTime'),
     region: f.region,
     stream_seq: seqOf(streamSeq),
+    source_stream: sourceStream,
   };
 }

@@ -32,12 +32,14 @@ describe('store - pure helpers', () => {
     expect(() => splitStatements('SELECT 1;\nSELECT 2')).toThrow(/without a closing ';'/);
   });
 
-  it('loadMigrations - the shipped files are ordered, named and non-empty', () => {
+  it('loadMigrations - the shipped files are ordered, named, non-empty and idempotent', () => {
     const migrations = loadMigrations();
-    expect(migrations.map((m) => m.version)).toEqual(['0001', '0002']);
+    expect(migrations.map((m) => m.version)).toEqual(['0001', '0002', '0003']);
     for (const m of migrations) {
       expect(m.checksum).toMatch(/^[0-9a-f]{64}$/);
-      for (const s of m.statements) expect(s).toMatch(/^(--[^\n]*\n|\s)*CREATE (TABLE|MATERIALIZED VIEW) IF NOT EXISTS /);
+      for (const s of m.statements) {
+        expect(s).toMatch(/^(--[^\n]*\n|\s)*(CREATE (TABLE|MATERIALIZED VIEW) IF NOT EXISTS |ALTER TABLE \w+ ADD COLUMN IF NOT EXISTS )/);
+      }
     }
   });
 

@@ -4,7 +4,7 @@
  * the read queries. One chdb data directory for this file (chdb binds one per process; vitest
  * runs each file in its own fork); each test gets its own database in it.
  */
-import { cpSync, mkdtempSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -51,18 +51,16 @@ async function count(engine: ClickHouseEngine, sql: string): Promise<number> {
 
 const BASE_TABLES = ['decisions', 'settlements', 'ledger', 'risk_flags', 'claims'];
 const AGGREGATES = ['taps_per_minute', 'fares_per_minute', 'venue_entries_per_hour', 'risk_flags_per_minute', 'ledger_per_day'];
+const MIGRATIONS = ['0001_base_tables', '0002_dashboard_aggregates', '0003_risk_flag_source_stream'];
 
 describe('store - migrations', () => {
   it('applies every migration once, in order, and records it', async () => {
     const engine = await freshDb('tf_migrate', { migrate: false });
-    expect(await migrate(engine)).toEqual(['0001_base_tables', '0002_dashboard_aggregates']);
+    expect(await migrate(engine)).toEqual(MIGRATIONS);
     expect(await migrate(engine)).toEqual([]);
 
     const recorded = await engine.query<{ version: string; name: string }>('SELECT version, name FROM schema_migrations FINAL ORDER BY version');
-    expect(recorded).toEqual([
-      { version: '0001', name: '0001_base_tables' },
-      { version: '0002', name: '0002_dashboard_aggregates' },
-    ]);
+    expect(recorded).toEqual(MIGRATIONS.map((name) => ({ version: name.slice(0, 4), name })));
     const tables = await engine.query<{ name: string; engine: string }>(
       'SELECT name, engine FROM system.tables WHERE database = currentDatabase() ORDER BY name',
     );
@@ -79,10 +77,10 @@ describe('store - migrations', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tapflow-migrations-'));
     try {
       cpSync(MIGRATIONS_DIR, dir, { recursive: true });
-      expect(await migrate(engine, { dir })).toHaveLength(2);
+      expect(await migrate(engine, { dir })).toHaveLength(MIGRATIONS.length);
 
-      writeFileSync(join(dir, '0003_extra.sql'), '-- a test table;\nCREATE TABLE IF NOT EXISTS extra (x UInt8)\nENGINE = MergeTree ORDER BY x;\n');
-      expect(await migrate(engine, { dir })).toEqual(['0003_extra']);
+      writeFileSync(join(dir, '0999_extra.sql'), '-- a test table;\nCREATE TABLE IF NOT EXISTS extra (x UInt8)\nENGINE = MergeTree ORDER BY x;\n');
+      expect(await migrate(engine, { dir })).toEqual(['0999_extra']);
       expect(await migrate(engine, { dir })).toEqual([]);
 
       appendFileSync(join(dir, '0002_dashboard_aggregates.sql'), '\nSELECT 1;\n');
@@ -90,6 +88,32 @@ describe('store - migrations', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('store - migrations on an existing store', () => {
+  it('0003 applies on a store made by 0001 and 0002: the flags stored before came from RISK', async () => {
+    const engine = await freshDb('tf_migrate_old', { migrate: false });
+    const dir = mkdtempSync(join(tmpdir(), 'tapflow-migrations-'));
+    try {
+      cpSync(MIGRATIONS_DIR, dir, { recursive: true });
+      for (const name of MIGRATIONS.slice(2)) rmSync(join(dir, `${name}.sql`));
+      expect(await migrate(engine, { dir })).toEqual(MIGRATIONS.slice(0, 2));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // What the sink stored before bundles: flags without a source stream.
+    const { source_stream: _, ...oldFlag } = riskFlagRow(riskFlag(1), 40);
+    await engine.insert('risk_flags', [oldFlag], { dedupToken: 'RISK:40-40' });
+    await engine.insert('decisions', [decisionRow(decision(1), 12)], { dedupToken: 'DECISIONS:12-12' });
+
+    expect(await migrate(engine)).toEqual(MIGRATIONS.slice(2));
+    expect(await engine.query('SELECT flag_id, source_stream, stream_seq FROM risk_flags')).toEqual([{ flag_id: 'flag-1', source_stream: 'RISK', stream_seq: 40 }]);
+
+    // The sink carries on: a flag from a decision bundle, with a sequence of another stream.
+    await engine.insert('risk_flags', [riskFlagRow(riskFlag(2), 7, 'DECISIONS')], { dedupToken: 'risk_flags:DECISIONS:7-7:1' });
+    expect(await highWaterMarks(engine)).toMatchObject({ 'risk_flags:RISK': 40, 'risk_flags:DECISIONS': 7, 'risk_flags:SETTLEMENTS': 0, 'decisions:DECISIONS': 12, risk_flags: 40 });
+    expect(await count(engine, 'SELECT sum(flags) AS n FROM risk_flags_per_minute')).toBe(2);
   });
 });
 
@@ -285,9 +309,18 @@ describe('store - deduplicated retries', () => {
 });
 
 describe('store - high-water marks', () => {
-  it('is 0 for empty tables and max(stream_seq) per table otherwise', async () => {
+  it('is 0 for empty tables and max(stream_seq) per table and source stream otherwise', async () => {
     const engine = await freshDb('tf_hwm');
-    expect(await highWaterMarks(engine)).toEqual({ decisions: 0, settlements: 0, ledger: 0, claims: 0, risk_flags: 0 });
+    const zero = {
+      'decisions:DECISIONS': 0,
+      'settlements:SETTLEMENTS': 0,
+      'ledger:SETTLEMENTS': 0,
+      'claims:SETTLEMENTS': 0,
+      'risk_flags:DECISIONS': 0,
+      'risk_flags:SETTLEMENTS': 0,
+      'risk_flags:RISK': 0,
+    };
+    expect(await highWaterMarks(engine)).toEqual({ ...zero, decisions: 0, settlements: 0, ledger: 0, claims: 0, risk_flags: 0 });
 
     await engine.insert('decisions', [decisionRow(decision(1), 17), decisionRow(decision(2), 12)]);
     const s = settlementRows(fare('e1', 500), 31);
@@ -297,7 +330,19 @@ describe('store - high-water marks', () => {
     // a large sequence stays exact
     await engine.insert('risk_flags', [riskFlagRow(riskFlag(2), 2 ** 40 + 3)]);
 
-    expect(await highWaterMarks(engine)).toEqual({ decisions: 17, settlements: 31, ledger: 31, claims: 0, risk_flags: 2 ** 40 + 3 });
+    expect(await highWaterMarks(engine)).toEqual({
+      ...zero,
+      'decisions:DECISIONS': 17,
+      'settlements:SETTLEMENTS': 31,
+      'ledger:SETTLEMENTS': 31,
+      'risk_flags:RISK': 2 ** 40 + 3,
+      // one key per table while the sink reads those: the table's rows from its pre-bundle stream
+      decisions: 17,
+      settlements: 31,
+      ledger: 31,
+      claims: 0,
+      risk_flags: 2 ** 40 + 3,
+    });
   });
 });
 
