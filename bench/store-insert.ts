@@ -1,21 +1,25 @@
 /**
- * What storing costs, per row: mapping domain objects to rows (src/store/rows.ts), serialising
- * a batch, and the embedded engine's INSERT (wall time, main-thread CPU, whole-process CPU),
- * per table and batch size, with and without the materialized views. Everything runs in this
- * process against a fresh chdb data directory; no bus, no server.
+ * What storing costs, per row: turning domain objects into an insert payload and the embedded
+ * engine's INSERT (wall time, main-thread CPU, whole-process CPU), per table and batch size,
+ * with and without the materialized views. Everything runs in this process against a fresh chdb
+ * data directory; no bus, no server.
  *
- *   npx tsx bench/store-insert.ts                       # 1k, 10k, 50k rows per batch (~2 min)
- *   npx tsx bench/store-insert.ts --sizes 10000 --tables decisions --json
+ *   npx tsx bench/store-insert.ts                       # 1k, 10k, 50k rows per batch (~3 min)
+ *   npx tsx bench/store-insert.ts --sizes 10000 --tables decisions --path objects --json
  *
+ * Two paths (--path):
+ * - batch (default, the sink's): rows.ts writers (writeDecision, writeSettlement, writeLedger,
+ *   writeRiskFlag) encode each row straight into an InsertBatch; `engine.insert(table, batch)`.
+ * - objects: rows.ts builders (decisionRow, settlementRows, riskFlagRow) make plain objects;
+ *   `engine.insert(table, rows)` encodes them itself.
  * Measured:
- * - map: rows.ts builders (decisionRow, settlementRows, riskFlagRow) over generated domain
- *   objects, main-thread CPU.
- * - serialise: the engine's payload encoding of those rows alone, main thread.
- * - insert: `engine.insert(table, rows, { dedupToken })` as the sink calls it: wall time until
- *   the promise settles; CPU of the main thread during it (serialisation and call overhead:
- *   what competes with gRPC and NATS); CPU of the whole process during it (every chdb thread:
- *   parsing, the views, writing the part, and any background merge that ran meanwhile).
- *   Plus the longest event-loop stall seen during the insert.
+ * - encode: main-thread CPU of the writers (batch) or the builders (objects).
+ * - serialise (objects only): the engine's encoding of those objects alone, main thread.
+ * - insert: `engine.insert(table, …, { dedupToken })`: wall time until the promise settles; CPU
+ *   of the main thread during it (encoding left to do and call overhead: what competes with
+ *   gRPC and NATS); CPU of the whole process during it (every chdb thread: parsing, the views,
+ *   writing the part, and any background merge that ran meanwhile). Plus the longest
+ *   event-loop stall seen during the insert.
  * CPU is read from /proc: `/proc/self/task/<pid>/schedstat` (the main thread's time on CPU, in
  * ns) and `process.cpuUsage()` (all threads). The machine is shared: compare figures only
  * within one run (or as ratios between runs), never as absolute promises.
@@ -24,9 +28,22 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { rng } from '../src/demo/generator.js';
 import type { Decision, RiskFlag, Settlement, TraceStep } from '../src/domain/types.js';
-import { type ClickHouseEngine, decisionRow, migrate, openClickHouse, riskFlagRow, settlementRows } from '../src/store/mod.js';
-import { encodeCompactRows } from '../src/store/row-encoding.js';
+import {
+  type ClickHouseEngine,
+  InsertBatch,
+  decisionRow,
+  migrate,
+  openClickHouse,
+  riskFlagRow,
+  settlementRows,
+  writeDecision,
+  writeLedger,
+  writeRiskFlag,
+  writeSettlement,
+} from '../src/store/mod.js';
+import { encodeRows } from '../src/store/row-encoding.js';
 
 const TABLES = ['decisions', 'settlements', 'ledger', 'risk_flags'] as const;
 type Table = (typeof TABLES)[number];
@@ -34,17 +51,6 @@ type Table = (typeof TABLES)[number];
 // ---------------------------------------------------------------------------------------------
 // Generated domain objects: the shapes and string lengths of the demo fleet's output (five trace
 // steps on a decision, Chinese station names, 32-hex card tokens), from a seeded generator.
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const REGIONS = ['BJ', 'TJ', 'HE'] as const;
 const STATIONS = ['西直门', '国贸', '东直门', '天安门东', '北京南站', '西单', '五道口', '望京', '天津站', '营口道', '小白楼', '石家庄站', '北国商城', '新百广场'];
@@ -169,22 +175,18 @@ function makeRiskFlag(r: () => number, n: number): RiskFlag {
   };
 }
 
-/** Rows of one table, mapped from `count` generated objects (ledger: rows of settlements). */
-function mapRows(table: Table, count: number, seqBase: number, seed: number): { rows: Record<string, unknown>[]; mapNs: number } {
+type Path = 'batch' | 'objects';
+
+/**
+ * The domain objects behind about `count` rows of a table (ledger: settlements with that many
+ * entries), as the sink has them after decoding a message: their strings flat. (Strings built
+ * by concatenation, as the generator's are, are flattened by V8 on first access; that cost is
+ * the generator's, not the store's.)
+ */
+function domainObjects(table: Table, count: number, seqBase: number, seed: number): (Decision | Settlement | RiskFlag)[] {
   const r = rng(seed);
-  if (table === 'decisions') {
-    const objs = Array.from({ length: count }, (_, i) => makeDecision(r, seqBase + i));
-    const t = mainThreadNs();
-    const rows = objs.map((d, i) => decisionRow(d, seqBase + i));
-    return { rows, mapNs: mainThreadNs() - t };
-  }
-  if (table === 'risk_flags') {
-    const objs = Array.from({ length: count }, (_, i) => makeRiskFlag(r, seqBase + i));
-    const t = mainThreadNs();
-    const rows = objs.map((f, i) => riskFlagRow(f, seqBase + i));
-    return { rows, mapNs: mainThreadNs() - t };
-  }
-  // settlements and ledger: settlements until the table has `count` rows.
+  if (table === 'decisions') return flat(Array.from({ length: count }, (_, i) => makeDecision(r, seqBase + i)));
+  if (table === 'risk_flags') return flat(Array.from({ length: count }, (_, i) => makeRiskFlag(r, seqBase + i)));
   const objs: Settlement[] = [];
   let ledgerRows = 0;
   while (table === 'settlements' ? objs.length < count : ledgerRows < count) {
@@ -192,12 +194,33 @@ function mapRows(table: Table, count: number, seqBase: number, seed: number): { 
     objs.push(s);
     ledgerRows += s.ledger.length;
   }
-  const t = mainThreadNs();
-  const mapped = objs.map((s, i) => settlementRows(s, seqBase + i));
-  const rows = table === 'settlements' ? mapped.map((m) => m.settlement) : mapped.flatMap((m) => m.ledger).slice(0, count);
-  const ns = mainThreadNs() - t;
-  // A settlement's mapping makes its ledger rows too: charge the ledger its share only.
-  return { rows, mapNs: table === 'ledger' ? ns * (count / ledgerRows) : ns };
+  return flat(objs);
+}
+
+/** A copy whose strings are flat, as a decoder makes them. */
+function flat<T>(objs: T[]): T[] {
+  return JSON.parse(JSON.stringify(objs)) as T[];
+}
+
+/** The rows of a table from its objects, on the given path; object i comes from message seqBase + i. */
+function encode(table: Table, path: Path, objs: (Decision | Settlement | RiskFlag)[], seqBase: number): InsertBatch | Record<string, unknown>[] {
+  if (path === 'batch') {
+    const b = new InsertBatch();
+    for (let i = 0; i < objs.length; i++) {
+      const o = objs[i]!;
+      if (table === 'decisions') writeDecision(b, o as Decision, seqBase + i);
+      else if (table === 'settlements') writeSettlement(b, o as Settlement, seqBase + i);
+      else if (table === 'ledger') writeLedger(b, o as Settlement, seqBase + i);
+      else writeRiskFlag(b, o as RiskFlag, seqBase + i);
+    }
+    return b;
+  }
+  if (table === 'decisions') return objs.map((d, i) => decisionRow(d as Decision, seqBase + i));
+  if (table === 'risk_flags') return objs.map((f, i) => riskFlagRow(f as RiskFlag, seqBase + i));
+  // A settlement's mapping makes its ledger rows too (and the ledger's its settlement row):
+  // both are charged for the whole mapping here, a little more than the sink pays per table.
+  const mapped = objs.map((s, i) => settlementRows(s as Settlement, seqBase + i));
+  return table === 'settlements' ? mapped.map((m) => m.settlement) : mapped.flatMap((m) => m.ledger);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -216,13 +239,14 @@ function processNs(): number {
 
 interface Cell {
   table: Table;
+  path: Path;
   views: boolean;
   batch: number;
   inserts: number;
   rows: number;
   /** µs per row */
-  map: number;
-  serialise: number;
+  encode: number;
+  serialise: number | undefined;
   insertWall: number;
   insertMainCpu: number;
   insertProcessCpu: number;
@@ -230,21 +254,27 @@ interface Cell {
   worstStall: number;
 }
 
-async function measureCell(engine: ClickHouseEngine, table: Table, views: boolean, batch: number, totalRows: number, seqStart: number): Promise<Cell> {
+async function measureCell(engine: ClickHouseEngine, table: Table, path: Path, views: boolean, batch: number, totalRows: number, seqStart: number): Promise<Cell> {
   const inserts = Math.max(2, Math.ceil(totalRows / batch));
-  let mapNs = 0;
+  let encodeNs = 0;
   let serialiseNs = 0;
   let wallNs = 0;
   let mainNs = 0;
   let procNs = 0;
   let worstStall = 0;
+  let rows = 0;
   let seq = seqStart;
   for (let k = 0; k < inserts; k++) {
-    const { rows, mapNs: m } = mapRows(table, batch, seq, seq);
-    mapNs += m;
-    const s0 = mainThreadNs();
-    await encodeCompactRows(rows);
-    serialiseNs += mainThreadNs() - s0;
+    const objs = domainObjects(table, batch, seq, seq);
+    const e0 = mainThreadNs();
+    const payload = encode(table, path, objs, seq);
+    encodeNs += mainThreadNs() - e0;
+    const n = payload instanceof InsertBatch ? payload.rows : payload.length;
+    if (!(payload instanceof InsertBatch)) {
+      const s0 = mainThreadNs();
+      await encodeRows(payload);
+      serialiseNs += mainThreadNs() - s0;
+    }
 
     let last = performance.now();
     let stall = 0;
@@ -256,24 +286,25 @@ async function measureCell(engine: ClickHouseEngine, table: Table, views: boolea
     const w0 = process.hrtime.bigint();
     const c0 = mainThreadNs();
     const p0 = processNs();
-    await engine.insert(table, rows, { dedupToken: `bench:${table}:${seq}-${seq + batch - 1}:${batch}` });
+    await engine.insert(table, payload, { dedupToken: `bench:${table}:${seq}-${seq + objs.length - 1}:${n}` });
     mainNs += mainThreadNs() - c0;
     procNs += processNs() - p0;
     wallNs += Number(process.hrtime.bigint() - w0);
     clearInterval(probe);
     worstStall = Math.max(worstStall, stall, performance.now() - last);
-    seq += batch;
+    seq += objs.length;
+    rows += n;
   }
-  const rows = inserts * batch;
   const perRow = (ns: number) => ns / 1000 / rows;
   return {
     table,
+    path,
     views,
     batch,
     inserts,
     rows,
-    map: perRow(mapNs),
-    serialise: perRow(serialiseNs),
+    encode: perRow(encodeNs),
+    serialise: path === 'objects' ? perRow(serialiseNs) : undefined,
     insertWall: perRow(wallNs),
     insertMainCpu: perRow(mainNs),
     insertProcessCpu: perRow(procNs),
@@ -286,34 +317,34 @@ async function dropViews(engine: ClickHouseEngine): Promise<void> {
   for (const v of views) await engine.exec(`DROP VIEW ${v.name}`);
 }
 
-const f1 = (n: number) => n.toFixed(1).padStart(7);
+const f1 = (n: number | undefined) => (n === undefined ? '      -' : n.toFixed(1).padStart(7));
 
 function printTable(cells: Cell[]): void {
-  console.log('\nµs per row (insert CPU: main thread / whole process; stall: longest event-loop pause, ms)');
-  console.log('table        views  batch   map    serialise  ins.wall  ins.main  ins.proc  stall');
+  console.log('\nµs per row (encode: main thread; insert CPU: main thread / whole process; stall: longest event-loop pause, ms)');
+  console.log('table        path    views  batch  encode  serialise ins.wall  ins.main  ins.proc  stall');
   for (const c of cells) {
     console.log(
-      `${c.table.padEnd(12)} ${(c.views ? 'yes' : 'no').padEnd(5)} ${String(c.batch).padStart(6)} ${f1(c.map)} ${f1(c.serialise)}    ${f1(c.insertWall)}   ${f1(c.insertMainCpu)}   ${f1(c.insertProcessCpu)} ${c.worstStall.toFixed(0).padStart(6)}`,
+      `${c.table.padEnd(12)} ${c.path.padEnd(7)} ${(c.views ? 'yes' : 'no').padEnd(5)} ${String(c.batch).padStart(6)} ${f1(c.encode)} ${f1(c.serialise)}   ${f1(c.insertWall)}   ${f1(c.insertMainCpu)}   ${f1(c.insertProcessCpu)} ${c.worstStall.toFixed(0).padStart(6)}`,
     );
   }
 }
 
 /**
  * CPU for 5,000 taps/s from the views-on cells of one batch size: one decision, 0.9 settlement,
- * 3 ledger rows and 0.05 risk flag per tap (the demo fleet's mix), mapping + insert process CPU.
+ * 3 ledger rows and 0.05 risk flag per tap (the demo fleet's mix), encoding + insert CPU.
  */
-function printTapBudget(cells: Cell[], batch: number): void {
+function printTapBudget(cells: Cell[], path: Path, batch: number): void {
   const mix: Record<Table, number> = { decisions: 1, settlements: 0.9, ledger: 3, risk_flags: 0.05 };
   let mainUs = 0;
   let procUs = 0;
   for (const t of TABLES) {
-    const c = cells.find((x) => x.table === t && x.views && x.batch === batch);
+    const c = cells.find((x) => x.table === t && x.path === path && x.views && x.batch === batch);
     if (!c) return;
-    mainUs += mix[t] * (c.map + c.insertMainCpu);
-    procUs += mix[t] * (c.map + c.insertProcessCpu);
+    mainUs += mix[t] * (c.encode + c.insertMainCpu);
+    procUs += mix[t] * (c.encode + c.insertProcessCpu);
   }
   console.log(
-    `\nper tap at batch ${batch} (1 decision, 0.9 settlement, 3 ledger rows, 0.05 flag; views on): ` +
+    `per tap, ${path} path, batch ${batch} (1 decision, 0.9 settlement, 3 ledger rows, 0.05 flag; views on): ` +
       `main thread ${mainUs.toFixed(1)} µs, whole process ${procUs.toFixed(1)} µs ` +
       `-> 5,000 taps/s cost ${((mainUs * 5000) / 1e4).toFixed(1)}% of a core on the main thread, ${((procUs * 5000) / 1e4).toFixed(1)}% in all`,
   );
@@ -326,19 +357,25 @@ async function main(): Promise<void> {
       tables: { type: 'string', default: TABLES.join(',') },
       rows: { type: 'string', default: '100000' },
       views: { type: 'string', default: 'both' },
+      path: { type: 'string', default: 'batch' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    console.log('npx tsx bench/store-insert.ts [--sizes 1000,10000,50000] [--tables decisions,...] [--rows 100000] [--views both|yes|no] [--json]');
+    console.log(
+      'npx tsx bench/store-insert.ts [--sizes 1000,10000,50000] [--tables decisions,settlements,ledger,risk_flags] [--rows 100000] [--views both|yes|no] [--path batch|objects|both] [--json]',
+    );
     return;
   }
   const sizes = values.sizes.split(',').map(Number);
+  for (const n of sizes) if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--sizes: ${n} is not a row count`);
   const tables = values.tables.split(',') as Table[];
   for (const t of tables) if (!TABLES.includes(t)) throw new Error(`--tables: unknown table ${t}`);
   const totalRows = Number(values.rows);
   const viewModes = values.views === 'both' ? [true, false] : [values.views === 'yes'];
+  const paths: Path[] = values.path === 'both' ? ['batch', 'objects'] : [values.path as Path];
+  for (const p of paths) if (p !== 'batch' && p !== 'objects') throw new Error(`--path: ${p} is not batch, objects or both`);
 
   const dataDir = mkdtempSync(join(tmpdir(), 'tapflow-store-bench-'));
   const cells: Cell[] = [];
@@ -348,14 +385,16 @@ async function main(): Promise<void> {
       const engine = await openClickHouse({ dataDir, database: views ? 'bench_views' : 'bench_plain' });
       await migrate(engine);
       if (!views) await dropViews(engine);
-      // Warm-up: first inserts pay for lazy initialisation.
-      for (const t of tables) await measureCell(engine, t, views, 1000, 2000, 1e9 + seq++ * 10_000);
+      // Warm-up: first inserts pay for lazy initialisation and the JIT.
+      for (const p of paths) for (const t of tables) await measureCell(engine, t, p, views, 1000, 4000, 1e9 + seq++ * 10_000);
       for (const t of tables) {
         for (const batch of sizes) {
-          const c = await measureCell(engine, t, views, batch, batch === 1000 ? Math.min(totalRows, 50_000) : totalRows, seq);
-          seq += c.rows;
-          cells.push(c);
-          if (!values.json) process.stderr.write('.');
+          for (const p of paths) {
+            const c = await measureCell(engine, t, p, views, batch, batch <= 1000 ? Math.min(totalRows, 50_000) : totalRows, seq);
+            seq += c.rows + batch;
+            cells.push(c);
+            if (!values.json) process.stderr.write('.');
+          }
         }
       }
       await engine.close();
@@ -368,7 +407,8 @@ async function main(): Promise<void> {
     return;
   }
   printTable(cells);
-  for (const b of sizes) printTapBudget(cells, b);
+  console.log('');
+  for (const p of paths) for (const b of sizes) printTapBudget(cells, p, b);
 }
 
 await main();

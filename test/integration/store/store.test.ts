@@ -7,7 +7,7 @@
 import { appendFileSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   type ClickHouseEngine,
   MIGRATIONS_DIR,
@@ -16,33 +16,14 @@ import {
   highWaterMarks,
   ledgerBalance,
   migrate,
-  openClickHouse,
   riskFlagRow,
   settlementRows,
   summary,
 } from '../../../src/store/mod.js';
 import type { Settlement } from '../../../src/domain/types.js';
-import { DAY, T0, decision, fare, riskFlag } from './fixtures.js';
+import { DAY, T0, claimSplit, decision, fare, riskFlag, testStore } from './fixtures.js';
 
-let dataDir: string;
-const engines: ClickHouseEngine[] = [];
-
-beforeAll(() => {
-  dataDir = mkdtempSync(join(tmpdir(), 'tapflow-store-'));
-});
-
-afterAll(async () => {
-  for (const e of engines) await e.close();
-  rmSync(dataDir, { recursive: true, force: true });
-});
-
-/** An engine on a fresh database of this file's data directory, migrated unless told not to. */
-async function freshDb(name: string, opts: { migrate?: boolean } = {}): Promise<ClickHouseEngine> {
-  const engine = await openClickHouse({ dataDir, database: name });
-  engines.push(engine);
-  if (opts.migrate !== false) await migrate(engine);
-  return engine;
-}
+const { freshDb } = testStore('tapflow-store-');
 
 async function count(engine: ClickHouseEngine, sql: string): Promise<number> {
   const rows = await engine.query<{ n: number }>(sql);
@@ -163,21 +144,7 @@ describe('store - row round trip', () => {
       venueId: 'clinic:BJ:协和',
       entryVenueId: '',
       distanceM: 0,
-      claim: {
-        claimId: 'c-1',
-        status: 'SETTLED',
-        reason: 'OK',
-        medfee_sumamt: 10_000,
-        fulamt_ownpay_amt: 500,
-        preselfpay_amt: 300,
-        inscp_scp_amt: 9_200,
-        deductible_amt: 0,
-        hifp_pay: 7_000,
-        acct_pay: 1_750,
-        cash_payamt: 1_250,
-        over_cap_amt: 0,
-        policy_version: 'HE-2024',
-      },
+      claim: claimSplit(),
     };
     const rows = settlementRows(s, 9, { personToken: 'person-tok-1' });
     await engine.insert('settlements', [rows.settlement]);
