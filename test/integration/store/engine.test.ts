@@ -34,11 +34,11 @@ describe('store - pure helpers', () => {
 
   it('loadMigrations - the shipped files are ordered, named, non-empty and idempotent', () => {
     const migrations = loadMigrations();
-    expect(migrations.map((m) => m.version)).toEqual(['0001', '0002', '0003']);
+    expect(migrations.map((m) => m.version)).toEqual(['0001', '0002', '0003', '0004']);
     for (const m of migrations) {
       expect(m.checksum).toMatch(/^[0-9a-f]{64}$/);
       for (const s of m.statements) {
-        expect(s).toMatch(/^(--[^\n]*\n|\s)*(CREATE (TABLE|MATERIALIZED VIEW) IF NOT EXISTS |ALTER TABLE \w+ ADD COLUMN IF NOT EXISTS )/);
+        expect(s).toMatch(/^(--[^\n]*\n|\s)*(CREATE (TABLE|MATERIALIZED VIEW) IF NOT EXISTS |ALTER TABLE \w+ ADD COLUMN IF NOT EXISTS |DROP (VIEW|TABLE) IF EXISTS )/);
       }
     }
   });

@@ -31,8 +31,8 @@ async function count(engine: ClickHouseEngine, sql: string): Promise<number> {
 }
 
 const BASE_TABLES = ['decisions', 'settlements', 'ledger', 'risk_flags', 'claims'];
-const AGGREGATES = ['taps_per_minute', 'fares_per_minute', 'venue_entries_per_hour', 'risk_flags_per_minute', 'ledger_per_day'];
-const MIGRATIONS = ['0001_base_tables', '0002_dashboard_aggregates', '0003_risk_flag_source_stream'];
+const AGGREGATES = ['venue_entries_per_hour', 'risk_flags_per_minute', 'ledger_per_day'];
+const MIGRATIONS = ['0001_base_tables', '0002_dashboard_aggregates', '0003_risk_flag_source_stream', '0004_fewer_views_on_hot_tables'];
 
 describe('store - migrations', () => {
   it('applies every migration once, in order, and records it', async () => {
@@ -51,6 +51,9 @@ describe('store - migrations', () => {
       expect(byName[t], t).toBe('SummingMergeTree');
       expect(byName[`${t}_mv`], `${t}_mv`).toBe('MaterializedView');
     }
+    // 0004: the aggregates nothing read are gone, views and tables.
+    expect(Object.keys(byName).filter((t) => /^(taps|fares)_per_minute/.test(t))).toEqual([]);
+    expect(Object.values(byName).filter((e) => e === 'MaterializedView')).toHaveLength(AGGREGATES.length);
   });
 
   it('applies only new files, and refuses an applied file that was edited', async () => {
@@ -73,7 +76,7 @@ describe('store - migrations', () => {
 });
 
 describe('store - migrations on an existing store', () => {
-  it('0003 applies on a store made by 0001 and 0002: the flags stored before came from RISK', async () => {
+  it('0003 and 0004 apply on a store made by 0001 and 0002: its flags came from RISK, the unread aggregates go', async () => {
     const engine = await freshDb('tf_migrate_old', { migrate: false });
     const dir = mkdtempSync(join(tmpdir(), 'tapflow-migrations-'));
     try {
@@ -83,18 +86,22 @@ describe('store - migrations on an existing store', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-    // What the sink stored before bundles: flags without a source stream.
+    // What the sink stored before bundles: flags without a source stream, taps counted per minute.
     const { source_stream: _, ...oldFlag } = riskFlagRow(riskFlag(1), 40);
     await engine.insert('risk_flags', [oldFlag], { dedupToken: 'RISK:40-40' });
     await engine.insert('decisions', [decisionRow(decision(1), 12)], { dedupToken: 'DECISIONS:12-12' });
+    expect(await count(engine, 'SELECT sum(taps) AS n FROM taps_per_minute')).toBe(1);
 
     expect(await migrate(engine)).toEqual(MIGRATIONS.slice(2));
     expect(await engine.query('SELECT flag_id, source_stream, stream_seq FROM risk_flags')).toEqual([{ flag_id: 'flag-1', source_stream: 'RISK', stream_seq: 40 }]);
+    const tables = await engine.query<{ name: string }>("SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE '%per_minute%' ORDER BY name");
+    expect(tables.map((t) => t.name)).toEqual(['risk_flags_per_minute', 'risk_flags_per_minute_mv']);
 
     // The sink carries on: a flag from a decision bundle, with a sequence of another stream.
     await engine.insert('risk_flags', [riskFlagRow(riskFlag(2), 7, 'DECISIONS')], { dedupToken: 'risk_flags:DECISIONS:7-7:1' });
     expect(await highWaterMarks(engine)).toMatchObject({ 'risk_flags:RISK': 40, 'risk_flags:DECISIONS': 7, 'risk_flags:SETTLEMENTS': 0, 'decisions:DECISIONS': 12, risk_flags: 40 });
     expect(await count(engine, 'SELECT sum(flags) AS n FROM risk_flags_per_minute')).toBe(2);
+    expect(await count(engine, 'SELECT count() AS n FROM decisions')).toBe(1);
   });
 });
 
@@ -222,10 +229,8 @@ describe('store - deduplicated retries', () => {
     };
     const snapshot = async () => ({
       decisions: await count(engine, 'SELECT count() AS n FROM decisions'),
-      taps: await count(engine, 'SELECT sum(taps) AS n FROM taps_per_minute'),
       culture: await count(engine, 'SELECT sum(entries) AS n FROM venue_entries_per_hour'),
       settlements: await count(engine, 'SELECT count() AS n FROM settlements'),
-      fares: await count(engine, 'SELECT sum(amount_fen) AS n FROM fares_per_minute'),
       ledgerRows: await count(engine, 'SELECT count() AS n FROM ledger'),
       ledgerDebits: await count(engine, 'SELECT sum(debit_fen) AS n FROM ledger_per_day'),
       flags: await count(engine, 'SELECT sum(flags) AS n FROM risk_flags_per_minute'),
@@ -236,10 +241,8 @@ describe('store - deduplicated retries', () => {
     const fareFen = settlements.reduce((n, s) => n + s.settlement.amount_fen, 0);
     expect(once).toEqual({
       decisions: 50,
-      taps: 50,
       culture: 8, // i % 5 === 0 is a museum entry, minus the two rejected (i = 0, 35)
       settlements: 20,
-      fares: fareFen,
       ledgerRows: 40,
       ledgerDebits: fareFen,
       flags: 5,
@@ -257,21 +260,24 @@ describe('store - deduplicated retries', () => {
   it('aggregates agree with the base tables', async () => {
     const engine = await freshDb('tf_aggregates');
     const rows = Array.from({ length: 300 }, (_, i) =>
-      decisionRow(decision(i, { deviceTime: T0 + i * 1_500, terminalRegion: i % 3 === 0 ? 'TJ' : 'BJ', offline: i % 10 === 0 }), i + 1),
+      settlementRows(fare(`e${i}`, 100 + (i % 13), { cardRegion: i % 3 === 0 ? 'TJ' : 'BJ', businessDay: i % 2 === 0 ? DAY : '2024-05-02' }), i + 1),
     );
-    // Two batches that share minutes: the views sum across inserts.
-    await engine.insert('decisions', rows.slice(0, 150), { dedupToken: 'D:1-150' });
-    await engine.insert('decisions', rows.slice(150), { dedupToken: 'D:151-300' });
-    const fromViews = await engine.query(
-      `SELECT toString(minute) AS m, terminal_region, sum(taps) AS taps, sum(offline_taps) AS offline
-       FROM taps_per_minute GROUP BY m, terminal_region ORDER BY m, terminal_region`,
+    // Two batches that share days and accounts: the view sums across inserts.
+    await engine.insert('ledger', rows.slice(0, 150).flatMap((r) => r.ledger), { dedupToken: 'S:1-150' });
+    await engine.insert('ledger', rows.slice(150).flatMap((r) => r.ledger), { dedupToken: 'S:151-300' });
+    const fromView = await engine.query(
+      `SELECT toString(business_day) AS day, account, sum(entries) AS n, sum(debit_fen) AS debit, sum(credit_fen) AS credit
+       FROM ledger_per_day GROUP BY day, account ORDER BY day, account`,
     );
     const fromBase = await engine.query(
-      `SELECT toString(toStartOfMinute(device_time)) AS m, terminal_region, count() AS taps, countIf(offline = 1) AS offline
-       FROM decisions GROUP BY m, terminal_region ORDER BY m, terminal_region`,
+      `SELECT toString(business_day) AS day, account, count() AS n, sum(debit_fen) AS debit, sum(credit_fen) AS credit
+       FROM ledger GROUP BY day, account ORDER BY day, account`,
     );
-    expect(fromViews).toEqual(fromBase);
-    expect(fromViews.length).toBeGreaterThan(5);
+    expect(fromView).toEqual(fromBase);
+    expect(new Set(fromView.map((r) => (r as { account: string }).account))).toEqual(
+      new Set(['card:BJ', 'card:TJ', 'clearing:TJ:BJ', 'receivable:BJ', 'operator:bj-subway']),
+    );
+    expect(fromView).toHaveLength(10); // 5 accounts on each of 2 days
   });
 });
 
