@@ -8,7 +8,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InsertBatch, encodeRows } from '../../../src/store/row-encoding.js';
-import { decisionRow, riskFlagRow, settlementRows, writeClaim, writeDecision, writeLedger, writeRiskFlag, writeSettlement } from '../../../src/store/rows.js';
+import { dateTime64, decisionRow, riskFlagRow, settlementRows, writeClaim, writeDecision, writeLedger, writeRiskFlag, writeSettlement } from '../../../src/store/rows.js';
 import { T0, decision, fare, riskFlag } from '../../integration/store/fixtures.js';
 
 /** The payload of a one-row batch written by `write`. */
@@ -82,6 +82,15 @@ describe('store encoding - fields', () => {
       '0.000,0.007,1700000000.123,1700000000.020\n',
     );
     for (const bad of [-1, 1.5, 2 ** 53]) expect(() => new InsertBatch().dateTime64('t', bad)).toThrow(RangeError);
+    // Any time: the batch's field and the row objects' string are <seconds>.<three digits>.
+    fc.assert(
+      fc.property(fc.oneof(fc.integer({ min: 0, max: 10_000 }), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER })), (ms) => {
+        const text = `${Math.floor(ms / 1000)}.${String(ms % 1000).padStart(3, '0')}`;
+        expect(field((b) => b.dateTime64('t', ms)).toString()).toBe(text);
+        expect(dateTime64(ms)).toBe(text);
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it("string arrays in ClickHouse's text form, one quoted field", () => {
