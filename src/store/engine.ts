@@ -19,14 +19,14 @@ export interface ClickHouseEngine {
   /** Runs DDL or another command; any result is read and discarded. */
   exec(sql: string): Promise<void>;
   /**
-   * Inserts rows into a table of the engine's database, as one INSERT in ClickHouse's CSV format
-   * (row-encoding.ts), the same bytes on both engines. `rows` is either
-   * - an {@link InsertBatch} already encoded by the row writers of rows.ts (`writeDecision(batch,
-   *   …)`, …): the sink's path, with no encoding left to do on the main thread; or
-   * - plain objects, the columns being the first row's keys — every row must have the same keys.
-   *   Values: strings, safe-integer numbers (bigint beyond 2^53), null, arrays; DateTime64 as
-   *   '<epoch s>.<ms>' strings (see rows.ts). Encoded SLICE_ROWS at a time between event-loop
-   *   turns.
+   * Inserts rows into a table of the engine's database, as one INSERT with an explicit column
+   * list, in the same format and bytes on both engines (row-encoding.ts). `rows` is either
+   * - an {@link InsertBatch} already encoded as CSV by the row writers of rows.ts
+   *   (`writeDecision(batch, …)`, …): the sink's path, with no encoding left to do; or
+   * - plain objects, the columns being the first row's keys — every row must have the same keys
+   *   — sent as JSONCompactEachRow. Values must be JSON-serialisable (no bigint: 64-bit values
+   *   beyond 2^53 as decimal strings; DateTime64 as '<epoch s>.<ms>' strings, see rows.ts).
+   *   Encoded SLICE_ROWS rows at a time between event-loop turns.
    * Settings on every insert: synchronous (async_insert=0), deduplicated, including the blocks
    * written by materialized views (deduplicate_blocks_in_dependent_materialized_views=1).
    * With `dedupToken`, a repeat of the insert with the same token is dropped by the table and

@@ -1,37 +1,45 @@
 /**
- * How insert batches travel: ClickHouse's CSV format with an explicit column list, written
- * straight into bytes. One payload is one INSERT, and the same bytes go to chdb and to a server.
+ * How insert batches travel: one payload is one INSERT, the same bytes to chdb and to a server,
+ * in one of two ClickHouse formats with an explicit column list.
  *
- * Wire format: `INSERT INTO t (c1, c2, …) SETTINGS … FORMAT CSV` (settings in engine.ts), then
- * one line per row, fields separated by `,`, each line ending in `\n`:
+ * 1. CSV, written straight into bytes by {@link InsertBatch} as the rows.ts mappings write each
+ *    field — the sink's path. `INSERT INTO t (c1, c2, …) SETTINGS … FORMAT CSV` (settings in
+ *    engine.ts), then one line per row, fields separated by `,`, each line ending in `\n`:
  *
- *   "bj-gate-001:7","bj-gate-001",7,"BJ",…,1714521601.234,…,"['VELOCITY']",42\n
+ *      "bj-gate-001:7","bj-gate-001",7,"BJ",…,1714521601.234,…,"['VELOCITY']",42\n
  *
- * - Strings (String, LowCardinality(String), Date 'YYYY-MM-DD'): always double-quoted, a `"`
- *   inside doubled (RFC 4180); every other character verbatim as UTF-8, newlines and
- *   backslashes included (ClickHouse's CSV reader takes quoted fields literally). Quoting every
- *   string keeps leading and trailing blanks (unquoted fields are trimmed) and keeps the text
- *   `\N` a string. A lone UTF-16 surrogate, which UTF-8 cannot carry, becomes U+FFFD (as
- *   Buffer.from does).
- * - Integers (Int64 fen, UInt64 sequences, UInt32, UInt8): decimal digits, unquoted. JS numbers
- *   must be safe integers (|n| ≤ 2^53−1): anything else throws instead of storing a rounded
- *   value. A bigint is written exactly.
- * - DateTime64(3): `<epoch seconds>.<millis>` unquoted (`1714521601.234`), parsed exactly by
- *   both engines with date_time_input_format=basic whatever their time zone.
- * - JSON text in a String column (the trace steps): written straight from the objects, byte for
- *   byte what JSON.stringify gives, inside the quoted field (its `"` doubled for CSV).
- * - Array(String): ClickHouse's text form of the array as one quoted field: `"['a','b\'c']"`,
- *   elements single-quoted with `\\`, `\'`, `\n`, `\t`, `\r`, `\0` escapes (then `"` doubled for
- *   CSV).
- * - NULL: `\N`, unquoted (a non-Nullable column then takes its default, as with JSON null).
+ *    - Strings (String, LowCardinality(String), Date 'YYYY-MM-DD'): always double-quoted, a `"`
+ *      inside doubled (RFC 4180); every other character verbatim as UTF-8, newlines and
+ *      backslashes included (ClickHouse's CSV reader takes quoted fields literally). Quoting
+ *      every string keeps leading and trailing blanks (unquoted fields are trimmed) and keeps
+ *      the text `\N` a string. A lone UTF-16 surrogate, which UTF-8 cannot carry, becomes
+ *      U+FFFD (as Buffer.from does).
+ *    - Integers (Int64 fen, UInt64 sequences, UInt32, UInt8): decimal digits, unquoted. Values
+ *      must be safe integers (|n| ≤ 2^53−1): anything else throws instead of storing a rounded
+ *      value.
+ *    - DateTime64(3): `<epoch seconds>.<millis>` unquoted (`1714521601.234`), parsed exactly by
+ *      both engines with date_time_input_format=basic whatever their time zone.
+ *    - JSON text in a String column (the trace steps): written straight from the objects, byte
+ *      for byte what JSON.stringify gives, inside the quoted field (its `"` doubled for CSV).
+ *    - Array(String): ClickHouse's text form of the array as one quoted field:
+ *      `"['a','b\'c']"`, elements single-quoted with `\\`, `\'`, `\n`, `\t`, `\r`, `\0` escapes
+ *      (then `"` doubled for CSV).
  *
- * Why CSV and not JSONCompactEachRow (used before) or a binary format: chdb's JS API accepts
- * text formats only (JSON*, CSV, TSV; `chdb` 3.4 rawInsert.js), and @clickhouse/client sends
- * only CSV, TSV, CustomSeparated, Parquet and JSON raw. Of the text formats ClickHouse parsed
- * CSV with the least CPU on tapflow's decisions rows (measured with chdb 3.4: CSV < JSON by
- * ≈ 8%, TSV dearest), and CSV's only escape (`"` doubled) is cheap to write: the trace JSON
- * needs no backslash escaping, unlike inside a JSON string. Writing bytes directly, instead of
- * JSON.stringify of per-row arrays, removes most of the main thread's share of an insert.
+ * 2. JSONCompactEachRow for plain row objects ({@link encodeRows}: migrations, tests, callers
+ *    with rows of their own): one JSON array per line, values in column order,
+ *    `["bj-gate-001:7",7,"BJ",…]\n`. JSON.stringify encodes arbitrary values natively, at a cost
+ *    that does not depend on how many row shapes and kinds of string a process has met — which
+ *    a JS encoder's does (measured: mixing the four tables' objects made the CSV encoder
+ *    ~1.5× dearer than JSON.stringify, while alone it was cheaper).
+ *
+ * Why CSV for the sink and not a binary format: chdb's JS API accepts text formats only (JSON*,
+ * CSV, TSV; `chdb` 3.4 rawInsert.js), and @clickhouse/client sends only CSV, TSV,
+ * CustomSeparated, Parquet and JSON raw. Of the text formats ClickHouse parsed CSV with the
+ * least CPU on tapflow's decisions rows (measured with chdb 3.4: CSV < JSON by ≈ 8%, TSV
+ * dearest), and CSV's only escape (`"` doubled) is cheap to write: the trace JSON needs no
+ * backslash escaping, unlike inside a JSON string. Writing bytes directly, instead of building
+ * an object per row and JSON.stringify'ing its values, takes most of the main thread's share of
+ * an insert away (bench/store-insert.ts).
  */
 import { StoreConfigError } from './errors.js';
 import { checkIdentifier } from './engine.js';
@@ -76,6 +84,15 @@ export interface BatchMark {
   readonly rows: number;
 }
 
+/** Rows encoded for one INSERT, as the engines send them. */
+export interface EncodedRows {
+  readonly format: 'CSV' | 'JSONCompactEachRow';
+  /** The column list, in the order of the fields of each line. */
+  readonly columns: readonly string[];
+  readonly rows: number;
+  payload(): Buffer;
+}
+
 /**
  * Rows of one INSERT, encoded as CSV while they are written. The columns are those of the first
  * row, in order; every later row must write the same ones (checked field by field, so a mapping
@@ -85,7 +102,8 @@ export interface BatchMark {
  * batch of tens of thousands of rows in one go should yield to the event loop every SLICE_ROWS
  * rows or so (between messages), as encodeRows does, so that gRPC and NATS are not held up.
  */
-export class InsertBatch implements RowWriter {
+export class InsertBatch implements RowWriter, EncodedRows {
+  readonly format = 'CSV' as const;
   #buf: Buffer;
   #pos = 0;
   #rows = 0;
@@ -140,19 +158,18 @@ export class InsertBatch implements RowWriter {
 
   string(column: string, value: string): void {
     this.#begin(column);
-    this.#quotedText(value);
+    this.#ensure(value.length * 3 + 3);
+    const b = this.#buf;
+    b[this.#pos++] = QUOTE;
+    this.#pos = writeUtf8(b, this.#pos, value, false);
+    b[this.#pos++] = QUOTE;
+    b[this.#pos++] = COMMA;
   }
 
   int(column: string, value: number): void {
     if (!Number.isSafeInteger(value)) throw new RangeError(`${column} must be a safe integer, got ${value}`);
     this.#begin(column);
     this.#ascii(String(value));
-  }
-
-  /** An integer given as bigint (UInt64 / Int64 beyond 2^53), written exactly. */
-  bigint(column: string, value: bigint): void {
-    this.#begin(column);
-    this.#ascii(value.toString());
   }
 
   dateTime64(column: string, ms: number): void {
@@ -231,42 +248,6 @@ export class InsertBatch implements RowWriter {
     this.#pos = p;
   }
 
-  /** NULL (`\N`): the column's default for a non-Nullable column. */
-  null(column: string): void {
-    this.#begin(column);
-    this.#ascii('\\N');
-  }
-
-  /**
-   * A value of a plain JS row (engine.insert with objects): strings, safe-integer numbers,
-   * finite non-integer numbers (Float columns), bigints, booleans (1/0), null, and arrays of
-   * these (nested arrays too). Anything else — objects, undefined, NaN — throws.
-   */
-  value(column: string, v: unknown): void {
-    switch (typeof v) {
-      case 'string':
-        return this.string(column, v);
-      case 'number':
-        if (Number.isInteger(v)) return this.int(column, v);
-        if (!Number.isFinite(v)) throw new RangeError(`${column} must be a finite number, got ${v}`);
-        this.#begin(column);
-        return this.#ascii(String(v));
-      case 'bigint':
-        return this.bigint(column, v);
-      case 'boolean':
-        this.#begin(column);
-        return this.#ascii(v ? '1' : '0');
-      case 'object':
-        if (v === null) return this.null(column);
-        if (Array.isArray(v)) {
-          if (v.every((x) => typeof x === 'string')) return this.stringArray(column, v as string[]);
-          this.#begin(column);
-          return this.#quotedText(arrayText(v, column));
-        }
-    }
-    throw new StoreConfigError('TF_STORE_CONFIG', `column ${column}: cannot encode a value of type ${Array.isArray(v) ? 'array' : typeof v} (${String(v).slice(0, 40)})`);
-  }
-
   endRow(): void {
     if (this.#field === 0) throw new StoreConfigError('TF_STORE_CONFIG', `row ${this.#rows} has no columns`);
     if (this.#rows > 0 && this.#field !== this.#columns.length) {
@@ -299,16 +280,6 @@ export class InsertBatch implements RowWriter {
     for (let i = 0; i < s.length; i++) b[p++] = s.charCodeAt(i);
     b[p++] = COMMA;
     this.#pos = p;
-  }
-
-  /** Writes text as a quoted CSV field and a comma. */
-  #quotedText(s: string): void {
-    this.#ensure(s.length * 3 + 3);
-    const b = this.#buf;
-    b[this.#pos++] = QUOTE;
-    this.#pos = writeUtf8(b, this.#pos, s, false);
-    b[this.#pos++] = QUOTE;
-    b[this.#pos++] = COMMA;
   }
 
   #ensure(extra: number): void {
@@ -438,53 +409,52 @@ function jsonKeyPrefixes(keys: readonly string[]): Uint8Array[] {
   return prefixes;
 }
 
-/** ClickHouse's text form of an array of plain values (the inside of a quoted CSV field). */
-function arrayText(values: readonly unknown[], column: string): string {
-  const parts = values.map((v): string => {
-    if (typeof v === 'string') return `'${v.replace(/[\\'\n\t\r\0]/g, (ch) => ELEMENT_ESCAPES[ch]!)}'`;
-    if (typeof v === 'number' && Number.isFinite(v) && (!Number.isInteger(v) || Number.isSafeInteger(v))) return String(v);
-    if (typeof v === 'bigint') return v.toString();
-    if (typeof v === 'boolean') return v ? '1' : '0';
-    if (v === null) return 'NULL';
-    if (Array.isArray(v)) return arrayText(v, column);
-    throw new StoreConfigError('TF_STORE_CONFIG', `column ${column}: cannot encode an array element of type ${typeof v} (${String(v).slice(0, 40)})`);
-  });
-  return `[${parts.join(',')}]`;
-}
-
-const ELEMENT_ESCAPES: Record<string, string> = { '\\': '\\\\', "'": "\\'", '\n': '\\n', '\t': '\\t', '\r': '\\r', '\0': '\\0' };
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
- * Encodes plain JS rows (the generic `engine.insert(table, rows)`): the columns are the first
- * row's keys, in order; every other row must have exactly the same keys (a missing key or an
- * extra one throws instead of silently storing a default or dropping a value; pass null for
- * NULL). SLICE_ROWS rows at a time, yielding to the event loop between slices, so a 100k-row
- * batch does not stall gRPC or NATS.
+ * Encodes plain JS rows (the generic `engine.insert(table, rows)`) as JSONCompactEachRow: the
+ * columns are the first row's keys, in order; every other row must have exactly the same keys
+ * (a missing key or an extra one throws instead of silently storing a default or dropping a
+ * value; pass null for NULL). Values must be JSON-serialisable (no bigint; DateTime64 as
+ * '<epoch s>.<ms>' strings, see rows.ts). SLICE_ROWS rows at a time, yielding to the event
+ * loop between slices, so a 100k-row batch does not stall gRPC or NATS for the hundreds of
+ * milliseconds JSON.stringify takes on it.
  */
-export async function encodeRows(rows: readonly Record<string, unknown>[]): Promise<InsertBatch> {
-  const first = rows[0];
-  const columns = first ? Object.keys(first) : [];
-  const batch = new InsertBatch();
+export async function encodeRows(rows: readonly Record<string, unknown>[]): Promise<EncodedRows> {
+  const columns = batchColumns(rows);
+  const parts: Buffer[] = [];
   for (let start = 0; start < rows.length; start += SLICE_ROWS) {
     if (start > 0) await yieldToEventLoop();
     const end = Math.min(rows.length, start + SLICE_ROWS);
-    for (let i = start; i < end; i++) {
-      const row = rows[i]!;
-      for (const c of columns) {
-        const v = row[c];
-        if (v === undefined) {
-          throw new StoreConfigError('TF_STORE_CONFIG', `row ${i} has no value for column ${c} (the first row has it); pass null for NULL`);
-        }
-        batch.value(c, v);
-      }
-      if (Object.keys(row).length !== columns.length) {
-        const extra = Object.keys(row).filter((k) => !columns.includes(k));
-        throw new StoreConfigError('TF_STORE_CONFIG', `row ${i} has columns the first row has not: ${extra.join(', ')}`);
-      }
-      batch.endRow();
-    }
+    let text = '';
+    for (let i = start; i < end; i++) text += JSON.stringify(rowValues(rows[i]!, columns, i)) + '\n';
+    parts.push(Buffer.from(text, 'utf8'));
   }
-  return batch;
+  const payload = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  return { format: 'JSONCompactEachRow', columns, rows: rows.length, payload: () => payload };
+}
+
+/** The column list of plain rows: the first row's keys, checked as identifiers. */
+export function batchColumns(rows: readonly Record<string, unknown>[]): string[] {
+  const first = rows[0];
+  if (!first) return [];
+  return Object.keys(first).map((c) => checkIdentifier(c, 'column'));
+}
+
+/** One row's values in column order; throws on a missing or extra key. */
+export function rowValues(row: Record<string, unknown>, columns: readonly string[], index: number): unknown[] {
+  const values = new Array<unknown>(columns.length);
+  for (let c = 0; c < columns.length; c++) {
+    const v = row[columns[c]!];
+    if (v === undefined) {
+      throw new StoreConfigError('TF_STORE_CONFIG', `row ${index} has no value for column ${columns[c]} (the first row has it); pass null for NULL`);
+    }
+    values[c] = v;
+  }
+  if (Object.keys(row).length !== columns.length) {
+    const extra = Object.keys(row).filter((k) => !columns.includes(k));
+    throw new StoreConfigError('TF_STORE_CONFIG', `row ${index} has columns the first row has not: ${extra.join(', ')}`);
+  }
+  return values;
 }

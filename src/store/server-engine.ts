@@ -13,7 +13,7 @@ import { type ClickHouseClient, type ClickHouseClientConfigOptions, ClickHouseLo
 import { type ClickHouseEngine, type InsertOptions, checkIdentifier, insertSettings } from './engine.js';
 import { storeFailure } from './errors.js';
 import { type JsonFormatBody, decodeJsonRows } from './json-result.js';
-import { InsertBatch, encodeRows } from './row-encoding.js';
+import { InsertBatch, batchColumns, rowValues } from './row-encoding.js';
 
 /**
  * Idle keep-alive sockets are dropped after this long (milliseconds). A ClickHouse server
@@ -99,13 +99,20 @@ class ServerEngine implements ClickHouseEngine {
     const c = this.#open();
     checkIdentifier(table, 'table');
     const clickhouse_settings = insertSettings(opts.dedupToken);
-    const batch = rows instanceof InsertBatch ? rows : await encodeRows(rows);
-    if (batch.rows === 0) return;
-    // The same CSV bytes as the embedded engine (row-encoding.ts). The client sends a raw format
-    // only from a byte stream (not object mode); it gzips the request (see the options).
-    const values = Readable.from([batch.payload()], { objectMode: false });
+    if ((rows instanceof InsertBatch ? rows.rows : rows.length) === 0) return;
+    // The formats of the embedded engine (row-encoding.ts): an InsertBatch's CSV bytes, sent
+    // from a byte stream (the client takes a raw format only so); plain rows as arrays of their
+    // values, which the client serialises as JSONCompactEachRow, as encodeRows does. The client
+    // gzips the request (see the options).
+    let insert: { columns: readonly string[]; values: Readable | unknown[][]; format: 'CSV' | 'JSONCompactEachRow' };
+    if (rows instanceof InsertBatch) {
+      insert = { columns: rows.columns, values: Readable.from([rows.payload()], { objectMode: false }), format: 'CSV' };
+    } else {
+      const columns = batchColumns(rows);
+      insert = { columns, values: rows.map((row, i) => rowValues(row, columns, i)), format: 'JSONCompactEachRow' };
+    }
     try {
-      await c.insert({ table, columns: batch.columns as [string, ...string[]], values, format: 'CSV', clickhouse_settings });
+      await c.insert({ table, ...insert, columns: insert.columns as [string, ...string[]], clickhouse_settings });
     } catch (err) {
       throw storeFailure(err, `ClickHouse ${this.url} insert into ${table}`);
     }

@@ -65,13 +65,13 @@ describe('store - pure helpers', () => {
     expect(rows).toEqual([{ a: 42, b: null, c: [1, '9007199254740993'], d: '7', e: 3 }]);
   });
 
-  it("encodeRows - plain rows as CSV in the first row's column order; rows must share their keys", async () => {
-    const batch = await encodeRows([
+  it("encodeRows - plain rows as JSONCompactEachRow in the first row's column order; rows must share their keys", async () => {
+    const encoded = await encodeRows([
       { a: 1, b: 'x' },
       { b: 'y"', a: 2 },
     ]);
-    expect(batch.columns).toEqual(['a', 'b']);
-    expect(batch.payload().toString()).toBe('1,"x"\n2,"y"""\n');
+    expect([encoded.format, encoded.columns]).toEqual(['JSONCompactEachRow', ['a', 'b']]);
+    expect(encoded.payload().toString()).toBe('[1,"x"]\n[2,"y\\""]\n');
     await expect(encodeRows([{ a: 1, b: 2 }, { a: 1 }])).rejects.toThrow(/row 1 has no value for column b/);
     await expect(encodeRows([{ a: 1, b: 2 }, { a: 1, b: 2, c: 3 }])).rejects.toThrow(/row 1 has columns the first row has not: c/);
     await expect(encodeRows([{ 'a-b': 1 }])).rejects.toMatchObject({ code: 'TF_STORE_IDENTIFIER' });
