@@ -12,6 +12,17 @@
  *   writeRiskFlag) encode each row straight into an InsertBatch; `engine.insert(table, batch)`.
  * - objects: rows.ts builders (decisionRow, settlementRows, riskFlagRow) make plain objects;
  *   `engine.insert(table, rows)` encodes them itself.
+ * Take each path's figures from a run of that path alone: the two share the encoder's code, and
+ * V8 optimises it for everything it has seen, so `--path both` makes each a little dearer.
+ *
+ * Per-table CPU during an insert also counts the background merges that run meanwhile, which
+ * may be another table's. `--mix` measures what the sink really pays instead: batches of
+ * `--tap-batch` taps (each tap one decision, 0.9 settlement with its 2–6 ledger rows, 0.05 risk
+ * flag), all four tables inserted per batch, until `--taps` taps are stored and the merges they
+ * set off have finished; CPU per tap on the main thread and in the whole process, merges
+ * included, generation of the domain objects excluded.
+ *
+ *   npx tsx bench/store-insert.ts --mix --taps 200000 --tap-batch 5000
  * Measured:
  * - encode: main-thread CPU of the writers (batch) or the builders (objects).
  * - serialise (objects only): the engine's encoding of those objects alone, main thread.
@@ -317,6 +328,94 @@ async function dropViews(engine: ClickHouseEngine): Promise<void> {
   for (const v of views) await engine.exec(`DROP VIEW ${v.name}`);
 }
 
+interface MixResult {
+  path: Path;
+  tapBatch: number;
+  taps: number;
+  rows: Record<Table, number>;
+  /** µs per tap; wall is encoding and inserting, without generating the objects */
+  mainCpu: number;
+  processCpu: number;
+  wall: number;
+  /** ms spent after the last insert until no merge ran */
+  mergeTail: number;
+}
+
+/** Rows of one sink batch of `taps` taps, encoded on `path`; object i of a table from message seq + i. */
+function mixBatch(path: Path, taps: number, seq: number, seed: number): { generateNs: number; encode: () => Map<Table, InsertBatch | Record<string, unknown>[]> } {
+  const g0 = mainThreadNs();
+  const r = rng(seed);
+  const decisions = flat(Array.from({ length: taps }, (_, i) => makeDecision(r, seq + i)));
+  const settlements = flat(Array.from({ length: Math.round(taps * 0.9) }, (_, i) => makeSettlement(r, seq + i)));
+  const flags = flat(Array.from({ length: Math.round(taps * 0.05) }, (_, i) => makeRiskFlag(r, seq + i)));
+  const generateNs = mainThreadNs() - g0;
+  const encode = () => {
+    const out = new Map<Table, InsertBatch | Record<string, unknown>[]>();
+    if (path === 'batch') {
+      const b = { decisions: new InsertBatch(), settlements: new InsertBatch(), ledger: new InsertBatch(), risk_flags: new InsertBatch() };
+      decisions.forEach((d, i) => writeDecision(b.decisions, d, seq + i));
+      settlements.forEach((st, i) => {
+        writeSettlement(b.settlements, st, seq + i);
+        writeLedger(b.ledger, st, seq + i);
+      });
+      flags.forEach((f, i) => writeRiskFlag(b.risk_flags, f, seq + i));
+      for (const t of TABLES) out.set(t, b[t]);
+    } else {
+      out.set('decisions', decisions.map((d, i) => decisionRow(d, seq + i)));
+      const mapped = settlements.map((st, i) => settlementRows(st, seq + i));
+      out.set('settlements', mapped.map((m) => m.settlement));
+      out.set('ledger', mapped.flatMap((m) => m.ledger));
+      out.set('risk_flags', flags.map((f, i) => riskFlagRow(f, seq + i)));
+    }
+    return out;
+  };
+  return { generateNs, encode };
+}
+
+async function measureMix(engine: ClickHouseEngine, path: Path, taps: number, tapBatch: number): Promise<MixResult> {
+  const rows = { decisions: 0, settlements: 0, ledger: 0, risk_flags: 0 };
+  let generateNs = 0;
+  let generateWallNs = 0;
+  const main0 = mainThreadNs();
+  const proc0 = processNs();
+  const wall0 = process.hrtime.bigint();
+  for (let seq = 1; seq <= taps; seq += tapBatch) {
+    const n = Math.min(tapBatch, taps - seq + 1);
+    const g0 = process.hrtime.bigint();
+    const batch = mixBatch(path, n, seq, seq);
+    generateWallNs += Number(process.hrtime.bigint() - g0);
+    generateNs += batch.generateNs;
+    for (const [table, payload] of batch.encode()) {
+      const count = payload instanceof InsertBatch ? payload.rows : payload.length;
+      if (count === 0) continue;
+      await engine.insert(table, payload, { dedupToken: `mix:${table}:${seq}-${seq + n - 1}:${count}` });
+      rows[table] += count;
+    }
+  }
+  const lastInsert = process.hrtime.bigint();
+  // The merges the inserts set off are part of what storing costs: wait until none has run for
+  // half a second (sampled every 50 ms), at most 60 s.
+  let idleSince = Date.now();
+  while (Date.now() - idleSince < 500 && Number(process.hrtime.bigint() - lastInsert) < 60e9) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const [m] = await engine.query<{ n: number }>('SELECT count() AS n FROM system.merges');
+    if (m!.n > 0) idleSince = Date.now();
+  }
+  const end = process.hrtime.bigint();
+  const mainNs = mainThreadNs() - main0 - generateNs;
+  const procNs = processNs() - proc0 - generateNs;
+  return {
+    path,
+    tapBatch,
+    taps,
+    rows,
+    mainCpu: mainNs / 1000 / taps,
+    processCpu: procNs / 1000 / taps,
+    wall: (Number(lastInsert - wall0) - generateWallNs) / 1000 / taps,
+    mergeTail: Number(end - lastInsert) / 1e6,
+  };
+}
+
 const f1 = (n: number | undefined) => (n === undefined ? '      -' : n.toFixed(1).padStart(7));
 
 function printTable(cells: Cell[]): void {
@@ -358,13 +457,17 @@ async function main(): Promise<void> {
       rows: { type: 'string', default: '100000' },
       views: { type: 'string', default: 'both' },
       path: { type: 'string', default: 'batch' },
+      mix: { type: 'boolean', default: false },
+      taps: { type: 'string', default: '200000' },
+      'tap-batch': { type: 'string', default: '1000,5000' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
     console.log(
-      'npx tsx bench/store-insert.ts [--sizes 1000,10000,50000] [--tables decisions,settlements,ledger,risk_flags] [--rows 100000] [--views both|yes|no] [--path batch|objects|both] [--json]',
+      'npx tsx bench/store-insert.ts [--sizes 1000,10000,50000] [--tables decisions,settlements,ledger,risk_flags] [--rows 100000] [--views both|yes|no] [--path batch|objects|both] [--json]\n' +
+        'npx tsx bench/store-insert.ts --mix [--taps 200000] [--tap-batch 1000,5000] [--path batch|objects|both] [--json]',
     );
     return;
   }
@@ -376,6 +479,11 @@ async function main(): Promise<void> {
   const viewModes = values.views === 'both' ? [true, false] : [values.views === 'yes'];
   const paths: Path[] = values.path === 'both' ? ['batch', 'objects'] : [values.path as Path];
   for (const p of paths) if (p !== 'batch' && p !== 'objects') throw new Error(`--path: ${p} is not batch, objects or both`);
+
+  if (values.mix) {
+    await mix(paths, Number(values.taps), values['tap-batch'].split(',').map(Number), values.json);
+    return;
+  }
 
   const dataDir = mkdtempSync(join(tmpdir(), 'tapflow-store-bench-'));
   const cells: Cell[] = [];
@@ -409,6 +517,44 @@ async function main(): Promise<void> {
   printTable(cells);
   console.log('');
   for (const p of paths) for (const b of sizes) printTapBudget(cells, p, b);
+}
+
+/** The sink-like mixed workload (--mix), each batch size on a fresh database with the migrations' views. */
+async function mix(paths: Path[], taps: number, tapBatches: number[], json: boolean): Promise<void> {
+  if (!Number.isSafeInteger(taps) || taps < 1) throw new Error(`--taps: ${taps} is not a tap count`);
+  for (const n of tapBatches) if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--tap-batch: ${n} is not a tap count`);
+  const dataDir = mkdtempSync(join(tmpdir(), 'tapflow-store-bench-'));
+  const results: MixResult[] = [];
+  try {
+    let db = 0;
+    for (const path of paths) {
+      for (const tapBatch of tapBatches) {
+        const engine = await openClickHouse({ dataDir, database: `bench_mix_${db++}` });
+        await migrate(engine);
+        await measureMix(engine, path, Math.min(taps, 20 * tapBatch), tapBatch); // warm-up
+        await engine.close();
+        const fresh = await openClickHouse({ dataDir, database: `bench_mix_${db++}` });
+        await migrate(fresh);
+        results.push(await measureMix(fresh, path, taps, tapBatch));
+        await fresh.close();
+        if (!json) process.stderr.write('.');
+      }
+    }
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+  if (json) {
+    console.log(JSON.stringify(results, null, 2));
+    return;
+  }
+  console.log('\nsink-like mix, µs per tap (merges included, generation excluded); % of a core at 5,000 taps/s');
+  console.log('path     taps/batch   main CPU   process CPU   wall    main %   all %   merge tail   rows per tap (d/s/l/f)');
+  for (const r of results) {
+    const per = (n: number) => (n / r.taps).toFixed(2);
+    console.log(
+      `${r.path.padEnd(8)} ${String(r.tapBatch).padStart(10)} ${f1(r.mainCpu)}    ${f1(r.processCpu)}   ${f1(r.wall)}  ${((r.mainCpu * 5000) / 1e4).toFixed(1).padStart(6)}% ${((r.processCpu * 5000) / 1e4).toFixed(1).padStart(6)}%   ${(r.mergeTail / 1000).toFixed(1).padStart(7)} s   ${per(r.rows.decisions)}/${per(r.rows.settlements)}/${per(r.rows.ledger)}/${per(r.rows.risk_flags)}`,
+    );
+  }
 }
 
 await main();
