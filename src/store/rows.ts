@@ -22,19 +22,8 @@ import { DEFAULT_RISK_FLAG_STREAM, type SourceStream, feeds } from './sources.js
 /** '<epoch seconds>.<millis>' for a DateTime64(3) column. */
 export function dateTime64(ms: EpochMs, what = 'time'): string {
   if (!Number.isSafeInteger(ms) || ms < 0) throw new RangeError(`${what} must be non-negative integer epoch milliseconds, got ${ms}`);
-  // Built from character codes, not by concatenation: V8 keeps a concatenated string of 13 or
-  // more characters as a rope, and once the CSV encoder has met ropes its character loop runs
-  // about three times slower for every string after (measured with bench/store-insert.ts).
-  const digits = String(ms).padStart(4, '0');
-  const n = digits.length;
-  DIGIT_CODES.length = n + 1;
-  for (let i = 0; i < n - 3; i++) DIGIT_CODES[i] = digits.charCodeAt(i);
-  DIGIT_CODES[n - 3] = 0x2e; // .
-  for (let i = n - 3; i < n; i++) DIGIT_CODES[i + 1] = digits.charCodeAt(i);
-  return String.fromCharCode.apply(null, DIGIT_CODES);
+  return `${Math.floor(ms / 1000)}.${String(ms % 1000).padStart(3, '0')}`;
 }
-
-const DIGIT_CODES: number[] = [];
 
 function seqOf(streamSeq: number): number {
   if (!Number.isSafeInteger(streamSeq) || streamSeq < 0) throw new RangeError(`streamSeq must be a non-negative integer, got ${streamSeq}`);
