@@ -23,15 +23,19 @@ import { pacer } from '../runtime/pacer.js';
 import {
   clearingReport,
   venueEntries,
-  decisionRow,
+  dedupToken,
   highWaterMarks,
+  InsertBatch,
   ledgerBalance,
   markKey,
   migrate,
   openStore,
-  riskFlagRow,
-  settlementRows,
   summary,
+  writeClaim,
+  writeDecision,
+  writeLedger,
+  writeRiskFlag,
+  writeSettlement,
   todayInShanghai,
   type ClickHouseEngine,
   type SourceStream,
@@ -147,23 +151,37 @@ export class SinkRole {
     if (msgs.length === 0) return { nak: later, dead: [] };
     const { engine, metrics } = this.o;
     const stream = spec.stream as SourceStream;
-    const rows: Partial<Record<StoreTable, Record<string, unknown>[]>> = {};
-    const push = (t: StoreTable, seq: number, r: object) => {
-      if (seq > (marks[markKey(t, stream)] ?? 0)) (rows[t] ??= []).push(r as Record<string, unknown>);
+    // One batch of CSV rows per table this stream feeds, written straight from the bundles.
+    const batches = new Map<StoreTable, InsertBatch>();
+    const above = (t: StoreTable, seq: number) => seq > (marks[markKey(t, stream)] ?? 0);
+    const batch = (t: StoreTable) => {
+      let b = batches.get(t);
+      if (!b) batches.set(t, (b = new InsertBatch()));
+      return b;
     };
     const ingestTimes: number[] = [];
     const dead: DeadMessage[] = [];
-    /** Maps each part of a bundle; a part that cannot be stored is dead-lettered alone. */
-    const eachPart = (m: JsMsg, kind: string, parts: Uint8Array[], map: (raw: Uint8Array) => void) =>
+    /**
+     * Writes one part of a bundle; a part that cannot be stored is dead-lettered alone, its
+     * half-written rows taken back.
+     */
+    const eachPart = (m: JsMsg, kind: string, parts: Uint8Array[], write: (raw: Uint8Array) => void) =>
       parts.forEach((raw, i) => {
+        const marksBefore = [...batches].map(([t, b]) => [t, b.mark()] as const);
         try {
-          map(raw);
+          write(raw);
         } catch (err) {
+          for (const [t, b] of batches) {
+            const before = marksBefore.find(([mt]) => mt === t)?.[1];
+            b.rollback(before ?? { bytes: 0, rows: 0 });
+          }
           dead.push({ msg: m, error: messageFailure(err, 'process'), part: { name: `${kind}-${i}`, data: raw } });
         }
       });
-    const flag = (m: JsMsg) => (raw: Uint8Array) => push('risk_flags', m.seq, riskFlagRow(decodeRiskFlag(raw), m.seq, stream));
-    // Mapping a large batch gives the thread's other work (ingest's answers) a turn now and then.
+    const flag = (m: JsMsg) => (raw: Uint8Array) => {
+      if (above('risk_flags', m.seq)) writeRiskFlag(batch('risk_flags'), decodeRiskFlag(raw), m.seq, stream);
+    };
+    // Writing a large batch gives the thread's other work (ingest's answers) a turn now and then.
     const pace = pacer();
     for (const m of msgs) {
       await pace();
@@ -171,24 +189,24 @@ export class SinkRole {
         if (stream === 'DECISIONS') {
           const b = splitDecisionBundle(m.data);
           eachPart(m, 'decision', b.decisions, (raw) => {
+            if (!above('decisions', m.seq)) return;
             const d = decodeDecision(raw);
-            push('decisions', m.seq, decisionRow(d, m.seq));
-            if (m.seq > (marks[markKey('decisions', stream)] ?? 0)) ingestTimes.push(d.ingestTime);
+            writeDecision(batch('decisions'), d, m.seq);
+            ingestTimes.push(d.ingestTime);
           });
           eachPart(m, 'flag', b.flags, flag(m));
         } else if (stream === 'SETTLEMENTS') {
           const b = splitSettlementBundle(m.data);
           eachPart(m, 'settlement', b.settlements, (raw) => {
-            const settlement = decodeSettlement(raw);
-            const s = settlementRows(settlement, m.seq, { personToken: settlement.personToken });
+            const st = decodeSettlement(raw);
             // A rejected claim moved no money: it is a row of `claims` only, no settlement.
-            if (s.claim?.status !== 'REJECTED') push('settlements', m.seq, s.settlement);
-            for (const l of s.ledger) push('ledger', m.seq, l);
-            if (s.claim) push('claims', m.seq, s.claim);
+            if (st.claim?.status !== 'REJECTED' && above('settlements', m.seq)) writeSettlement(batch('settlements'), st, m.seq);
+            if (above('ledger', m.seq)) writeLedger(batch('ledger'), st, m.seq);
+            if (st.claim && above('claims', m.seq)) writeClaim(batch('claims'), st, m.seq, st.personToken);
           });
           eachPart(m, 'flag', b.flags, flag(m));
         } else {
-          flag(m)(m.data);
+          eachPart(m, 'flag', [m.data], flag(m));
         }
       } catch (err) {
         dead.push({ msg: m, error: messageFailure(err, 'decode') });
@@ -198,11 +216,12 @@ export class SinkRole {
     const last = msgs[msgs.length - 1]!.seq;
     const done = { nak: later, dead };
     try {
-      for (const [table, r] of Object.entries(rows) as [StoreTable, Record<string, unknown>[]][]) {
+      for (const [table, b] of batches) {
+        if (b.rows === 0) continue;
         // The token drops a retry of an insert that did commit although it reported an error.
-        await engine.insert(table, r, { dedupToken: `${table}:${stream}:${first}-${last}:${r.length}` });
+        await engine.insert(table, b, { dedupToken: dedupToken(table, stream, first, last, b.rows) });
         marks[markKey(table, stream)] = Math.max(marks[markKey(table, stream)] ?? 0, last);
-        metrics.storedRows.inc({ table }, r.length);
+        metrics.storedRows.inc({ table }, b.rows);
       }
       this.lastInsertOk = true;
     } catch (err) {

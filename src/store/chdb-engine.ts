@@ -3,11 +3,12 @@
  *
  * Only async chdb calls are used (queryAsync, queryBindAsync, insert): they run on the libuv
  * thread pool, so a 50k-row insert or a long aggregate does not stall gRPC or NATS traffic.
- * Inserts hand chdb one JSONCompactEachRow Buffer ("raw passthrough", see row-encoding.ts): the
- * payload goes to the native side without a copy and is parsed by ClickHouse's own parser. Of
- * chdb's input paths this was the fastest for rows that start as JS objects (row-array inserts
- * build a VALUES string and were slower; stream inserts split a batch into several INSERTs, which
- * would break both the atomicity of a batch and its deduplication token).
+ * Inserts hand chdb one Buffer in the batch's format, CSV or JSONCompactEachRow ("raw
+ * passthrough", see row-encoding.ts): the payload goes to the native side without a copy and is
+ * parsed by ClickHouse's own parser. Of chdb's input paths this is the fastest (row-array
+ * inserts build a VALUES string and were slower; stream inserts split a batch into several
+ * INSERTs, which would break both the atomicity of a batch and its deduplication token; binary
+ * formats are not accepted by chdb 3.4's JS API).
  */
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -15,7 +16,7 @@ import { Session, drainPending } from 'chdb';
 import { type ClickHouseEngine, type InsertOptions, checkIdentifier, insertSettings } from './engine.js';
 import { StoreConfigError, storeFailure } from './errors.js';
 import { type JsonFormatBody, decodeJsonRows } from './json-result.js';
-import { encodeCompactRows } from './row-encoding.js';
+import { type EncodedRows, InsertBatch, encodeRows } from './row-encoding.js';
 
 /** The process's chdb data directory and how many engines have it open. */
 const bound = { dir: undefined as string | undefined, handles: 0 };
@@ -46,14 +47,14 @@ class ChdbEngine implements ClickHouseEngine {
     }
   }
 
-  async insert(table: string, rows: Record<string, unknown>[], opts: InsertOptions = {}): Promise<void> {
+  async insert(table: string, rows: readonly Record<string, unknown>[] | InsertBatch, opts: InsertOptions = {}): Promise<void> {
     const s = this.#open();
     checkIdentifier(table, 'table');
     const settings = insertSettings(opts.dedupToken);
-    if (rows.length === 0) return;
-    const { columns, payload } = await encodeCompactRows(rows);
+    const batch: EncodedRows = rows instanceof InsertBatch ? rows : await encodeRows(rows);
+    if (batch.rows === 0) return;
     try {
-      await s.insert({ table: `${this.database}.${table}`, columns, values: payload, format: 'JSONCompactEachRow', settings });
+      await s.insert({ table: `${this.database}.${table}`, columns: batch.columns, values: batch.payload(), format: batch.format, settings });
     } catch (err) {
       throw storeFailure(err, `chdb insert into ${table}`);
     }

@@ -3,13 +3,14 @@
  *
  * - embedded (`kind: 'chdb'`): npm `chdb`, ClickHouse in process, used when no server URL is
  *   configured. Its async calls run on the libuv thread pool, so queries and inserts do not block
- *   the event loop (only the JSON serialisation of an insert batch runs on the main thread).
+ *   the event loop (only the encoding of an insert batch runs on the main thread).
  * - server (`kind: 'server'`): `@clickhouse/client` over HTTP when `url` (CLICKHOUSE_URL) is set.
  *
  * Each implementation is loaded with a dynamic import, so a process talking to a server never
  * loads the native chdb library, and the embedded path never loads the HTTP client.
  */
 import { StoreConfigError } from './errors.js';
+import type { InsertBatch } from './row-encoding.js';
 
 /** A ClickHouse database, embedded or remote. Names in SQL are unqualified: the engine's
  * current database is the one it was opened with. */
@@ -18,20 +19,24 @@ export interface ClickHouseEngine {
   /** Runs DDL or another command; any result is read and discarded. */
   exec(sql: string): Promise<void>;
   /**
-   * Inserts rows into a table of the engine's database, as one INSERT (JSONCompactEachRow, the
-   * columns being the first row's keys — every row must have the same keys; see
-   * row-encoding.ts). Values must be JSON-serialisable (no bigint; DateTime64 as
-   * '<epoch s>.<ms>' strings, see rows.ts).
+   * Inserts rows into a table of the engine's database, as one INSERT with an explicit column
+   * list, in the same format and bytes on both engines (row-encoding.ts). `rows` is either
+   * - an {@link InsertBatch} already encoded as CSV by the row writers of rows.ts
+   *   (`writeDecision(batch, …)`, …): the sink's path, with no encoding left to do; or
+   * - plain objects, the columns being the first row's keys — every row must have the same keys
+   *   — sent as JSONCompactEachRow. Values must be JSON-serialisable (no bigint: 64-bit values
+   *   beyond 2^53 as decimal strings; DateTime64 as '<epoch s>.<ms>' strings, see rows.ts).
+   *   Encoded SLICE_ROWS rows at a time between event-loop turns.
    * Settings on every insert: synchronous (async_insert=0), deduplicated, including the blocks
    * written by materialized views (deduplicate_blocks_in_dependent_materialized_views=1).
    * With `dedupToken`, a repeat of the insert with the same token is dropped by the table and
-   * by its views. Derive the token from exactly the rows sent (e.g. stream + first and last
-   * stream sequence): ClickHouse drops a repeat even when its rows differ. Tokens are per table
-   * (the same token may serve the settlements and the ledger rows of one batch). Without a token a
-   * retry is NOT dropped (the DEFAULT now64() stored_time makes every attempt differ).
+   * by its views. Derive the token from exactly the rows sent (sources.ts `dedupToken`: table,
+   * stream, first and last stream sequence, row count): ClickHouse drops a repeat even when its
+   * rows differ. Tokens are per table. Without a token a retry is NOT dropped (the DEFAULT now64()
+   * stored_time makes every attempt differ).
    * Keep a batch under 1,048,449 rows and 256 MB so that it is one block, written atomically.
    */
-  insert(table: string, rows: Record<string, unknown>[], opts?: InsertOptions): Promise<void>;
+  insert(table: string, rows: readonly Record<string, unknown>[] | InsertBatch, opts?: InsertOptions): Promise<void>;
   /**
    * Runs a SELECT and returns its rows. `params` bind `{name:Type}` placeholders server-side.
    * 64-bit integers come back as JS numbers when they are safe integers (|n| ≤ 2^53−1) and as
@@ -83,7 +88,16 @@ export function insertSettings(dedupToken?: string): Record<string, string | num
     deduplicate_blocks_in_dependent_materialized_views: 1,
     // chdb defaults to best_effort, a server to basic: pin one so both parse alike.
     date_time_input_format: 'basic',
-    input_format_skip_unknown_fields: 0,
+    // The CSV of row-encoding.ts, read the same way whatever the engine's defaults: ',' between
+    // fields, strings in double quotes only, no header guessing, an empty field an error.
+    format_csv_delimiter: ',',
+    format_csv_allow_single_quotes: 0,
+    format_csv_allow_double_quotes: 1,
+    input_format_csv_detect_header: 0,
+    input_format_csv_empty_as_default: 0,
+    // A batch is a few MB: parallel parsing would only add threads to hand it over (it splits at
+    // 10 MB chunks), measurably more CPU on two cores for no gain.
+    input_format_parallel_parsing: 0,
   };
   if (dedupToken !== undefined) {
     if (dedupToken === '') throw new StoreConfigError('TF_STORE_CONFIG', 'dedupToken must not be empty');

@@ -4,49 +4,49 @@
  * Every number is a JS number (fen, counts, sequences are far below 2^53).
  */
 import { Regions, type Region } from '../domain/types.js';
+import { TapflowError } from '../domain/reasons.js';
 import type { ClickHouseEngine } from './engine.js';
+import { MARK_KEYS, type MarkKey, type StoreTable, TABLE_SOURCE_STREAMS, feeds, markKey } from './sources.js';
 
 /**
- * The JetStream streams each table's rows come from. A table fed by one stream has one high-water
- * mark, max(stream_seq); risk_flags, fed by three, has one per stream (its `source_stream`).
+ * The sink's high-water marks: for every table and every stream that feeds it, the last message
+ * of that stream whose rows the table holds (max(stream_seq) of its rows from that stream), 0
+ * when it holds none. Keyed by {@link markKey}: `"decisions:DECISIONS"`, `"settlements:SETTLEMENTS"`,
+ * `"ledger:SETTLEMENTS"`, `"claims:SETTLEMENTS"`, `"risk_flags:DECISIONS"`,
+ * `"risk_flags:SETTLEMENTS"`, `"risk_flags:RISK"`.
+ *
+ * The sink consumes each stream in order and skips a redelivered message at or below the mark
+ * of each table it feeds, per table: a message whose settlement row was stored but whose ledger
+ * rows were not gets only its ledger rows. Marks are per message, not per row: a bundle's rows
+ * share its stream_seq, and are inserted together in one INSERT per table.
+ *
+ * Cost: one scan of the stream_seq column per table (and source_stream of risk_flags) — meant
+ * for start-up, not per batch.
  */
-export const TABLE_SOURCE_STREAMS = {
-  decisions: ['DECISIONS'],
-  settlements: ['SETTLEMENTS'],
-  ledger: ['SETTLEMENTS'],
-  claims: ['SETTLEMENTS'],
-  risk_flags: ['DECISIONS', 'SETTLEMENTS', 'RISK'],
-} as const;
-
-export type StoreTable = keyof typeof TABLE_SOURCE_STREAMS;
-export type SourceStream = (typeof TABLE_SOURCE_STREAMS)[StoreTable][number];
-
-/** The key of a (table, source stream) high-water mark, e.g. "risk_flags:DECISIONS". */
-export function markKey(table: StoreTable, stream: SourceStream): string {
-  return `${table}:${stream}`;
-}
-
-/**
- * max(stream_seq) of every (table, source stream), 0 when none, keyed by {@link markKey}. The
- * sink skips a redelivered message whose sequence is at or below its mark, per table, so a message
- * whose settlement rows were stored but whose ledger rows were not gets only its ledger rows.
- * Cost: one scan of the stream_seq column per table — meant for start-up, not per batch.
- */
-export async function highWaterMarks(engine: ClickHouseEngine): Promise<Record<string, number>> {
+export async function highWaterMarks(engine: ClickHouseEngine): Promise<HighWaterMarks> {
   const tables = Object.keys(TABLE_SOURCE_STREAMS) as StoreTable[];
   const sql = tables
     .map((t) =>
-      TABLE_SOURCE_STREAMS[t].length === 1
-        ? `SELECT '${markKey(t, TABLE_SOURCE_STREAMS[t][0])}' AS mark, max(stream_seq) AS hwm FROM ${t}`
-        : `SELECT concat('${t}:', source_stream) AS mark, max(stream_seq) AS hwm FROM ${t} GROUP BY source_stream`,
+      TABLE_SOURCE_STREAMS[t].length > 1
+        ? `SELECT '${t}' AS table_name, toString(source_stream) AS stream, max(stream_seq) AS hwm FROM ${t} GROUP BY stream`
+        : `SELECT '${t}' AS table_name, '${TABLE_SOURCE_STREAMS[t][0]}' AS stream, max(stream_seq) AS hwm FROM ${t}`,
     )
     .join('\nUNION ALL\n');
-  const rows = await engine.query<{ mark: string; hwm: number }>(sql);
-  const marks: Record<string, number> = {};
-  for (const t of tables) for (const s of TABLE_SOURCE_STREAMS[t]) marks[markKey(t, s)] = 0;
-  for (const r of rows) marks[r.mark] = Number(r.hwm);
+  const rows = await engine.query<{ table_name: StoreTable; stream: string; hwm: number | string }>(sql);
+  const marks = Object.fromEntries(MARK_KEYS.map((k) => [k, 0])) as Record<MarkKey, number>;
+  for (const r of rows) {
+    if (!feeds(r.table_name, r.stream)) {
+      throw new TapflowError('TF_STORE_FAILED', `${r.table_name} holds rows from stream ${JSON.stringify(r.stream)}, which does not feed it`);
+    }
+    const hwm = Number(r.hwm);
+    if (!Number.isSafeInteger(hwm)) throw new TapflowError('TF_STORE_FAILED', `${r.table_name} stream_seq ${r.hwm} is beyond 2^53`);
+    marks[markKey(r.table_name, r.stream)] = hwm;
+  }
   return marks;
 }
+
+/** High-water marks by {@link MarkKey}. */
+export type HighWaterMarks = Record<MarkKey, number>;
 
 /** Which facts a summary covers. */
 export interface SummaryFilter {

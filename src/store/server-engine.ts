@@ -8,11 +8,12 @@
  * sent on a socket the server is closing (ECONNRESET); 64-bit integers come back as strings and
  * are decoded in json-result.ts.
  */
+import { Readable } from 'node:stream';
 import { type ClickHouseClient, type ClickHouseClientConfigOptions, ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import { type ClickHouseEngine, type InsertOptions, checkIdentifier, insertSettings } from './engine.js';
 import { storeFailure } from './errors.js';
 import { type JsonFormatBody, decodeJsonRows } from './json-result.js';
-import { batchColumns, rowValues } from './row-encoding.js';
+import { InsertBatch, batchColumns, rowValues } from './row-encoding.js';
 
 /**
  * Idle keep-alive sockets are dropped after this long (milliseconds). A ClickHouse server
@@ -50,7 +51,7 @@ export function serverClientOptions(cfg: ServerEngineConfig, opts: { bootstrap?:
     request_timeout: REQUEST_TIMEOUT_MS,
     max_open_connections: MAX_OPEN_CONNECTIONS,
     keep_alive: { enabled: true, idle_socket_ttl: IDLE_SOCKET_TTL_MS },
-    // Insert bodies are repetitive JSON: gzip shrinks them several times over the network.
+    // Insert bodies are repetitive CSV: gzip shrinks them several times over the network.
     compression: { request: true, response: false },
     clickhouse_settings: {
       // Quoted so that JSON.parse cannot lose precision; decoded in json-result.ts.
@@ -94,16 +95,24 @@ class ServerEngine implements ClickHouseEngine {
     }
   }
 
-  async insert(table: string, rows: Record<string, unknown>[], opts: InsertOptions = {}): Promise<void> {
+  async insert(table: string, rows: readonly Record<string, unknown>[] | InsertBatch, opts: InsertOptions = {}): Promise<void> {
     const c = this.#open();
     checkIdentifier(table, 'table');
     const clickhouse_settings = insertSettings(opts.dedupToken);
-    if (rows.length === 0) return;
-    // Same wire format as the embedded engine (row-encoding.ts); the client stringifies the rows.
-    const columns = batchColumns(rows) as [string, ...string[]];
-    const values = rows.map((row, i) => rowValues(row, columns, i));
+    if ((rows instanceof InsertBatch ? rows.rows : rows.length) === 0) return;
+    // The formats of the embedded engine (row-encoding.ts): an InsertBatch's CSV bytes, sent
+    // from a byte stream (the client takes a raw format only so); plain rows as arrays of their
+    // values, which the client serialises as JSONCompactEachRow, as encodeRows does. The client
+    // gzips the request (see the options).
+    let insert: { columns: readonly string[]; values: Readable | unknown[][]; format: 'CSV' | 'JSONCompactEachRow' };
+    if (rows instanceof InsertBatch) {
+      insert = { columns: rows.columns, values: Readable.from([rows.payload()], { objectMode: false }), format: 'CSV' };
+    } else {
+      const columns = batchColumns(rows);
+      insert = { columns, values: rows.map((row, i) => rowValues(row, columns, i)), format: 'JSONCompactEachRow' };
+    }
     try {
-      await c.insert({ table, columns, values, format: 'JSONCompactEachRow', clickhouse_settings });
+      await c.insert({ table, ...insert, columns: insert.columns as [string, ...string[]], clickhouse_settings });
     } catch (err) {
       throw storeFailure(err, `ClickHouse ${this.url} insert into ${table}`);
     }
@@ -127,6 +136,15 @@ class ServerEngine implements ClickHouseEngine {
     this.#client = undefined;
     await c.close();
   }
+}
+
+/**
+ * The server engine on a client made elsewhere. Tests use it to run this engine's inserts and
+ * queries through @clickhouse/client on chdb's in-process connection (`chdb/connection`), no
+ * server running here; `label` names the client in error messages.
+ */
+export function serverEngineOnClient(client: ClickHouseClient, label: string): ClickHouseEngine {
+  return new ServerEngine(client, label);
 }
 
 /** Opens a client on the server, creating the database first if it is missing. */

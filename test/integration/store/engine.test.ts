@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { TapflowError } from '../../../src/domain/reasons.js';
 import { dateTime64, insertSettings, loadMigrations, openClickHouse, splitStatements } from '../../../src/store/mod.js';
 import { decodeJsonRows } from '../../../src/store/json-result.js';
-import { encodeCompactRows, rowValues } from '../../../src/store/row-encoding.js';
+import { encodeRows } from '../../../src/store/row-encoding.js';
 import { IDLE_SOCKET_TTL_MS, redactUrl, serverClientOptions } from '../../../src/store/server-engine.js';
 
 describe('store - pure helpers', () => {
@@ -32,12 +32,14 @@ describe('store - pure helpers', () => {
     expect(() => splitStatements('SELECT 1;\nSELECT 2')).toThrow(/without a closing ';'/);
   });
 
-  it('loadMigrations - the shipped files are ordered, named and non-empty', () => {
+  it('loadMigrations - the shipped files are ordered, named, non-empty and idempotent', () => {
     const migrations = loadMigrations();
-    expect(migrations.map((m) => m.version)).toEqual(['0001', '0002', '0003']);
+    expect(migrations.map((m) => m.version)).toEqual(['0001', '0002', '0003', '0004']);
     for (const m of migrations) {
       expect(m.checksum).toMatch(/^[0-9a-f]{64}$/);
-      for (const s of m.statements) expect(s).toMatch(/^(--[^\n]*\n|\s)*(CREATE (TABLE|MATERIALIZED VIEW) IF NOT EXISTS |ALTER TABLE \w+ ADD COLUMN IF NOT EXISTS )/);
+      for (const s of m.statements) {
+        expect(s).toMatch(/^(--[^\n]*\n|\s)*(CREATE (TABLE|MATERIALIZED VIEW) IF NOT EXISTS |ALTER TABLE \w+ ADD COLUMN IF NOT EXISTS |DROP (VIEW|TABLE) IF EXISTS )/);
+      }
     }
   });
 
@@ -63,16 +65,16 @@ describe('store - pure helpers', () => {
     expect(rows).toEqual([{ a: 42, b: null, c: [1, '9007199254740993'], d: '7', e: 3 }]);
   });
 
-  it('encodeCompactRows - one array per line in column order; rows must share their keys', async () => {
-    const { columns, payload } = await encodeCompactRows([
+  it("encodeRows - plain rows as JSONCompactEachRow in the first row's column order; rows must share their keys", async () => {
+    const encoded = await encodeRows([
       { a: 1, b: 'x' },
       { b: 'y"', a: 2 },
     ]);
-    expect(columns).toEqual(['a', 'b']);
-    expect(payload.toString()).toBe('[1,"x"]\n[2,"y\\""]\n');
-    expect(() => rowValues({ a: 1 }, ['a', 'b'], 3)).toThrow(/row 3 has no value for column b/);
-    expect(() => rowValues({ a: 1, b: 2, c: 3 }, ['a', 'b'], 4)).toThrow(/row 4 has columns the first row has not: c/);
-    await expect(encodeCompactRows([{ 'a-b': 1 }])).rejects.toMatchObject({ code: 'TF_STORE_IDENTIFIER' });
+    expect([encoded.format, encoded.columns]).toEqual(['JSONCompactEachRow', ['a', 'b']]);
+    expect(encoded.payload().toString()).toBe('[1,"x"]\n[2,"y\\""]\n');
+    await expect(encodeRows([{ a: 1, b: 2 }, { a: 1 }])).rejects.toThrow(/row 1 has no value for column b/);
+    await expect(encodeRows([{ a: 1, b: 2 }, { a: 1, b: 2, c: 3 }])).rejects.toThrow(/row 1 has columns the first row has not: c/);
+    await expect(encodeRows([{ 'a-b': 1 }])).rejects.toMatchObject({ code: 'TF_STORE_IDENTIFIER' });
   });
 
   it('insertSettings - synchronous, deduplicated including views, token when given', () => {
@@ -81,7 +83,12 @@ describe('store - pure helpers', () => {
       insert_deduplicate: 1,
       deduplicate_blocks_in_dependent_materialized_views: 1,
       date_time_input_format: 'basic',
-      input_format_skip_unknown_fields: 0,
+      format_csv_delimiter: ',',
+      format_csv_allow_single_quotes: 0,
+      format_csv_allow_double_quotes: 1,
+      input_format_csv_detect_header: 0,
+      input_format_csv_empty_as_default: 0,
+      input_format_parallel_parsing: 0,
     });
     expect(insertSettings('DECISIONS:1-500')).toMatchObject({ insert_deduplication_token: 'DECISIONS:1-500' });
     expect(() => insertSettings('')).toThrow(/dedupToken/);

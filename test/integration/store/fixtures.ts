@@ -1,8 +1,48 @@
 /**
  * Builders of domain objects for the store tests: plausible values, overridable per field.
  * Times are fixed (no clock): 2024-05-01 08:00:00 Asia/Shanghai = 2024-05-01T00:00:00Z.
+ * And the store a test file works in: one chdb data directory (chdb binds one per process;
+ * vitest runs each file in its own fork), a fresh database per test.
  */
-import type { Decision, LedgerEntry, RiskFlag, Settlement } from '../../../src/domain/types.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import type { ClaimSplit, Decision, LedgerEntry, RiskFlag, Settlement } from '../../../src/domain/types.js';
+import { type ClickHouseEngine, migrate, openClickHouse } from '../../../src/store/mod.js';
+
+/**
+ * Registers this file's data directory (made before its tests, removed after them with every
+ * engine opened on it) and returns `freshDb(name)`: an engine on a new database of that
+ * directory, migrated unless told not to.
+ */
+export function testStore(prefix: string): {
+  freshDb(name: string, opts?: { migrate?: boolean }): Promise<ClickHouseEngine>;
+  dataDir(): string;
+} {
+  let dir: string | undefined;
+  const engines: ClickHouseEngine[] = [];
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), prefix));
+  });
+  afterAll(async () => {
+    for (const e of engines) await e.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+  const dataDir = () => {
+    if (!dir) throw new Error('testStore: the data directory exists only while the tests run');
+    return dir;
+  };
+  return {
+    dataDir,
+    async freshDb(name, opts = {}) {
+      const engine = await openClickHouse({ dataDir: dataDir(), database: name });
+      engines.push(engine);
+      if (opts.migrate !== false) await migrate(engine);
+      return engine;
+    },
+  };
+}
 
 export const T0 = Date.UTC(2024, 4, 1, 0, 0, 0); // 2024-05-01 08:00:00 in Beijing
 export const DAY = '2024-05-01';
@@ -96,6 +136,26 @@ export function riskFlag(n: number, over: Partial<RiskFlag> = {}): RiskFlag {
     deviceTime: T0 + n * 1000,
     flagTime: T0 + n * 1000 + 70,
     region: 'BJ',
+    ...over,
+  };
+}
+
+/** A settled medical claim's split (fen): 10,000 billed, 7,000 from the pool, 1,750 from the account, 1,250 cash. */
+export function claimSplit(over: Partial<ClaimSplit> = {}): ClaimSplit {
+  return {
+    claimId: 'c-1',
+    status: 'SETTLED',
+    reason: 'OK',
+    medfee_sumamt: 10_000,
+    fulamt_ownpay_amt: 500,
+    preselfpay_amt: 300,
+    inscp_scp_amt: 9_200,
+    deductible_amt: 0,
+    hifp_pay: 7_000,
+    acct_pay: 1_750,
+    cash_payamt: 1_250,
+    over_cap_amt: 0,
+    policy_version: 'HE-2024',
     ...over,
   };
 }

@@ -4,10 +4,10 @@
  * the read queries. One chdb data directory for this file (chdb binds one per process; vitest
  * runs each file in its own fork); each test gets its own database in it.
  */
-import { cpSync, mkdtempSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   type ClickHouseEngine,
   MIGRATIONS_DIR,
@@ -16,33 +16,14 @@ import {
   highWaterMarks,
   ledgerBalance,
   migrate,
-  openClickHouse,
   riskFlagRow,
   settlementRows,
   summary,
 } from '../../../src/store/mod.js';
 import type { Settlement } from '../../../src/domain/types.js';
-import { DAY, T0, decision, fare, riskFlag } from './fixtures.js';
+import { DAY, T0, claimSplit, decision, fare, riskFlag, testStore } from './fixtures.js';
 
-let dataDir: string;
-const engines: ClickHouseEngine[] = [];
-
-beforeAll(() => {
-  dataDir = mkdtempSync(join(tmpdir(), 'tapflow-store-'));
-});
-
-afterAll(async () => {
-  for (const e of engines) await e.close();
-  rmSync(dataDir, { recursive: true, force: true });
-});
-
-/** An engine on a fresh database of this file's data directory, migrated unless told not to. */
-async function freshDb(name: string, opts: { migrate?: boolean } = {}): Promise<ClickHouseEngine> {
-  const engine = await openClickHouse({ dataDir, database: name });
-  engines.push(engine);
-  if (opts.migrate !== false) await migrate(engine);
-  return engine;
-}
+const { freshDb } = testStore('tapflow-store-');
 
 async function count(engine: ClickHouseEngine, sql: string): Promise<number> {
   const rows = await engine.query<{ n: number }>(sql);
@@ -50,20 +31,17 @@ async function count(engine: ClickHouseEngine, sql: string): Promise<number> {
 }
 
 const BASE_TABLES = ['decisions', 'settlements', 'ledger', 'risk_flags', 'claims'];
-const AGGREGATES = ['taps_per_minute', 'fares_per_minute', 'venue_entries_per_hour', 'risk_flags_per_minute', 'ledger_per_day'];
+const AGGREGATES = ['venue_entries_per_hour', 'risk_flags_per_minute', 'ledger_per_day'];
+const MIGRATIONS = ['0001_base_tables', '0002_dashboard_aggregates', '0003_risk_flag_source_stream', '0004_fewer_views_on_hot_tables'];
 
 describe('store - migrations', () => {
   it('applies every migration once, in order, and records it', async () => {
     const engine = await freshDb('tf_migrate', { migrate: false });
-    expect(await migrate(engine)).toEqual(['0001_base_tables', '0002_dashboard_aggregates', '0003_risk_flag_sources']);
+    expect(await migrate(engine)).toEqual(MIGRATIONS);
     expect(await migrate(engine)).toEqual([]);
 
     const recorded = await engine.query<{ version: string; name: string }>('SELECT version, name FROM schema_migrations FINAL ORDER BY version');
-    expect(recorded).toEqual([
-      { version: '0001', name: '0001_base_tables' },
-      { version: '0002', name: '0002_dashboard_aggregates' },
-      { version: '0003', name: '0003_risk_flag_sources' },
-    ]);
+    expect(recorded).toEqual(MIGRATIONS.map((name) => ({ version: name.slice(0, 4), name })));
     const tables = await engine.query<{ name: string; engine: string }>(
       'SELECT name, engine FROM system.tables WHERE database = currentDatabase() ORDER BY name',
     );
@@ -73,6 +51,9 @@ describe('store - migrations', () => {
       expect(byName[t], t).toBe('SummingMergeTree');
       expect(byName[`${t}_mv`], `${t}_mv`).toBe('MaterializedView');
     }
+    // 0004: the aggregates nothing read are gone, views and tables.
+    expect(Object.keys(byName).filter((t) => /^(taps|fares)_per_minute/.test(t))).toEqual([]);
+    expect(Object.values(byName).filter((e) => e === 'MaterializedView')).toHaveLength(AGGREGATES.length);
   });
 
   it('applies only new files, and refuses an applied file that was edited', async () => {
@@ -80,10 +61,10 @@ describe('store - migrations', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tapflow-migrations-'));
     try {
       cpSync(MIGRATIONS_DIR, dir, { recursive: true });
-      expect(await migrate(engine, { dir })).toHaveLength(3);
+      expect(await migrate(engine, { dir })).toHaveLength(MIGRATIONS.length);
 
-      writeFileSync(join(dir, '0099_extra.sql'), '-- a test table;\nCREATE TABLE IF NOT EXISTS extra (x UInt8)\nENGINE = MergeTree ORDER BY x;\n');
-      expect(await migrate(engine, { dir })).toEqual(['0099_extra']);
+      writeFileSync(join(dir, '0999_extra.sql'), '-- a test table;\nCREATE TABLE IF NOT EXISTS extra (x UInt8)\nENGINE = MergeTree ORDER BY x;\n');
+      expect(await migrate(engine, { dir })).toEqual(['0999_extra']);
       expect(await migrate(engine, { dir })).toEqual([]);
 
       appendFileSync(join(dir, '0002_dashboard_aggregates.sql'), '\nSELECT 1;\n');
@@ -91,6 +72,36 @@ describe('store - migrations', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('store - migrations on an existing store', () => {
+  it('0003 and 0004 apply on a store made by 0001 and 0002: its flags came from RISK, the unread aggregates go', async () => {
+    const engine = await freshDb('tf_migrate_old', { migrate: false });
+    const dir = mkdtempSync(join(tmpdir(), 'tapflow-migrations-'));
+    try {
+      cpSync(MIGRATIONS_DIR, dir, { recursive: true });
+      for (const name of MIGRATIONS.slice(2)) rmSync(join(dir, `${name}.sql`));
+      expect(await migrate(engine, { dir })).toEqual(MIGRATIONS.slice(0, 2));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // What the sink stored before bundles: flags without a source stream, taps counted per minute.
+    const { source_stream: _, ...oldFlag } = riskFlagRow(riskFlag(1), 40);
+    await engine.insert('risk_flags', [oldFlag], { dedupToken: 'RISK:40-40' });
+    await engine.insert('decisions', [decisionRow(decision(1), 12)], { dedupToken: 'DECISIONS:12-12' });
+    expect(await count(engine, 'SELECT sum(taps) AS n FROM taps_per_minute')).toBe(1);
+
+    expect(await migrate(engine)).toEqual(MIGRATIONS.slice(2));
+    expect(await engine.query('SELECT flag_id, source_stream, stream_seq FROM risk_flags')).toEqual([{ flag_id: 'flag-1', source_stream: 'RISK', stream_seq: 40 }]);
+    const tables = await engine.query<{ name: string }>("SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE '%per_minute%' ORDER BY name");
+    expect(tables.map((t) => t.name)).toEqual(['risk_flags_per_minute', 'risk_flags_per_minute_mv']);
+
+    // The sink carries on: a flag from a decision bundle, with a sequence of another stream.
+    await engine.insert('risk_flags', [riskFlagRow(riskFlag(2), 7, 'DECISIONS')], { dedupToken: 'risk_flags:DECISIONS:7-7:1' });
+    expect(await highWaterMarks(engine)).toMatchObject({ 'risk_flags:RISK': 40, 'risk_flags:DECISIONS': 7, 'risk_flags:SETTLEMENTS': 0, 'decisions:DECISIONS': 12 });
+    expect(await count(engine, 'SELECT sum(flags) AS n FROM risk_flags_per_minute')).toBe(2);
+    expect(await count(engine, 'SELECT count() AS n FROM decisions')).toBe(1);
   });
 });
 
@@ -140,21 +151,7 @@ describe('store - row round trip', () => {
       venueId: 'clinic:BJ:协和',
       entryVenueId: '',
       distanceM: 0,
-      claim: {
-        claimId: 'c-1',
-        status: 'SETTLED',
-        reason: 'OK',
-        medfee_sumamt: 10_000,
-        fulamt_ownpay_amt: 500,
-        preselfpay_amt: 300,
-        inscp_scp_amt: 9_200,
-        deductible_amt: 0,
-        hifp_pay: 7_000,
-        acct_pay: 1_750,
-        cash_payamt: 1_250,
-        over_cap_amt: 0,
-        policy_version: 'HE-2024',
-      },
+      claim: claimSplit(),
     };
     const rows = settlementRows(s, 9, { personToken: 'person-tok-1' });
     await engine.insert('settlements', [rows.settlement]);
@@ -232,10 +229,8 @@ describe('store - deduplicated retries', () => {
     };
     const snapshot = async () => ({
       decisions: await count(engine, 'SELECT count() AS n FROM decisions'),
-      taps: await count(engine, 'SELECT sum(taps) AS n FROM taps_per_minute'),
       culture: await count(engine, 'SELECT sum(entries) AS n FROM venue_entries_per_hour'),
       settlements: await count(engine, 'SELECT count() AS n FROM settlements'),
-      fares: await count(engine, 'SELECT sum(amount_fen) AS n FROM fares_per_minute'),
       ledgerRows: await count(engine, 'SELECT count() AS n FROM ledger'),
       ledgerDebits: await count(engine, 'SELECT sum(debit_fen) AS n FROM ledger_per_day'),
       flags: await count(engine, 'SELECT sum(flags) AS n FROM risk_flags_per_minute'),
@@ -246,10 +241,8 @@ describe('store - deduplicated retries', () => {
     const fareFen = settlements.reduce((n, s) => n + s.settlement.amount_fen, 0);
     expect(once).toEqual({
       decisions: 50,
-      taps: 50,
       culture: 8, // i % 5 === 0 is a museum entry, minus the two rejected (i = 0, 35)
       settlements: 20,
-      fares: fareFen,
       ledgerRows: 40,
       ledgerDebits: fareFen,
       flags: 5,
@@ -267,28 +260,39 @@ describe('store - deduplicated retries', () => {
   it('aggregates agree with the base tables', async () => {
     const engine = await freshDb('tf_aggregates');
     const rows = Array.from({ length: 300 }, (_, i) =>
-      decisionRow(decision(i, { deviceTime: T0 + i * 1_500, terminalRegion: i % 3 === 0 ? 'TJ' : 'BJ', offline: i % 10 === 0 }), i + 1),
+      settlementRows(fare(`e${i}`, 100 + (i % 13), { cardRegion: i % 3 === 0 ? 'TJ' : 'BJ', businessDay: i % 2 === 0 ? DAY : '2024-05-02' }), i + 1),
     );
-    // Two batches that share minutes: the views sum across inserts.
-    await engine.insert('decisions', rows.slice(0, 150), { dedupToken: 'D:1-150' });
-    await engine.insert('decisions', rows.slice(150), { dedupToken: 'D:151-300' });
-    const fromViews = await engine.query(
-      `SELECT toString(minute) AS m, terminal_region, sum(taps) AS taps, sum(offline_taps) AS offline
-       FROM taps_per_minute GROUP BY m, terminal_region ORDER BY m, terminal_region`,
+    // Two batches that share days and accounts: the view sums across inserts.
+    await engine.insert('ledger', rows.slice(0, 150).flatMap((r) => r.ledger), { dedupToken: 'S:1-150' });
+    await engine.insert('ledger', rows.slice(150).flatMap((r) => r.ledger), { dedupToken: 'S:151-300' });
+    const fromView = await engine.query(
+      `SELECT toString(business_day) AS day, account, sum(entries) AS n, sum(debit_fen) AS debit, sum(credit_fen) AS credit
+       FROM ledger_per_day GROUP BY day, account ORDER BY day, account`,
     );
     const fromBase = await engine.query(
-      `SELECT toString(toStartOfMinute(device_time)) AS m, terminal_region, count() AS taps, countIf(offline = 1) AS offline
-       FROM decisions GROUP BY m, terminal_region ORDER BY m, terminal_region`,
+      `SELECT toString(business_day) AS day, account, count() AS n, sum(debit_fen) AS debit, sum(credit_fen) AS credit
+       FROM ledger GROUP BY day, account ORDER BY day, account`,
     );
-    expect(fromViews).toEqual(fromBase);
-    expect(fromViews.length).toBeGreaterThan(5);
+    expect(fromView).toEqual(fromBase);
+    expect(new Set(fromView.map((r) => (r as { account: string }).account))).toEqual(
+      new Set(['card:BJ', 'card:TJ', 'clearing:TJ:BJ', 'receivable:BJ', 'operator:bj-subway']),
+    );
+    expect(fromView).toHaveLength(10); // 5 accounts on each of 2 days
   });
 });
 
 describe('store - high-water marks', () => {
   it('is 0 for empty tables and max(stream_seq) per table and source stream otherwise', async () => {
     const engine = await freshDb('tf_hwm');
-    const zero = { 'decisions:DECISIONS': 0, 'settlements:SETTLEMENTS': 0, 'ledger:SETTLEMENTS': 0, 'claims:SETTLEMENTS': 0, 'risk_flags:DECISIONS': 0, 'risk_flags:SETTLEMENTS': 0, 'risk_flags:RISK': 0 };
+    const zero = {
+      'decisions:DECISIONS': 0,
+      'settlements:SETTLEMENTS': 0,
+      'ledger:SETTLEMENTS': 0,
+      'claims:SETTLEMENTS': 0,
+      'risk_flags:DECISIONS': 0,
+      'risk_flags:SETTLEMENTS': 0,
+      'risk_flags:RISK': 0,
+    };
     expect(await highWaterMarks(engine)).toEqual(zero);
 
     await engine.insert('decisions', [decisionRow(decision(1), 17), decisionRow(decision(2), 12)]);
@@ -298,10 +302,14 @@ describe('store - high-water marks', () => {
     await engine.insert('risk_flags', [riskFlagRow(riskFlag(1), 8)]);
     // a large sequence stays exact
     await engine.insert('risk_flags', [riskFlagRow(riskFlag(2), 2 ** 40 + 3)]);
-    // Flags of the validators' decision bundles and of the settlers' settlement bundles.
-    await engine.insert('risk_flags', [riskFlagRow(riskFlag(3), 17, 'DECISIONS'), riskFlagRow(riskFlag(4), 17, 'DECISIONS'), riskFlagRow(riskFlag(5), 5, 'SETTLEMENTS')]);
 
-    expect(await highWaterMarks(engine)).toEqual({ ...zero, 'decisions:DECISIONS': 17, 'settlements:SETTLEMENTS': 31, 'ledger:SETTLEMENTS': 31, 'risk_flags:RISK': 2 ** 40 + 3, 'risk_flags:DECISIONS': 17, 'risk_flags:SETTLEMENTS': 5 });
+    expect(await highWaterMarks(engine)).toEqual({
+      ...zero,
+      'decisions:DECISIONS': 17,
+      'settlements:SETTLEMENTS': 31,
+      'ledger:SETTLEMENTS': 31,
+      'risk_flags:RISK': 2 ** 40 + 3,
+    });
   });
 });
 

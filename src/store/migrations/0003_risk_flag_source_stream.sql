@@ -1,0 +1,21 @@
+-- tapflow 0003: risk flags from three streams.
+--
+-- Risk flags reach the sink from three JetStream streams: inside the validators' decision
+-- bundles (DECISIONS), inside the settlers' settlement bundles (SETTLEMENTS) and alone (RISK).
+-- Their stream sequences overlap, so max(stream_seq) of risk_flags is a high-water mark only per
+-- stream: the table records which stream each row came from.
+--
+-- New column of risk_flags:
+-- * source_stream LowCardinality(String) DEFAULT 'RISK' — the stream of the message the flag
+--   came from: 'DECISIONS', 'SETTLEMENTS' or 'RISK'. stream_seq is a sequence in that stream;
+--   the sink's mark for the table is max(stream_seq) per source_stream (src/store/sources.ts).
+--   Rows stored before this migration all came from RISK, which the DEFAULT gives them.
+--
+-- Conventions that change with bundles (0001's header predates them):
+-- * A table may be fed by several streams (only risk_flags is, today); each row says which.
+-- * One message (a bundle) gives many rows of a table, all with the message's stream_seq: a
+--   mark is the last message stored, not the last row; nothing keys on stream_seq alone.
+--
+-- Idempotent (ADD COLUMN IF NOT EXISTS); a metadata change, existing parts are not rewritten.
+
+ALTER TABLE risk_flags ADD COLUMN IF NOT EXISTS source_stream LowCardinality(String) DEFAULT 'RISK' AFTER stream_seq;
