@@ -63,6 +63,11 @@ export const settings = {
     default: 'auto',
     doc: 'Worker threads running validator and settler replicas in a process that runs those roles (each takes its share of the partitions, as another process would). auto: one per core beyond the first (none on one core); 0: in the main thread.',
   },
+  TAPFLOW_WORKER_NICE: {
+    schema: z.coerce.number().int().min(0).max(19),
+    default: '5',
+    doc: 'Niceness of the worker threads (Linux: per thread) against the main thread, which accepts taps (ingest) and stores them (sink). When the cores are short, acknowledging taps keeps its latency and the stages\' backlog waits in JetStream; with cores to spare it changes nothing. 0: equal.',
+  },
   TAPFLOW_LEASE_TTL_MS: { schema: positiveInt.min(1000), default: '15000', doc: 'Partition lease time (ms): a replica that stops renewing loses its partitions after this.' },
   TAPFLOW_CLOCK_SKEW_MS: { schema: positiveInt, default: '300000', doc: 'A live tap whose device time is further than this from ingest time (ms) is counted as clock skew (metric tapflow_clock_skew_taps_total, alert TapflowClockSkew).' },
   TAPFLOW_CLAIM_WAIT_MS: { schema: positiveInt, default: '2000', doc: 'How long SettleClaim waits for the split before answering PENDING (ms).' },

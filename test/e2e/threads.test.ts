@@ -6,7 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type * as grpc from '@grpc/grpc-js';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { startTestPipeline, type TestPipeline } from '../support/pipeline.js';
 import { TapStatus, Direction, Scene, RiderCategory, type Tap, type TapAck } from '../../src/gen/tapflow/v1/ingest.js';
 import { computeChipMac } from '../../src/domain/card/chip.js';
@@ -106,5 +107,18 @@ describe('worker threads - validator and settler replicas in one process', () =>
     expect(text).toMatch(/^tapflow_stored_rows_total\{table="decisions"\} 40$/m);
     const ready = await fetch(`http://127.0.0.1:${p.app.metricsPort}/readyz`);
     expect(ready.status).toBe(200);
+  });
+
+  it('runs the worker threads TAPFLOW_WORKER_NICE (5) below the main thread, which accepts taps', () => {
+    if (process.platform !== 'linux') return;
+    // Linux keeps a nice value per thread: field 19 of /proc/<pid>/task/<tid>/stat.
+    const nices = readdirSync('/proc/self/task').map((tid) => {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+    });
+    const base = getPriority(0);
+    expect(p.cfg.TAPFLOW_WORKER_NICE).toBe(5);
+    expect(nices.filter((n) => n === Math.min(19, base + 5))).toHaveLength(THREADS);
+    expect(nices.filter((n) => n === base).length).toBeGreaterThan(0);
   });
 });
