@@ -1,8 +1,10 @@
 /**
  * Retention (src/store/retention.ts, TAPFLOW_STORE_RETENTION_DAYS) on the real embedded engine:
  * the TTL the setting gives the five base tables, set once and changed only when it differs;
- * expired rows deleted while recent rows and the aggregates stay.
+ * expired rows deleted while recent rows and the aggregates stay; and the statements that
+ * docs/schema.md gives operators for the aggregates.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { type ClickHouseEngine, RETAINED_TABLES, applyRetention, dateTime64, retentionTtl, settlementRows, tableTtl } from '../../../src/store/mod.js';
 import { fare, testStore } from './fixtures.js';
@@ -29,6 +31,18 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** The ```sql blocks of docs/schema.md's "Retention" section, split into statements. */
+function retentionStatements(): string[] {
+  const doc = readFileSync(new URL('../../../docs/schema.md', import.meta.url), 'utf8');
+  const section = doc.slice(doc.indexOf('## Retention'));
+  return [...section.matchAll(/```sql\n([\s\S]*?)```/g)].flatMap((m) =>
+    m[1]!
+      .split(';')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
 }
 
 describe('store - retention expressions', () => {
@@ -116,5 +130,36 @@ describe('store - retention on the embedded engine', () => {
       'SELECT sum(entries) AS entries, sum(debit_fen) AS debit, sum(credit_fen) AS credit FROM ledger_per_day',
     );
     expect(perDay).toEqual([{ entries: 6, debit: 1100, credit: 1100 }]);
+  });
+
+  it('the statements docs/schema.md gives operators run, and the setting leaves the aggregates alone', async () => {
+    const engine = await freshDb('tf_retention_doc');
+    const statements = retentionStatements();
+    const base = statements.filter((s) => s.includes('stored_time'));
+    const aggregates = statements.filter((s) => !s.includes('stored_time'));
+    expect(base).toHaveLength(1);
+    expect(aggregates.map((s) => /^ALTER TABLE (\w+) MODIFY TTL /.exec(s)?.[1]).sort()).toEqual([...AGGREGATES].sort());
+
+    // The base-table example is what the setting runs.
+    await engine.exec(base[0]!.replace('<days>', '30'));
+    expect((await ttls(engine)).decisions).toBe(retentionTtl(30));
+    expect((await applyRetention(engine, 30)).map((c) => c.table)).not.toContain('decisions');
+
+    for (const s of aggregates) await engine.exec(s);
+    const byHand = await ttls(engine);
+    expect(byHand).toMatchObject({
+      venue_entries_per_hour: 'hour + toIntervalDay(400)',
+      risk_flags_per_minute: 'minute + toIntervalDay(400)',
+      ledger_per_day: 'business_day + toIntervalYear(10)',
+    });
+    await applyRetention(engine, 7);
+    await applyRetention(engine, 0);
+    const kept = await ttls(engine);
+    for (const t of AGGREGATES) expect(kept[t], t).toBe(byHand[t]);
+
+    const doc = readFileSync(new URL('../../../docs/schema.md', import.meta.url), 'utf8');
+    expect(doc).toContain('`ALTER TABLE <table> REMOVE TTL;`');
+    for (const t of AGGREGATES) await engine.exec(`ALTER TABLE ${t} REMOVE TTL`);
+    for (const t of AGGREGATES) expect((await ttls(engine))[t], t).toBeUndefined();
   });
 });
