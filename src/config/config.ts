@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
-import { LOG_LEVELS, MAX_PARTITIONS } from './values.js';
+import { LOG_LEVELS, MAX_PARTITIONS, MAX_RETENTION_DAYS } from './values.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
@@ -41,6 +41,11 @@ export const settings = {
   CLICKHOUSE_USER: { schema: z.string().optional(), default: undefined, doc: 'ClickHouse server user.' },
   CLICKHOUSE_PASSWORD: { schema: z.string().optional(), default: undefined, doc: 'ClickHouse server password.' },
   CLICKHOUSE_DATABASE: { schema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), default: 'tapflow', doc: 'ClickHouse database.' },
+  TAPFLOW_STORE_RETENTION_DAYS: {
+    schema: z.coerce.number().int().min(0).max(MAX_RETENTION_DAYS),
+    default: '0',
+    doc: 'Days ClickHouse keeps the rows of decisions, settlements, ledger, risk_flags and claims after they were stored: a TTL on stored_time that the sink sets at start; expired rows go at the next TTL merge. 0: kept forever (no TTL). The aggregates are kept (docs/schema.md, Retention).',
+  },
   TAPFLOW_GRPC_HOST: { schema: z.string().min(1), default: '0.0.0.0', doc: 'Address the ingest gRPC server binds.' },
   TAPFLOW_GRPC_PORT: { schema: port, default: '50051', doc: 'Port of the ingest gRPC server (0 = any free port).' },
   TAPFLOW_METRICS_PORT: { schema: port, default: '9464', doc: 'Port of /metrics, /healthz and /readyz (0 = any free port).' },

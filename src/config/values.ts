@@ -8,3 +8,6 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 
 /** Most card partitions (TAPFLOW_PARTITIONS, --partitions). */
 export const MAX_PARTITIONS = 1024;
+
+/** Longest retention of stored rows, in days (TAPFLOW_STORE_RETENTION_DAYS): 100 years. 0 keeps them forever. */
+export const MAX_RETENTION_DAYS = 36_500;

@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { workerOptions, type AppContext, type Role } from '../runtime/app.js';
 import { pacer } from '../runtime/pacer.js';
 import {
+  applyRetention,
   clearingReport,
   venueEntries,
   dedupToken,
@@ -237,12 +238,17 @@ export class SinkRole {
   }
 }
 
-/** Opens ClickHouse (embedded unless CLICKHOUSE_URL), applies migrations, starts the sink. */
+/**
+ * Opens ClickHouse (embedded unless CLICKHOUSE_URL), applies migrations and the retention
+ * (TAPFLOW_STORE_RETENTION_DAYS), starts the sink.
+ */
 export async function createSinkRole(ctx: AppContext): Promise<Role> {
   const { cfg, log } = ctx;
   const engine = await openStore(cfg);
   const applied = await migrate(engine);
   if (applied.length > 0) log.info({ applied }, 'ClickHouse migrations applied');
+  const retention = await applyRetention(engine, cfg.TAPFLOW_STORE_RETENTION_DAYS);
+  if (retention.length > 0) log.info({ days: cfg.TAPFLOW_STORE_RETENTION_DAYS, changes: retention }, 'ClickHouse retention changed (TAPFLOW_STORE_RETENTION_DAYS)');
   log.info({ engine: engine.kind, url: cfg.CLICKHOUSE_URL ?? join(cfg.TAPFLOW_DATA_DIR, 'chdb') }, 'ClickHouse ready');
   const sink = new SinkRole({
     bus: ctx.bus,

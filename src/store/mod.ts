@@ -8,6 +8,7 @@ export { openStore, todayInShanghai } from './open.js';
 export type { ClickHouseEngine, ClickHouseConfig, InsertOptions } from './engine.js';
 export { StoreConfigError, type StoreConfigErrorCode } from './errors.js';
 export { migrate, loadMigrations, splitStatements, MIGRATIONS_DIR, type Migration } from './migrate.js';
+export { applyRetention, retentionTtl, tableTtl, RETAINED_TABLES, type RetentionChange } from './retention.js';
 export { decisionRow, settlementRows, riskFlagRow, dateTime64, writeDecision, writeSettlement, writeLedger, writeClaim, writeRiskFlag } from './rows.js';
 export { InsertBatch, SLICE_ROWS, type BatchMark, type RowWriter } from './row-encoding.js';
 export type { DecisionRow, SettlementRow, LedgerRow, ClaimRow, RiskFlagRow, SettlementRows } from './rows.js';

@@ -25,6 +25,7 @@ describe('config - defaults', () => {
       TAPFLOW_NATS_AUTOSTART: true,
       TAPFLOW_DATA_DIR: './data',
       CLICKHOUSE_DATABASE: 'tapflow',
+      TAPFLOW_STORE_RETENTION_DAYS: 0, // stored rows are kept forever
       TAPFLOW_GRPC_HOST: '0.0.0.0',
       TAPFLOW_GRPC_PORT: 50051,
       TAPFLOW_METRICS_PORT: 9464,
@@ -61,8 +62,8 @@ describe('config - defaults', () => {
 
 describe('config - values and overrides', () => {
   it('parses numbers and booleans from the environment', () => {
-    const cfg = loadConfig({ TAPFLOW_GRPC_PORT: '0', TAPFLOW_PARTITIONS: '1024', TAPFLOW_NATS_AUTOSTART: 'off', TAPFLOW_CLAIM_WAIT_MS: '1', CLICKHOUSE_URL: 'http://ch:8123' });
-    expect(cfg).toMatchObject({ TAPFLOW_GRPC_PORT: 0, TAPFLOW_PARTITIONS: 1024, TAPFLOW_NATS_AUTOSTART: false, TAPFLOW_CLAIM_WAIT_MS: 1, CLICKHOUSE_URL: 'http://ch:8123' });
+    const cfg = loadConfig({ TAPFLOW_GRPC_PORT: '0', TAPFLOW_PARTITIONS: '1024', TAPFLOW_NATS_AUTOSTART: 'off', TAPFLOW_CLAIM_WAIT_MS: '1', CLICKHOUSE_URL: 'http://ch:8123', TAPFLOW_STORE_RETENTION_DAYS: '400' });
+    expect(cfg).toMatchObject({ TAPFLOW_GRPC_PORT: 0, TAPFLOW_PARTITIONS: 1024, TAPFLOW_NATS_AUTOSTART: false, TAPFLOW_CLAIM_WAIT_MS: 1, CLICKHOUSE_URL: 'http://ch:8123', TAPFLOW_STORE_RETENTION_DAYS: 400 });
     for (const [v, b] of [['1', true], ['yes', true], ['on', true], ['true', true], ['0', false], ['no', false], ['false', false]] as const) {
       expect(loadConfig({ TAPFLOW_NATS_AUTOSTART: v }).TAPFLOW_NATS_AUTOSTART, v).toBe(b);
     }
@@ -93,6 +94,9 @@ describe('config - bad values', () => {
     ['TAPFLOW_NATS_AUTOSTART', 'maybe'],
     ['CLICKHOUSE_URL', 'not a url'],
     ['CLICKHOUSE_DATABASE', 'tap-flow'],
+    ['TAPFLOW_STORE_RETENTION_DAYS', '-1'],
+    ['TAPFLOW_STORE_RETENTION_DAYS', '1.5'],
+    ['TAPFLOW_STORE_RETENTION_DAYS', '36501'],
     ['TAPFLOW_TOKEN_KEY', 'abcd'],
     ['TAPFLOW_SEAL_KEY', 'g'.repeat(64)],
     ['TAPFLOW_LOG_LEVEL', 'verbose'],
