@@ -20,6 +20,8 @@ export interface OwnedStatesOptions<T> {
   codec: StateCodec<T>;
   /** Most keys kept in memory per partition. */
   maxCachedPerPartition: number;
+  /** A value's next deadline, for PartitionState.dueEntries(). */
+  due?: (key: string, value: T) => number | undefined;
   log: Logger;
   metrics: Metrics;
 }
@@ -32,8 +34,8 @@ export class OwnedStates<T> {
 
   /** Starts owning partition p (its state is restored before its first task). */
   acquire(p: number): void {
-    const { role, bus, publisher, kv, bucket, codec, maxCachedPerPartition, log } = this.o;
-    this.states.set(p, new PartitionState<T>({ role, partition: p, bus, publisher, kv, bucket, codec, maxCached: maxCachedPerPartition, log }));
+    const { role, bus, publisher, kv, bucket, codec, maxCachedPerPartition, due, log } = this.o;
+    this.states.set(p, new PartitionState<T>({ role, partition: p, bus, publisher, kv, bucket, codec, maxCached: maxCachedPerPartition, due, log }));
   }
 
   /** Stops owning p; `graceful`: checkpoint first, so that the next owner restores little. */

@@ -25,6 +25,13 @@
  * after it. A batch that fails before its commit is rolled back (`rollback()`); a commit that may
  * or may not have landed (no PubAck) makes the state stale, so the next batch restores first and
  * sees exactly what the changelog holds.
+ *
+ * Compact memory: between batches a key's value is kept as its encoded bytes — the same bytes the
+ * changelog and the checkpoint write — not as an object graph: one small buffer per card instead
+ * of dozens of objects keeps the heap that the garbage collector marks small, and a value is
+ * encoded once per change. `get()` decodes; the keys a batch changed stay objects until its
+ * commit. `due` (optional) gives a value's next deadline, so that a sweep visits only the keys
+ * due (`dueEntries()`) without decoding every key in memory.
  */
 import { DeliverPolicy } from '@nats-io/jetstream';
 import { Packr } from 'msgpackr';
@@ -73,14 +80,23 @@ export interface PartitionStateOptions<T> {
   maxCached: number;
   /** Bits of the key filter (default FILTER_BITS). */
   filterBits?: number;
+  /** A value's next deadline (epoch ms) for `dueEntries()`; undefined: none. */
+  due?: (key: string, value: T) => number | undefined;
   log: Logger;
 }
 
 interface Entry<T> {
-  value: T | undefined;
+  /** The value as an object: set by the batch in hand (until its commit). */
+  value?: T;
+  /** The value encoded (committed, restored or read from KV); neither: no value (deleted or new). */
+  data?: Uint8Array;
   /** KV revision of the key as last read or written (0: not in the bucket). */
   rev: number;
+  /** `due` of the committed value. */
+  due?: number;
 }
+
+const hasValue = <T>(e: Entry<T>): boolean => e.value !== undefined || (e.data !== undefined && e.data.length > 0);
 
 /** What a restore did, for logs and the restore-time metric. */
 export interface RestoreReport {
@@ -144,7 +160,8 @@ export class PartitionState<T> {
     this.undo.clear();
     this.dirty.clear();
     const durable = await readCheckpointAndTail(bus, kv, this.o.partition, this.subject, this.o.log, (e) => {
-      this.cache.set(e.key, { value: e.deleted ? undefined : codec.decode(e.value), rev: this.cache.get(e.key)?.rev ?? -1 });
+      const data = e.deleted ? undefined : e.value;
+      this.cache.set(e.key, { data, rev: this.cache.get(e.key)?.rev ?? -1, due: data && this.o.due ? this.o.due(e.key, codec.decode(data)) : undefined });
       this.dirty.add(e.key);
     });
     this.checkpointSeq = durable.checkpointSeq;
@@ -183,25 +200,31 @@ export class PartitionState<T> {
       for (const k of missing) {
         if (filter.mayHave(k)) known.push(k);
         else {
-          this.cache.set(k, { value: undefined, rev: 0 });
+          this.cache.set(k, { rev: 0 });
           this.skippedReads++;
         }
       }
       missing = known;
       if (missing.length === 0) return;
     }
-    const { kv, codec } = this.o;
+    const { kv, codec, due } = this.o;
     await Promise.all(
       missing.map(async (k) => {
         const e = await kv.get(k);
-        const value = e && e.operation === 'PUT' && e.value.length > 0 ? codec.decode(e.value) : undefined;
-        if (!this.cache.has(k)) this.cache.set(k, { value, rev: e?.revision ?? 0 });
+        const data = e && e.operation === 'PUT' && e.value.length > 0 ? e.value : undefined;
+        if (!this.cache.has(k)) this.cache.set(k, { data, rev: e?.revision ?? 0, due: data && due ? due(k, codec.decode(data)) : undefined });
       }),
     );
   }
 
   get(key: string): T | undefined {
-    return this.cache.get(key)?.value;
+    const e = this.cache.get(key);
+    return e ? this.valueOf(e) : undefined;
+  }
+
+  private valueOf(e: Entry<T>): T | undefined {
+    if (e.value !== undefined) return e.value;
+    return e.data !== undefined && e.data.length > 0 ? this.o.codec.decode(e.data) : undefined;
   }
 
   /** Sets a key (loaded before, or new) for the batch in hand. */
@@ -213,9 +236,24 @@ export class PartitionState<T> {
     this.cache.set(key, { value, rev: cur?.rev ?? 0 });
   }
 
-  /** The keys in memory with a value. */
+  /** The keys in memory with a value (each decoded). */
   *entries(): IterableIterator<[string, T]> {
-    for (const [k, e] of this.cache) if (e.value !== undefined) yield [k, e.value];
+    for (const [k, e] of this.cache) {
+      const v = hasValue(e) ? this.valueOf(e) : undefined;
+      if (v !== undefined) yield [k, v];
+    }
+  }
+
+  /**
+   * The keys in memory whose committed value is due by `now` (the `due` option), decoded; keys
+   * the batch in hand changed are not visited. Without `due`, none.
+   */
+  *dueEntries(now: number): IterableIterator<[string, T]> {
+    for (const [k, e] of this.cache) {
+      if (e.due === undefined || e.due > now || this.undo.has(k)) continue;
+      const v = this.valueOf(e);
+      if (v !== undefined) yield [k, v];
+    }
   }
 
   /** Forgets the changes of the batch in hand (it failed before its commit). */
@@ -234,9 +272,14 @@ export class PartitionState<T> {
    */
   async commit(): Promise<void> {
     if (this.undo.size === 0) return;
+    const { codec, due } = this.o;
+    const changed: { entry: Entry<T>; data: Uint8Array | undefined; due: number | undefined }[] = [];
     const entries = [...this.undo.keys()].map((key) => {
-      const v = this.cache.get(key)?.value;
-      return v === undefined ? { key, value: Buffer.alloc(0), deleted: true } : { key, value: asBuffer(this.o.codec.encode(v)), deleted: false };
+      const entry = this.cache.get(key);
+      const v = entry?.value;
+      const data = v === undefined ? undefined : asBuffer(codec.encode(v));
+      if (entry) changed.push({ entry, data, due: v !== undefined && due ? due(key, v) : undefined });
+      return data === undefined ? { key, value: Buffer.alloc(0), deleted: true } : { key, value: data, deleted: false };
     });
     const data = StateChangelog.encode({ entries }).finish();
     try {
@@ -246,6 +289,12 @@ export class PartitionState<T> {
       this.rollback();
       this.stale = true;
       throw err;
+    }
+    // Committed: kept as the bytes just written, not as objects.
+    for (const c of changed) {
+      c.entry.data = c.data;
+      c.entry.value = undefined;
+      c.entry.due = c.due;
     }
     for (const k of this.undo.keys()) this.dirty.add(k);
     this.undo.clear();
@@ -269,11 +318,11 @@ export class PartitionState<T> {
   private writeCheckpoint(): Promise<void> {
     if (this.stale || this.dirty.size === 0 || this.undo.size > 0) return Promise.resolve();
     const upTo = this.lastSeq;
-    const { codec } = this.o;
     const snapshot: { key: string; entry: Entry<T>; data: Uint8Array }[] = [];
+    // Between batches every value is committed, so its bytes are at hand: nothing is encoded again.
     for (const key of this.dirty) {
       const entry = this.cache.get(key);
-      if (entry) snapshot.push({ key, entry, data: entry.value === undefined ? new Uint8Array() : codec.encode(entry.value) });
+      if (entry) snapshot.push({ key, entry, data: entry.data ?? new Uint8Array() });
     }
     return this.writeSnapshot(upTo, snapshot);
   }

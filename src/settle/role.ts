@@ -30,7 +30,7 @@ import type { BatchOutcome, ConsumerSpec, DeadMessage } from '../bus/partitions.
 import { OwnedStates } from '../bus/owned-states.js';
 import { stateCodec } from '../bus/partition-state.js';
 import { Buckets, stateKeys, subjects } from '../bus/subjects.js';
-import { checkBalanced, loadSettlerData, settleClaim, settleDecision, sweepExpired, type CardSettleState, type PersonMedicalState } from '../domain/settle/index.js';
+import { checkBalanced, loadSettlerData, settleClaim, settleDecision, sweepDueAt, sweepExpired, type CardSettleState, type PersonMedicalState } from '../domain/settle/index.js';
 import type { ClaimDecision, Decision, RiskFlag, Settlement } from '../domain/types.js';
 import { crashPoint } from '../runtime/crash-points.js';
 import { pacer } from '../runtime/pacer.js';
@@ -73,6 +73,8 @@ export async function createSettlerRole(ctx: AppContext): Promise<Role> {
     bucket: Buckets.SETTLER_STATE,
     codec: stateCodec<SettlerValue>(),
     maxCachedPerPartition: Math.ceil(cfg.TAPFLOW_STATE_CACHE / cfg.TAPFLOW_PARTITIONS),
+    // The tick's sweep visits only the cards whose open journey's time limit has passed.
+    due: (key, value) => (key.startsWith(PERSON_PREFIX) ? undefined : sweepDueAt(data, value as CardSettleState)),
     log,
     metrics,
   });
@@ -221,8 +223,7 @@ export async function createSettlerRole(ctx: AppContext): Promise<Role> {
     await states.run(p, async (state) => {
       const now = Date.now();
       const out: Settlement[] = [];
-      for (const [key, value] of state.entries()) {
-        if (key.startsWith(PERSON_PREFIX)) continue;
+      for (const [key, value] of state.dueEntries(now)) {
         const r = sweepExpired(data, value as CardSettleState, now);
         if (r.settlements.length > 0) {
           state.set(key, r.state);

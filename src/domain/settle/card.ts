@@ -549,6 +549,15 @@ export function nextSweepAt(data: SettlerData, state: CardSettleState): EpochMs 
  * at the max fare, FARE `<entryEventId>:fare` (re-rated by ADJUSTMENT if the exit arrives later).
  * Returns the state unchanged (same object) and no settlements when nothing expired.
  */
+/**
+ * When sweepExpired() will first close this state's open journey (epoch ms: it closes once the
+ * time passes the journey's time limit); undefined when no journey is open.
+ */
+export function sweepDueAt(data: SettlerData, state: CardSettleState): EpochMs | undefined {
+  const o = trailingOpen(data, state);
+  return o ? o.tap.t + o.tariff.timeLimitMs + 1 : undefined;
+}
+
 export function sweepExpired(data: SettlerData, state: CardSettleState, nowMs: EpochMs): SettleResult {
   const o = trailingOpen(data, state);
   if (!o || o.tap.t + o.tariff.timeLimitMs >= nowMs) return { state, settlements: [], notices: [] };

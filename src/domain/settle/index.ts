@@ -6,6 +6,7 @@
 export { loadSettlerData, type SettlerData } from './data.js';
 export {
   settleDecision,
+  sweepDueAt,
   sweepExpired,
   nextSweepAt,
   MAX_RECENT,

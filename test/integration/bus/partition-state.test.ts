@@ -167,4 +167,54 @@ describe('partition state', () => {
     expect(packed.length).toBeLessThan('{"n":7}'.length);
     expect(codec.decode(packed)).toEqual({ n: 7 });
   });
+
+  it('keeps committed values as their bytes: get() gives a copy, the batch in hand its own objects', async () => {
+    const s = await restored(6);
+    await s.load(['p6.a']);
+    s.set('p6.a', { n: 1 });
+    // In the batch: the object set is the object read.
+    expect(s.get('p6.a')).toBe(s.get('p6.a'));
+    await s.commit();
+    // Committed: decoded from the bytes on each read — equal values, never a shared object that a
+    // caller could change without set().
+    const first = s.get('p6.a');
+    expect(first).toEqual({ n: 1 });
+    first!.n = 99;
+    expect(s.get('p6.a')).toEqual({ n: 1 });
+    // The checkpoint writes the bytes the changelog holds; the next owner reads the same value.
+    await s.checkpoint();
+    expect(await kvValue('p6.a')).toEqual({ n: 1 });
+    s.set('p6.a', { n: 2 });
+    s.rollback();
+    expect(s.get('p6.a')).toEqual({ n: 1 });
+  });
+
+  it('visits only the keys due (dueEntries), after a restore too; keys the batch in hand changed are not', async () => {
+    const withDue = (partition: number) =>
+      new PartitionState<V>({ role: 'test', partition, bus, publisher, kv: buckets.validatorState, bucket: Buckets.VALIDATOR_STATE, codec: stateCodec<V>(), maxCached: 1000, log, due: (k, v) => (k.endsWith('.none') ? undefined : v.n) });
+    const a = withDue(7);
+    await a.restore();
+    await a.load(['p7.k10', 'p7.k20', 'p7.k30', 'p7.none']);
+    a.set('p7.k10', { n: 10 });
+    a.set('p7.k20', { n: 20 });
+    a.set('p7.k30', { n: 30 });
+    a.set('p7.none', { n: 0 });
+    expect([...a.dueEntries(100)]).toEqual([]); // not committed yet
+    await a.commit();
+    expect([...a.dueEntries(5)].map(([k]) => k)).toEqual([]);
+    expect([...a.dueEntries(20)]).toEqual([
+      ['p7.k10', { n: 10 }],
+      ['p7.k20', { n: 20 }],
+    ]);
+    a.set('p7.k10', { n: 40 });
+    expect([...a.dueEntries(20)].map(([k]) => k)).toEqual(['p7.k20']);
+    await a.commit();
+    expect([...a.dueEntries(35)].map(([k]) => k)).toEqual(['p7.k20', 'p7.k30']);
+
+    // A new owner knows the deadlines from the changelog it replays.
+    const b = withDue(7);
+    await b.restore();
+    expect([...b.dueEntries(35)].map(([k]) => k).sort()).toEqual(['p7.k20', 'p7.k30']);
+    expect([...b.dueEntries(1000)].map(([k]) => k).sort()).toEqual(['p7.k10', 'p7.k20', 'p7.k30']);
+  });
 });
