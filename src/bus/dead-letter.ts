@@ -10,12 +10,22 @@
  *   Tapflow-Error-Code    e.g. TF_EVENT_INVALID
  *   Tapflow-Source-Stream e.g. TAPS
  *   Tapflow-Source-Seq    the stream sequence of the original
+ *
+ * `tapflow dlq list|show|replay` reads them and puts them back on their subjects once the cause
+ * is fixed (src/bus/dead-letter-store.ts, src/bus/replay.ts).
  */
 import type { JsMsg } from '@nats-io/jetstream';
 import { DeadLetter } from '../gen/tapflow/v1/bus.js';
 import type { JsPublisher } from './publisher.js';
 import { subjects } from './subjects.js';
 import type { TapflowError } from '../domain/reasons.js';
+
+/** The dead letter's own headers (module comment). */
+export const DeadLetterHeaders = {
+  ErrorCode: 'Tapflow-Error-Code',
+  SourceStream: 'Tapflow-Source-Stream',
+  SourceSeq: 'Tapflow-Source-Seq',
+} as const;
 
 /** The original message's headers, every value of every name. */
 function headersOf(msg: JsMsg): { name: string; value: string }[] {
@@ -55,6 +65,6 @@ export async function deadLetter(
     headers: headersOf(msg),
   }).finish();
   await publisher.publish(subjects.deadLetter(role), data, `dlq:${role}:${stream}:${msg.seq}${part ? `:${part.name}` : ''}`, {
-    headers: { 'Tapflow-Error-Code': error.code, 'Tapflow-Source-Stream': stream, 'Tapflow-Source-Seq': String(msg.seq) },
+    headers: { [DeadLetterHeaders.ErrorCode]: error.code, [DeadLetterHeaders.SourceStream]: stream, [DeadLetterHeaders.SourceSeq]: String(msg.seq) },
   });
 }

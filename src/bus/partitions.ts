@@ -23,6 +23,8 @@
  * - a batch that failed as a whole (the bus or the store unavailable) is nak'ed and redelivered
  *   in order after a backoff (250 ms doubling to 30 s); a message delivered `maxDeliver` times
  *   is dead-lettered as TF_RETRIES_EXHAUSTED instead, so nothing is retried forever.
+ * A dead letter replayed to its subject (`tapflow dlq replay`) names the consumer it is for; the
+ * other consumers of the subject acknowledge it without handing it to their handler.
  *
  * Order across a hand-over: messages delivered to a previous subscription and never
  * acknowledged (its process was killed, or they were in flight when it stopped) stay pending on
@@ -44,6 +46,7 @@ import type { Logger } from '../observe/log.js';
 import { Streams, type StreamName } from './subjects.js';
 import { FailureCodes, TapflowError, type FailureCode } from '../domain/reasons.js';
 import { batchFailure, redeliveryDelayMs } from './failures.js';
+import { replayedFor } from './replay.js';
 
 export interface ConsumerSpec {
   stream: StreamName;
@@ -424,7 +427,16 @@ export class PartitionWorker {
           await sleep(50);
           continue;
         }
-        const msgs = buffer.splice(0, batchLength(buffer, max, maxBytes));
+        const taken = buffer.splice(0, batchLength(buffer, max, maxBytes));
+        // A replayed dead letter is for the consumer that dead-lettered it (src/bus/replay.ts):
+        // the other consumers of its subject acknowledge it unseen.
+        const msgs = taken.filter((m) => {
+          const target = replayedFor(m);
+          if (target === undefined || target === spec.durable) return true;
+          m.ack();
+          return false;
+        });
+        if (msgs.length === 0) continue;
         try {
           const r = await handler.handle(p, spec, msgs);
           const back = new Set(r ? (r.nak ?? []) : []);

@@ -11,6 +11,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerDataCommands } from './data-commands.js';
+import { registerDlqCommands } from './dlq-commands.js';
 import { ExitStatus } from './exit-status.js';
 import { registerQuoteCommands } from './quote-commands.js';
 import { registerReportCommands } from './report-commands.js';
@@ -63,6 +64,7 @@ export function buildProgram(output: CliOutput = processOutput): Command {
   registerDataCommands(program);
   registerReportCommands(program);
   registerQuoteCommands(program);
+  registerDlqCommands(program);
   return program;
 }
 

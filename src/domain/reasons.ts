@@ -108,6 +108,12 @@ export const FailureCodes = {
 
 export type FailureCode = keyof typeof FailureCodes;
 
+/**
+ * The codes a partition worker dead-letters a message with (src/bus/failures.ts): what a dead
+ * letter in the DLQ stream carries. The ingest codes refuse a call; they are never on the bus.
+ */
+export const DEAD_LETTER_CODES = ['TF_DECODE_FAILED', 'TF_EVENT_INVALID', 'TF_RETRIES_EXHAUSTED'] as const satisfies readonly FailureCode[];
+
 /** An error carrying a failure code; unknown throws are normalised with {@link toTapflowError}. */
 export class TapflowError extends Error {
   override readonly name = 'TapflowError';

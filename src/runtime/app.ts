@@ -18,6 +18,7 @@ import type { Registry } from 'prom-client';
 import { startRoleThreads, type RoleThreads, type ThreadRole } from './threads.js';
 import { ensureNatsServer, isNatsReachable, parseNatsAddress, startNatsServer, type NatsServerHandle } from './nats-server.js';
 import { localKeys, type LocalKeys } from './keys.js';
+import type { WorkerRole } from './role-names.js';
 
 export { ROLES, type RoleName } from './role-names.js';
 
@@ -53,7 +54,7 @@ export type RoleFactory = (ctx: AppContext) => Promise<Role>;
  * What every partition worker of a role shares: the bus, the leases, the failure table's bound
  * and dead-letter stream, and the role's ownership, backlog and failure metrics.
  */
-export function workerOptions(ctx: AppContext, role: string): Omit<PartitionWorkerOptions, 'partitions' | 'batch' | 'handler'> {
+export function workerOptions(ctx: AppContext, role: WorkerRole): Omit<PartitionWorkerOptions, 'partitions' | 'batch' | 'handler'> {
   const { cfg, metrics } = ctx;
   return {
     bus: ctx.bus,
@@ -77,7 +78,7 @@ export function workerOptions(ctx: AppContext, role: string): Omit<PartitionWork
  * A partition worker of a card-partitioned role (validator, settler) with the deployment's
  * partitions and batch size.
  */
-export function partitionedWorker(ctx: AppContext, role: string, handler: PartitionHandler): PartitionWorker {
+export function partitionedWorker(ctx: AppContext, role: WorkerRole, handler: PartitionHandler): PartitionWorker {
   return new PartitionWorker({ ...workerOptions(ctx, role), partitions: ctx.cfg.TAPFLOW_PARTITIONS, batch: ctx.cfg.TAPFLOW_CONSUMER_BATCH, handler });
 }
 

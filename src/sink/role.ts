@@ -6,12 +6,15 @@
  * (stream_seq). The sink is a single owner (a lease; a second replica waits as a hot standby)
  * and consumes each stream in order, so a table's max(stream_seq) is a high-water mark: on
  * start it reads the marks, and skips rows of a redelivered message at or below its table's
- * mark. Messages are acknowledged only after their rows are inserted.
+ * mark. Messages are acknowledged only after their rows are inserted. A dead letter replayed
+ * (src/bus/replay.ts) comes back under a new sequence; as a whole message it is stored only into
+ * the tables that hold no row of its original (a first attempt may have stored some of them).
  */
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Bus } from '../bus/connection.js';
 import { decodeDecision, decodeRiskFlag, decodeSettlement, splitDecisionBundle, splitSettlementBundle } from '../bus/codec.js';
 import { messageFailure } from '../bus/failures.js';
+import { replayedWholeOriginals } from '../bus/replay.js';
 import { PartitionWorker, type ConsumerSpec, type DeadMessage, type PartitionWorkerOptions } from '../bus/partitions.js';
 import { Streams } from '../bus/subjects.js';
 import type { Logger } from '../observe/log.js';
@@ -27,6 +30,7 @@ import {
   dedupToken,
   highWaterMarks,
   InsertBatch,
+  tablesHoldingMessages,
   ledgerBalance,
   markKey,
   migrate,
@@ -154,7 +158,22 @@ export class SinkRole {
     const stream = spec.stream as SourceStream;
     // One batch of CSV rows per table this stream feeds, written straight from the bundles.
     const batches = new Map<StoreTable, InsertBatch>();
-    const above = (t: StoreTable, seq: number) => seq > (marks[markKey(t, stream)] ?? 0);
+    // A replayed dead letter (src/bus/replay.ts) of a whole message may have had some of its
+    // tables stored by its first attempt, under the original's sequence: it adds the rest only.
+    const replays = new Map<number, number[]>();
+    for (const m of msgs) {
+      const originals = replayedWholeOriginals(m, stream);
+      if (originals.length > 0) replays.set(m.seq, originals);
+    }
+    let held = new Map<number, Set<StoreTable>>();
+    if (replays.size > 0) {
+      try {
+        held = await tablesHoldingMessages(engine, stream, [...new Set([...replays.values()].flat())]);
+      } catch (err) {
+        throw new TapflowError('TF_STORE_FAILED', (err as Error).message, { cause: err });
+      }
+    }
+    const above = (t: StoreTable, m: JsMsg) => m.seq > (marks[markKey(t, stream)] ?? 0) && !(replays.get(m.seq) ?? []).some((seq) => held.get(seq)?.has(t));
     const batch = (t: StoreTable) => {
       let b = batches.get(t);
       if (!b) batches.set(t, (b = new InsertBatch()));
@@ -180,7 +199,7 @@ export class SinkRole {
         }
       });
     const flag = (m: JsMsg) => (raw: Uint8Array) => {
-      if (above('risk_flags', m.seq)) writeRiskFlag(batch('risk_flags'), decodeRiskFlag(raw), m.seq, stream);
+      if (above('risk_flags', m)) writeRiskFlag(batch('risk_flags'), decodeRiskFlag(raw), m.seq, stream);
     };
     // Writing a large batch gives the thread's other work (ingest's answers) a turn now and then.
     const pace = pacer();
@@ -190,7 +209,7 @@ export class SinkRole {
         if (stream === 'DECISIONS') {
           const b = splitDecisionBundle(m.data);
           eachPart(m, 'decision', b.decisions, (raw) => {
-            if (!above('decisions', m.seq)) return;
+            if (!above('decisions', m)) return;
             const d = decodeDecision(raw);
             writeDecision(batch('decisions'), d, m.seq);
             ingestTimes.push(d.ingestTime);
@@ -201,9 +220,9 @@ export class SinkRole {
           eachPart(m, 'settlement', b.settlements, (raw) => {
             const st = decodeSettlement(raw);
             // A rejected claim moved no money: it is a row of `claims` only, no settlement.
-            if (st.claim?.status !== 'REJECTED' && above('settlements', m.seq)) writeSettlement(batch('settlements'), st, m.seq);
-            if (above('ledger', m.seq)) writeLedger(batch('ledger'), st, m.seq);
-            if (st.claim && above('claims', m.seq)) writeClaim(batch('claims'), st, m.seq, st.personToken);
+            if (st.claim?.status !== 'REJECTED' && above('settlements', m)) writeSettlement(batch('settlements'), st, m.seq);
+            if (above('ledger', m)) writeLedger(batch('ledger'), st, m.seq);
+            if (st.claim && above('claims', m)) writeClaim(batch('claims'), st, m.seq, st.personToken);
           });
           eachPart(m, 'flag', b.flags, flag(m));
         } else {

@@ -12,7 +12,7 @@ export { applyRetention, retentionTtl, tableTtl, RETAINED_TABLES, type Retention
 export { decisionRow, settlementRows, riskFlagRow, dateTime64, writeDecision, writeSettlement, writeLedger, writeClaim, writeRiskFlag } from './rows.js';
 export { InsertBatch, SLICE_ROWS, type BatchMark, type RowWriter } from './row-encoding.js';
 export type { DecisionRow, SettlementRow, LedgerRow, ClaimRow, RiskFlagRow, SettlementRows } from './rows.js';
-export { highWaterMarks, summary, regionParts, clearingReport, ledgerBalance, venueEntries } from './queries.js';
+export { highWaterMarks, tablesHoldingMessages, summary, regionParts, clearingReport, ledgerBalance, venueEntries } from './queries.js';
 export { TABLE_SOURCE_STREAMS, MARK_KEYS, DEFAULT_RISK_FLAG_STREAM, markKey, dedupToken } from './sources.js';
 export type { StoreTable, SourceStream, MarkKey } from './sources.js';
 export type { HighWaterMarks, StoreSummary, SummaryFilter, RegionPart, ClearingReport, ClearingOptions, AccountTotal, LedgerBalance, VenueHourEntries } from './queries.js';

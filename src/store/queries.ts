@@ -6,7 +6,7 @@
 import { Regions, type Region } from '../domain/types.js';
 import { TapflowError } from '../domain/reasons.js';
 import type { ClickHouseEngine } from './engine.js';
-import { MARK_KEYS, type MarkKey, type StoreTable, TABLE_SOURCE_STREAMS, feeds, markKey } from './sources.js';
+import { MARK_KEYS, type MarkKey, type SourceStream, type StoreTable, TABLE_SOURCE_STREAMS, feeds, markKey } from './sources.js';
 
 /**
  * The sink's high-water marks: for every table and every stream that feeds it, the last message
@@ -47,6 +47,30 @@ export async function highWaterMarks(engine: ClickHouseEngine): Promise<HighWate
 
 /** High-water marks by {@link MarkKey}. */
 export type HighWaterMarks = Record<MarkKey, number>;
+
+/**
+ * Which of the tables `stream` feeds hold rows of the messages `seqs` of that stream, by sequence.
+ * For a replayed dead letter (src/bus/replay.ts): a message whose first attempt stored some of
+ * its tables before the others failed must add only the rows still missing. One indexed-column
+ * scan per table; replays are rare.
+ */
+export async function tablesHoldingMessages(engine: ClickHouseEngine, stream: SourceStream, seqs: readonly number[]): Promise<Map<number, Set<StoreTable>>> {
+  const held = new Map<number, Set<StoreTable>>();
+  if (seqs.length === 0) return held;
+  for (const s of seqs) if (!Number.isSafeInteger(s) || s < 0) throw new RangeError(`stream sequence ${s} is not a non-negative integer`);
+  const list = seqs.join(', ');
+  const sql = (Object.keys(TABLE_SOURCE_STREAMS) as StoreTable[])
+    .filter((t) => feeds(t, stream))
+    .map((t) => `SELECT DISTINCT '${t}' AS table_name, stream_seq FROM ${t} WHERE stream_seq IN (${list})${TABLE_SOURCE_STREAMS[t].length > 1 ? ` AND source_stream = '${stream}'` : ''}`)
+    .join('\nUNION ALL\n');
+  for (const r of await engine.query<{ table_name: StoreTable; stream_seq: number | string }>(sql)) {
+    const seq = Number(r.stream_seq);
+    let tables = held.get(seq);
+    if (!tables) held.set(seq, (tables = new Set()));
+    tables.add(r.table_name);
+  }
+  return held;
+}
 
 /** Which facts a summary covers. */
 export interface SummaryFilter {

@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestNats } from '../../support/nats.js';
 import { connectBus, type Bus } from '../../../src/bus/connection.js';
 import { deadLetter } from '../../../src/bus/dead-letter.js';
-import { PartitionWorker, type BatchOutcome, type DeadMessage } from '../../../src/bus/partitions.js';
+import { PartitionWorker, type BatchOutcome, type ConsumerSpec, type DeadMessage } from '../../../src/bus/partitions.js';
+import { ReplayHeaders } from '../../../src/bus/replay.js';
 import { JsPublisher } from '../../../src/bus/publisher.js';
 import { deployedPartitions, ensureTopology, openBuckets, type BucketSet } from '../../../src/bus/topology.js';
 import { DeadLetter } from '../../../src/gen/tapflow/v1/bus.js';
@@ -63,8 +64,8 @@ async function deadLetters(role: string): Promise<ReturnType<typeof DeadLetter.d
   return out;
 }
 
-/** A worker owning one partition of the validator consumers, with the given handler. */
-function worker(role: string, p: number, handle: (msgs: JsMsg[]) => Promise<void | BatchOutcome>, maxDeliver = 3) {
+/** A worker owning one partition of the validator consumers (or `consumer`), with the given handler. */
+function worker(role: string, p: number, handle: (msgs: JsMsg[]) => Promise<void | BatchOutcome>, maxDeliver = 3, consumer: ConsumerSpec = { stream: 'TAPS', durable: `validator-p${p}` }) {
   const failures: FailureCode[] = [];
   const buried: DeadMessage[] = [];
   const w = new PartitionWorker({
@@ -84,7 +85,7 @@ function worker(role: string, p: number, handle: (msgs: JsMsg[]) => Promise<void
     onBatchFailure: (code) => failures.push(code),
     handler: {
       // One partition of interest; the others have no messages.
-      consumers: (q) => (q === p ? [{ stream: 'TAPS', durable: `validator-p${p}` }] : []),
+      consumers: (q) => (q === p ? [consumer] : []),
       handle: (_q, _spec, msgs) => handle(msgs),
     },
   });
@@ -191,6 +192,35 @@ describe('failures - a batch that fails as a whole', () => {
     try {
       await until('dead-lettered', async () => buried.length === 1 && (await drained(3)));
       expect((await deadLetters('failtest-d')).map((d) => [d.errorCode, d.deliveryCount])).toEqual([['TF_EVENT_INVALID', 1]]);
+    } finally {
+      await w.stop();
+    }
+  });
+});
+
+describe('failures - a replayed dead letter', () => {
+  it('is processed by the consumer that dead-lettered it; the other consumers of its subject pass it by', async () => {
+    // Three decision bundles on one subject, read by the settler of partition 0 (and the sink and
+    // the risk windows): a plain one, a replay for the sink, and a replay for this settler.
+    for (const [body, replayFor] of [['e1', undefined], ['e2', 'sink-decisions'], ['e3', 'settler-p0']] as const) {
+      const h = natsHeaders();
+      if (replayFor) {
+        h.set(ReplayHeaders.For, replayFor);
+        h.set(ReplayHeaders.Of, 'DECISIONS:1');
+      }
+      await bus.js.publish('tapflow.decisions.0', new TextEncoder().encode(body), { headers: h, msgID: `replay-test-${body}` });
+    }
+    const seen: string[] = [];
+    const { w, buried } = worker('failtest-e', 0, async (msgs) => void seen.push(...msgs.map(text)), 3, { stream: 'DECISIONS', durable: 'settler-p0' });
+    await w.start();
+    try {
+      await until('the settler consumer drained', async () => {
+        const c = await bus.jsm.consumers.info('DECISIONS', 'settler-p0');
+        return c.num_pending === 0 && c.num_ack_pending === 0;
+      });
+      // Acknowledged, all three; handed to the handler, only the two for it.
+      expect(seen).toEqual(['e1', 'e3']);
+      expect(buried).toEqual([]);
     } finally {
       await w.stop();
     }

@@ -87,6 +87,26 @@ const REPORT_PORT: Case[] = [
   [['--metrics-port', '0'], 'an integer from 1 to 65535'],
 ];
 
+/** Bad values of the dead-letter filters. */
+const DLQ_FILTERS: Record<string, Case[]> = {
+  '--code': [
+    [['--code', 'TF_NOPE'], 'a comma-separated list of TF_DECODE_FAILED, TF_EVENT_INVALID, TF_RETRIES_EXHAUSTED'],
+    // A failure that is retried, never dead-lettered under its own code.
+    [['--code', 'TF_STORE_FAILED'], 'a comma-separated list of TF_DECODE_FAILED'],
+    [['--code', 'TF_DECODE_FAILED,TF_DECODE_FAILED'], 'each at most once'],
+  ],
+  '--role': [[['--role', 'ingest'], 'a comma-separated list of validator, risk-windows, settler, sink']],
+  '--since': [
+    [['--since', 'yesterday'], 'epoch milliseconds or ISO 8601'],
+    [['--since', '2026-02-30'], 'epoch milliseconds or ISO 8601'],
+  ],
+};
+const DLQ_SEQ: Case[] = [
+  [['abc'], 'an integer from 1 to 9007199254740991 (a sequence of the DLQ stream'],
+  [['0'], 'an integer from 1 to'],
+  [['2.5'], 'an integer from 1 to'],
+];
+
 const fares = (...args: string[]) => ['--network', 'bj-subway', ...args];
 const medical = (...args: string[]) => [SAMPLE_CLAIM, ...args];
 
@@ -187,6 +207,19 @@ const BAD: Record<string, Record<string, Case[]>> = {
       [['--network', 'tj-metro', '--stations', '3', '--previous-leg-network', 'tj-bus'], 'give both'],
     ],
     '--tariff-dir': [[fares('--distance-km', '3', '--tariff-dir', 'no-such-dir'), 'an existing folder; no-such-dir does not exist']],
+  },
+  'dlq list': DLQ_FILTERS,
+  'dlq show': { '<seq>': DLQ_SEQ },
+  'dlq replay': {
+    '<seq>': [...DLQ_SEQ, [['7', 'x'], 'an integer from 1 to'], [[], 'give the sequences of the dead letters to replay', 'or --all']],
+    ...Object.fromEntries(Object.entries(DLQ_FILTERS).map(([flag, cases]) => [flag, cases.map(([args, ...says]) => [['--all', ...args], ...says] as Case)])),
+    // The filters choose among all dead letters: with named ones they would be ignored.
+    '--code/--role/--since without --all': [
+      [['7', '--code', 'TF_DECODE_FAILED'], '--code: only with --all'],
+      [['7', '--role', 'sink'], '--role: only with --all'],
+      [['7', '--since', '2026-03-10'], '--since: only with --all'],
+    ],
+    'sequences and --all': [[['7', '--all'], '--all: replays every dead letter matching the filters', 'not both']],
   },
   'medical quote': {
     '<claim.json>': [[['no-such-claim.json'], 'cannot read no-such-claim.json']],
