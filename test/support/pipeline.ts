@@ -10,11 +10,11 @@ import { join } from 'node:path';
 import { loadConfig, type Config, type ConfigKey } from '../../src/config/config.js';
 import { startApp, type RunningApp } from '../../src/runtime/app.js';
 import { ROLE_FACTORIES } from '../../src/cli/roles.js';
-import { createLogger } from '../../src/observe/log.js';
+import { createLogger, type Logger } from '../../src/observe/log.js';
 import { demoTerminalSecret } from '../../src/ingest/terminals.js';
 import { TerminalIngestClient } from '../../src/gen/tapflow/v1/ingest.js';
 import type { NatsServerHandle } from '../../src/runtime/nats-server.js';
-import { startTestNats } from './nats.js';
+import { startTestNats, type TestNatsOptions } from './nats.js';
 
 export interface TestPipeline {
   nats: NatsServerHandle;
@@ -54,10 +54,15 @@ export function testPipelineSettings(natsUrl: string, dataDir: string): Partial<
 
 /**
  * `threads`: run validator and settler on that many worker threads (the main thread keeps ingest
- * and the sink), as `tapflow start` does with TAPFLOW_WORKERS.
+ * and the sink), as `tapflow start` does with TAPFLOW_WORKERS. `log`: the roles' logger (default:
+ * JSON lines on stderr at TAPFLOW_LOG_LEVEL); worker threads keep logging to stderr. `nats`:
+ * options of the test's nats-server (e.g. where its own output lines go).
  */
-export async function startTestPipeline(overrides: Partial<Record<ConfigKey, string>> = {}, o: { threads?: number } = {}): Promise<TestPipeline> {
-  const nats = await startTestNats();
+export async function startTestPipeline(
+  overrides: Partial<Record<ConfigKey, string>> = {},
+  o: { threads?: number; log?: Logger; nats?: TestNatsOptions } = {},
+): Promise<TestPipeline> {
+  const nats = await startTestNats(o.nats);
   const dataDir = await mkdtemp(join(tmpdir(), 'tapflow-e2e-'));
   const cfg = loadConfig({}, { ...testPipelineSettings(nats.url, dataDir), TAPFLOW_LOG_LEVEL: process.env.TAPFLOW_TEST_LOG_LEVEL ?? 'warn', ...overrides });
   const app = await startApp(
@@ -65,7 +70,7 @@ export async function startTestPipeline(overrides: Partial<Record<ConfigKey, str
     (o.threads ? (['ingest', 'sink'] as const) : (['ingest', 'validator', 'settler', 'sink'] as const)).map((r) => ({ name: r, create: ROLE_FACTORIES[r] })),
     {
       installSignalHandlers: false,
-      log: createLogger(cfg.TAPFLOW_LOG_LEVEL, { test: true }),
+      log: o.log ?? createLogger(cfg.TAPFLOW_LOG_LEVEL, { test: true }),
       threads: o.threads ? { roles: ['validator', 'settler'], count: o.threads } : undefined,
     },
   );
