@@ -56,7 +56,11 @@ export const settings = {
   TAPFLOW_DUPLICATE_WINDOW_S: { schema: positiveInt, default: '1200', doc: "JetStream duplicate window of every stream (s): an output re-published within it after a crash (same Nats-Msg-Id, derived from its input) is stored once by JetStream. A re-sent tap is recognised by ingest's memory (TAPFLOW_INGEST_SEQ_MEMORY) and the validators' memory of applied events, not by this window." },
   TAPFLOW_STREAM_MAX_BYTES: { schema: positiveInt, default: String(8 * 1024 ** 3), doc: 'Size limit of each stream (bytes); a full stream refuses new taps (discard new) rather than dropping old ones.' },
   TAPFLOW_STREAM_MAX_AGE_S: { schema: positiveInt, default: String(7 * 24 * 3600), doc: 'Age limit of messages in each stream (s).' },
-  TAPFLOW_BATCH_MAX_TAPS: { schema: positiveInt.max(10_000), default: '5000', doc: 'Most taps accepted in one UploadBatch (at most 10,000: a batch must fit the 8 MiB message limit).' },
+  TAPFLOW_BATCH_MAX_TAPS: {
+    schema: positiveInt.max(10_000),
+    default: '5000',
+    doc: 'Most taps accepted in one UploadBatch (at most 10,000). It also sets the largest gRPC message ingest accepts: what a batch of this many of the largest legal taps needs, 66 + taps × 2,536 bytes (12,680,066 for 5,000), or the largest claim (1,555,320) when more; RESOURCE_EXHAUSTED beyond it.',
+  },
   TAPFLOW_CONSUMER_BATCH: { schema: positiveInt.max(4096), default: '256', doc: 'Messages (tap, decision or settlement bundles) a validator, settler or sink takes at once: one batch, one state commit, one insert per table.' },
   TAPFLOW_SINK_FLUSH_MS: { schema: positiveInt, default: '250', doc: 'Longest time the sink holds rows before an insert (ms).' },
   TAPFLOW_ACK_WAIT_S: { schema: positiveInt.max(3600), default: '20', doc: 'Consumers\' ack wait (s): a message delivered to a replica that died is redelivered after it; a new partition owner waits for such messages to keep stream order. Longer than any batch takes.' },

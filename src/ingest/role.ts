@@ -5,6 +5,7 @@ import { loadVenueDirectory } from '../domain/network/index.js';
 import { IngestService, startGrpcServer } from './server.js';
 import { demoRegistry, fileRegistry } from './terminals.js';
 import { sleep } from '../bus/partitions.js';
+import { maxMessageBytes } from '../domain/limits.js';
 
 export interface IngestRole extends Role {
   port: number;
@@ -33,8 +34,9 @@ export async function createIngestRole(ctx: AppContext): Promise<IngestRole> {
     metrics: ctx.metrics,
     log,
   });
-  const { server, port, health } = await startGrpcServer(service, cfg.TAPFLOW_GRPC_HOST, cfg.TAPFLOW_GRPC_PORT);
-  log.info({ port }, 'ingest gRPC listening (tapflow.v1.TerminalIngest, health, reflection)');
+  const maxBytes = maxMessageBytes(cfg.TAPFLOW_BATCH_MAX_TAPS);
+  const { server, port, health } = await startGrpcServer(service, { host: cfg.TAPFLOW_GRPC_HOST, port: cfg.TAPFLOW_GRPC_PORT, maxMessageBytes: maxBytes });
+  log.info({ port, maxMessageBytes: maxBytes }, 'ingest gRPC listening (tapflow.v1.TerminalIngest, health, reflection)');
   return {
     name: 'ingest',
     port,

@@ -43,7 +43,6 @@ import { subjects } from '../bus/subjects.js';
 import { markPublished, readClaim, reserveClaim } from '../bus/claims-store.js';
 import { partitionOf, tokenize } from '../domain/card/token.js';
 import { seal } from '../domain/card/seal.js';
-import { MAX_MESSAGE_BYTES } from '../domain/limits.js';
 import { FailureCodes, TapflowError, toTapflowError, type FailureCode } from '../domain/reasons.js';
 import type { ClaimSplit, TapEvent, VenueDirectory } from '../domain/types.js';
 import { claimEventId, seqReusedFlag } from '../domain/validate/index.js';
@@ -568,10 +567,21 @@ function serviceDefinition(): grpc.ServiceDefinition {
   } as unknown as grpc.ServiceDefinition;
 }
 
+export interface GrpcServerOptions {
+  host: string;
+  port: number;
+  /**
+   * Largest request message (bytes): maxMessageBytes(TAPFLOW_BATCH_MAX_TAPS), src/domain/limits.ts.
+   * grpc-js refuses a longer one from its length prefix, before reading it, and a compressed one
+   * as soon as it inflates beyond it, with RESOURCE_EXHAUSTED ("Received message larger than max").
+   */
+  maxMessageBytes: number;
+}
+
 /** Starts the gRPC server with TerminalIngest, health checking and reflection. */
-export async function startGrpcServer(service: IngestService, host: string, port: number): Promise<{ server: grpc.Server; port: number; health: HealthImplementation }> {
+export async function startGrpcServer(service: IngestService, o: GrpcServerOptions): Promise<{ server: grpc.Server; port: number; health: HealthImplementation }> {
   const server = new grpc.Server({
-    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+    'grpc.max_receive_message_length': o.maxMessageBytes,
     'grpc.keepalive_permit_without_calls': 1,
   });
   server.addService(serviceDefinition(), service.handlers as unknown as grpc.UntypedServiceImplementation);
@@ -580,7 +590,7 @@ export async function startGrpcServer(service: IngestService, host: string, port
   const pkgDef = protoLoader.loadFileDescriptorSetFromBuffer(readFileSync(descriptorPath));
   new ReflectionService(pkgDef).addToServer(server);
   const bound = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(`${o.host}:${o.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
   return { server, port: bound, health };
 }
