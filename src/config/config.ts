@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
-import { LOG_LEVELS, MAX_PARTITIONS, MAX_RETENTION_DAYS } from './values.js';
+import { LOG_LEVELS, MAX_LIVE_TIME_BOUND_MS, MAX_PARTITIONS, MAX_RETENTION_DAYS, MAX_UPLOAD_AGE_MS } from './values.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
@@ -79,6 +79,16 @@ export const settings = {
   },
   TAPFLOW_LEASE_TTL_MS: { schema: positiveInt.min(1000), default: '15000', doc: 'Partition lease time (ms): a replica that stops renewing loses its partitions after this.' },
   TAPFLOW_CLOCK_SKEW_MS: { schema: positiveInt, default: '300000', doc: 'A live tap whose device time is further than this from ingest time (ms) is counted as clock skew (metric tapflow_clock_skew_taps_total, alert TapflowClockSkew).' },
+  TAPFLOW_LIVE_TIME_BOUND_MS: {
+    schema: positiveInt.max(MAX_LIVE_TIME_BOUND_MS),
+    default: String(24 * 3_600_000),
+    doc: 'A live tap (StreamTaps) whose device time is further than this from ingest time (ms; default 24 h), before or after it, is answered INVALID naming device_time: a clock that far off is broken, and its taps would be priced and cleared on the wrong day. A terminal that held taps longer (offline) uploads them with UploadBatch. At least TAPFLOW_CLOCK_SKEW_MS, at most 30 days.',
+  },
+  TAPFLOW_UPLOAD_MAX_AGE_MS: {
+    schema: positiveInt.max(MAX_UPLOAD_AGE_MS),
+    default: String(30 * 86_400_000),
+    doc: 'How old (ms; default 30 days) a stored tap uploaded with UploadBatch may be at ingest; older, or further ahead of ingest time than TAPFLOW_LIVE_TIME_BOUND_MS, it is answered INVALID naming device_time. At least TAPFLOW_LIVE_TIME_BOUND_MS, at most 366 days.',
+  },
   TAPFLOW_CLAIM_WAIT_MS: { schema: positiveInt, default: '2000', doc: 'How long SettleClaim waits for the split before answering PENDING (ms).' },
   TAPFLOW_SHUTDOWN_TIMEOUT_MS: { schema: positiveInt, default: '15000', doc: 'On SIGTERM: longest time to drain in-flight work before exiting (ms).' },
   TAPFLOW_TOKEN_KEY: { schema: z.string().regex(/^[0-9a-f]{64}$/i).optional(), default: undefined, doc: 'Hex 32-byte key of card/ID tokens. Unset: generated once into <data dir>/keys/token.key (development only).' },
@@ -115,8 +125,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       out[key] = parsed.data;
     }
   }
+  if (problems.length === 0) problems.push(...orderProblems(out as Config));
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   return out as Config;
+}
+
+/** Settings that bound one another: each problem names both variables and their values. */
+function orderProblems(cfg: Config): string[] {
+  const problems: string[] = [];
+  const atLeast = (a: ConfigKey, b: ConfigKey) => {
+    if ((cfg[a] as number) < (cfg[b] as number)) problems.push(`${a}=${cfg[a]}: must be at least ${b} (${cfg[b]})`);
+  };
+  atLeast('TAPFLOW_LIVE_TIME_BOUND_MS', 'TAPFLOW_CLOCK_SKEW_MS');
+  atLeast('TAPFLOW_UPLOAD_MAX_AGE_MS', 'TAPFLOW_LIVE_TIME_BOUND_MS');
+  return problems;
 }
 
 /** The configuration table of the README. */

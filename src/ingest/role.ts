@@ -30,6 +30,8 @@ export async function createIngestRole(ctx: AppContext): Promise<IngestRole> {
     batchMaxTaps: cfg.TAPFLOW_BATCH_MAX_TAPS,
     claimWaitMs: cfg.TAPFLOW_CLAIM_WAIT_MS,
     clockSkewMs: cfg.TAPFLOW_CLOCK_SKEW_MS,
+    liveTimeBoundMs: cfg.TAPFLOW_LIVE_TIME_BOUND_MS,
+    uploadMaxAgeMs: cfg.TAPFLOW_UPLOAD_MAX_AGE_MS,
     seqMemory: cfg.TAPFLOW_INGEST_SEQ_MEMORY,
     metrics: ctx.metrics,
     log,

@@ -52,7 +52,7 @@ import type { Metrics } from '../observe/metrics.js';
 import { TapBundler, type BundleOutcome } from './bundler.js';
 import { tapDigest } from './digest.js';
 import { SeqMemory } from './seq-memory.js';
-import { checkClaim, checkTap, terminalIdOf } from './shape.js';
+import { checkClaim, checkTap, deviceTimeProblem, terminalIdOf, type TimeBounds } from './shape.js';
 import { TERMINAL_ID_PATTERN, type Terminal, type TerminalRegistry } from './terminals.js';
 import { readBatch, readClaim as readClaimFrame, readClaimQuery, readTap, salvageIds, type Frame, type WireBatch, type WireClaim, type WireTap } from './wire.js';
 
@@ -72,6 +72,10 @@ export interface IngestOptions {
   claimWaitMs: number;
   /** Live taps further than this from ingest time count as clock skew (ms). */
   clockSkewMs: number;
+  /** Live taps further than this from ingest time are refused, INVALID device_time (ms). */
+  liveTimeBoundMs: number;
+  /** Stored taps (UploadBatch) older than this at ingest are refused, INVALID device_time (ms). */
+  uploadMaxAgeMs: number;
   /** Recent (terminal_id, seq) remembered for DUPLICATE and SEQ_REUSED answers. */
   seqMemory: number;
   metrics: Metrics;
@@ -133,9 +137,11 @@ export class IngestService {
   private readonly bundler: TapBundler;
   /** Taps handed to the bundler and not answered yet, by event id. */
   private readonly pendingTaps = new Map<string, { digest: string; outcome: Promise<BundleOutcome> }>();
+  private readonly timeBounds: TimeBounds;
 
   constructor(private readonly o: IngestOptions) {
     this.now = o.now ?? Date.now;
+    this.timeBounds = { liveMs: o.liveTimeBoundMs, uploadAgeMs: o.uploadMaxAgeMs };
     this.seqs = new SeqMemory(o.seqMemory);
     this.bundler = new TapBundler({ publisher: o.publisher, instanceId: o.instanceId, onBundle: (taps) => o.metrics.bundleTaps.observe(taps) });
   }
@@ -216,8 +222,8 @@ export class IngestService {
   }
 
   /**
-   * Answers one tap (never rejects). Checks it, consults the seq memory, publishes it, and
-   * answers from the PubAck.
+   * Answers one tap (never rejects). Checks its shape and its device time against the bounds,
+   * consults the seq memory, publishes it, and answers from the PubAck.
    */
   private async submit(t: WireTap, terminal: Terminal, offline: boolean, t0: number): Promise<TapAck> {
     const m = this.o.metrics;
@@ -227,7 +233,14 @@ export class IngestService {
       return this.ack(t.terminalId || terminal.id, t.seq, TapStatus.INVALID, `INVALID_ARGUMENT: ${checked.error.field}: ${checked.error.message}`);
     }
     const c = checked.tap;
-    const { terminalId, seq, deviceTime } = c.tap;
+    const { terminalId, seq, deviceTime, venueId } = c.tap;
+    // A clock a little off is counted (alert TapflowClockSkew); one far off is refused.
+    if (!offline && Math.abs(deviceTime - t0) > this.o.clockSkewMs) m.clockSkew.inc({ region: terminal.region });
+    const timeProblem = deviceTimeProblem(deviceTime, t0, offline, this.timeBounds);
+    if (timeProblem !== undefined) {
+      m.tapsInvalid.inc({ field: 'device_time' });
+      return this.ack(terminalId, seq, TapStatus.INVALID, `INVALID_ARGUMENT: device_time: ${timeProblem}`);
+    }
     const eventId = `${terminalId}:${seq}`;
     const digest = tapDigest(c.tap);
     const cardToken = tokenize(this.o.tokenKey, 'card', c.cardNumber);
@@ -259,8 +272,7 @@ export class IngestService {
       m.ingestRefused.inc({ code: 'TF_BUS_UNAVAILABLE' });
       return this.ack(terminalId, seq, TapStatus.UNAVAILABLE, 'UNAVAILABLE: JetStream is not reachable; retry with the same seq');
     }
-    if (!offline && Math.abs(deviceTime - t0) > this.o.clockSkewMs) m.clockSkew.inc({ region: terminal.region });
-    const venue = this.o.venues.get(c.tap.venueId);
+    const venue = this.o.venues.get(venueId);
     const ev: TapEvent = {
       eventId,
       terminalId,
@@ -270,7 +282,7 @@ export class IngestService {
       deviceTime,
       ingestTime: t0,
       scene: c.scene,
-      venueId: c.tap.venueId,
+      venueId,
       direction: c.direction,
       cardToken,
       cardRegion: c.cardRegion,

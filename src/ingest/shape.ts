@@ -131,6 +131,42 @@ export function checkTap(t: WireTap, authenticatedTerminal: string): Checked<{ t
   };
 }
 
+/** How far a tap's device time may lie from ingest time (ms): TAPFLOW_LIVE_TIME_BOUND_MS and TAPFLOW_UPLOAD_MAX_AGE_MS. */
+export interface TimeBounds {
+  /** A live tap, before or after ingest time; a stored tap, after it. */
+  liveMs: number;
+  /** A stored tap (UploadBatch), before ingest time. */
+  uploadAgeMs: number;
+}
+
+/**
+ * What is wrong with a device time received at `now` (epoch ms), or undefined when it lies in
+ * the window: within `liveMs` of `now` for a live tap; from `uploadAgeMs` before to `liveMs`
+ * after it for a stored one. Nothing is allocated for a time in the window.
+ */
+export function deviceTimeProblem(deviceTime: number, now: number, offline: boolean, b: TimeBounds): string | undefined {
+  const ahead = deviceTime - now;
+  if (ahead > b.liveMs) {
+    return `${new Date(deviceTime).toISOString()} is ${span(ahead)} after ingest time; a ${offline ? 'stored' : 'live'} tap may be at most ${span(b.liveMs)} ahead of it (TAPFLOW_LIVE_TIME_BOUND_MS): check the terminal's clock`;
+  }
+  if (offline && -ahead > b.uploadAgeMs) {
+    return `${new Date(deviceTime).toISOString()} is ${span(-ahead)} before ingest time; a stored tap may be at most ${span(b.uploadAgeMs)} old (TAPFLOW_UPLOAD_MAX_AGE_MS)`;
+  }
+  if (!offline && -ahead > b.liveMs) {
+    return `${new Date(deviceTime).toISOString()} is ${span(-ahead)} before ingest time; a live tap may be at most ${span(b.liveMs)} behind it (TAPFLOW_LIVE_TIME_BOUND_MS): send taps held longer with UploadBatch, and check the terminal's clock`;
+  }
+  return undefined;
+}
+
+/** A duration for a message: minutes, hours, days or years. */
+function span(ms: number): string {
+  const h = ms / 3_600_000;
+  if (h < 2) return `${Math.round(ms / 60_000)} min`;
+  if (h < 48) return `${Math.round(h)} h`;
+  if (h < 730 * 24) return `${Math.round(h / 24)} days`;
+  return `${(h / (365.25 * 24)).toFixed(1)} years`;
+}
+
 export function checkCard(card: Tap['card'], field: string): Checked<{ card: { credentials: CardCredentials; cardNumber: string; cardRegion: Region } }> | Failed {
   if (!card) return fail(field, 'required: chip or qr');
   if (card.$case === 'chip') {

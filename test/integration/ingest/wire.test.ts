@@ -5,8 +5,9 @@
  * number 0, a stray end-group tag, a wrong wire type, an unknown enum value, a varint above
  * 2^64 − 1 make that tap INVALID, never stored; unknown fields are ignored), a frame that cannot
  * be read at all (random bytes, a tap cut before its seq) ends only its own stream after every
- * tap before it was answered, a seq reused for other content is refused and flagged, and a
- * client that stops reading its acks is paused without piling up listeners.
+ * tap before it was answered, device times far from ingest time and venues of another region are
+ * refused, a seq reused for other content is refused and flagged, and a client that stops
+ * reading its acks is paused without piling up listeners.
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -58,6 +59,11 @@ async function metric(name: string, labels: string): Promise<number> {
 /** A length-delimited field. */
 function len(no: number, b: Uint8Array | number[]): number[] {
   return [...varint(BigInt((no << 3) | 2)), ...varint(BigInt(b.length)), ...b];
+}
+
+/** The value of a tapflow counter with these labels, e.g. `code="TF_INGEST_PERMISSION_DENIED"`. */
+async function counter(name: string, labels: string): Promise<number> {
+  return metric(name, labels);
 }
 
 /** The answer of every frame of a stream by seq ("STATUS reason"), and how the stream ended. */
@@ -419,6 +425,59 @@ describe('ingest - truncated frames and random bytes', () => {
     }
     await p.until(async () => (await storedSeqs(calm)).length >= 200, 30_000, 'the calm terminal stored');
     expect(await storedSeqs(g)).toEqual([]);
+  });
+});
+
+describe('ingest - device time around ingest time', () => {
+  const H = 3_600_000;
+  const DAY = 24 * H;
+
+  it('refuses live taps years or a day off, INVALID naming device_time; counts the skew; the stream goes on', async () => {
+    const g = 'BJ-RAIL-0830';
+    const now = Date.now();
+    const skewBefore = await counter('tapflow_clock_skew_taps_total', 'region="BJ"');
+    const taps = [
+      tap(g, 1, { deviceTime: now }),
+      tap(g, 2, { deviceTime: now - 7 * 365 * DAY }),
+      tap(g, 3, { deviceTime: now + 3 * 365 * DAY }),
+      tap(g, 4, { deviceTime: now - 25 * H }),
+      tap(g, 5, { deviceTime: now - 10 * 60_000 }), // skewed, within the bound
+      tap(g, 6, { deviceTime: now + 23 * H }),
+    ];
+    const { bySeq, error } = await answers(g, taps.map((t) => bytes(t)));
+    expect(error).toBeUndefined();
+    expect(bySeq.get(1n)).toBe('ACCEPTED_DURABLE');
+    expect(bySeq.get(2n)).toMatch(/^INVALID INVALID_ARGUMENT: device_time: 20\d\d-.* is 7\.0 years before ingest time; a live tap may be at most 24 h behind it \(TAPFLOW_LIVE_TIME_BOUND_MS\): send taps held longer with UploadBatch/);
+    expect(bySeq.get(3n)).toMatch(/^INVALID INVALID_ARGUMENT: device_time: 20\d\d-.* is 3\.0 years after ingest time; a live tap may be at most 24 h ahead of it/);
+    expect(bySeq.get(4n)).toMatch(/^INVALID INVALID_ARGUMENT: device_time: .* is 25 h before ingest time/);
+    expect(bySeq.get(5n)).toBe('ACCEPTED_DURABLE');
+    expect(bySeq.get(6n)).toBe('ACCEPTED_DURABLE');
+    // Every live tap beyond TAPFLOW_CLOCK_SKEW_MS is counted, refused or not.
+    expect(await counter('tapflow_clock_skew_taps_total', 'region="BJ"')).toBe(skewBefore + 5);
+    await p.until(async () => (await storedSeqs(g)).length >= 3, 30_000, 'three taps stored');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await storedSeqs(g)).toEqual([1, 5, 6]);
+  });
+
+  it('takes stored taps up to 30 days old in UploadBatch, not older, nor a day ahead', async () => {
+    const bus = 'BJ-BUS-0830';
+    const now = Date.now();
+    const batch = TapBatch.encode({
+      terminalId: bus,
+      taps: [tap(bus, 1, { deviceTime: now - 20 * DAY }), tap(bus, 2, { deviceTime: now - 40 * DAY }), tap(bus, 3, { deviceTime: now + 3 * DAY }), tap(bus, 4, { deviceTime: now - 7 * 365 * DAY }), tap(bus, 5, { deviceTime: now - 29 * H })],
+    }).finish();
+    const r = await raw.unary<RawBatchAck>('uploadBatch', p.metadata(bus), batch);
+    if (!r.ok) throw r.error;
+    const got = r.value.acks.map((a) => `${status(a)} ${a.reason}`.trim());
+    expect(got[0]).toBe('ACCEPTED_DURABLE');
+    expect(got[1]).toMatch(/^INVALID INVALID_ARGUMENT: device_time: .* is 40 days before ingest time; a stored tap may be at most 30 days old \(TAPFLOW_UPLOAD_MAX_AGE_MS\)$/);
+    expect(got[2]).toMatch(/^INVALID INVALID_ARGUMENT: device_time: .* is 3 days after ingest time; a stored tap may be at most 24 h ahead of it/);
+    expect(got[3]).toMatch(/^INVALID INVALID_ARGUMENT: device_time: .* is 7\.0 years before ingest time; a stored tap may be at most 30 days old/);
+    expect(got[4]).toBe('ACCEPTED_DURABLE');
+    expect([r.value.accepted, r.value.invalid]).toEqual([2, 3]);
+    await p.until(async () => (await storedSeqs(bus)).length >= 2, 30_000, 'two stored taps decided');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await storedSeqs(bus)).toEqual([1, 5]);
   });
 });
 

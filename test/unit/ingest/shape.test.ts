@@ -3,7 +3,7 @@
  * values are range-checked without loss, and a good tap comes back with its domain values.
  */
 import { describe, expect, it } from 'vitest';
-import { checkCard, checkClaim, checkTap, ID_NUMBER_PATTERN, MAX_AMOUNT_FEN, MIN_DEVICE_TIME, wireClaimOf } from '../../../src/ingest/shape.js';
+import { checkCard, checkClaim, checkTap, deviceTimeProblem, ID_NUMBER_PATTERN, MAX_AMOUNT_FEN, MIN_DEVICE_TIME, wireClaimOf } from '../../../src/ingest/shape.js';
 import type { WireTap } from '../../../src/ingest/wire.js';
 import { CatalogueClass, Direction, InstitutionLevel, Region, RiderCategory, Scene, Treatment, type MedicalClaim } from '../../../src/gen/tapflow/v1/ingest.js';
 import { encodeQrBody, formatQrPayload } from '../../../src/domain/card/qr.js';
@@ -162,6 +162,28 @@ describe('shape - checkCard', () => {
       const r = checkCard({ $case: 'chip', value: { cardNumber: n, counter: 0, mac: Buffer.alloc(8) } }, 'card');
       expect(r.ok && r.card.cardRegion).toBe(region);
     }
+  });
+});
+
+describe('shape - device time around ingest time', () => {
+  const now = Date.UTC(2026, 10, 30, 12, 0);
+  const H = 3_600_000;
+  const DAY = 24 * H;
+  const bounds = { liveMs: DAY, uploadAgeMs: 30 * DAY };
+
+  it('accepts a live tap within the bound either way, a stored one from 30 days before to a day after', () => {
+    for (const t of [now, now - DAY, now + DAY, now - 5 * 60_000]) expect(deviceTimeProblem(t, now, false, bounds), `live ${t - now}`).toBeUndefined();
+    for (const t of [now, now - 30 * DAY, now + DAY, now - 2 * DAY]) expect(deviceTimeProblem(t, now, true, bounds), `stored ${t - now}`).toBeUndefined();
+  });
+
+  it.each([
+    ['a live tap years in the past', now - 7 * 365 * DAY, false, /^2019-.* is 7\.0 years before ingest time; a live tap may be at most 24 h behind it \(TAPFLOW_LIVE_TIME_BOUND_MS\): send taps held longer with UploadBatch/],
+    ['a live tap a day and a minute old', now - DAY - 60_000, false, /is 24 h before ingest time; a live tap may be at most 24 h behind it/],
+    ['a live tap years in the future', now + 3 * 365 * DAY, false, /^2029-.* is 3\.0 years after ingest time; a live tap may be at most 24 h ahead of it .*check the terminal's clock/],
+    ['a stored tap of two months ago', now - 60 * DAY, true, /is 60 days before ingest time; a stored tap may be at most 30 days old \(TAPFLOW_UPLOAD_MAX_AGE_MS\)$/],
+    ['a stored tap two days ahead', now + 2 * DAY, true, /is 2 days after ingest time; a stored tap may be at most 24 h ahead of it/],
+  ])('refuses %s, saying by how much and which bound', (_what, t, offline, problem) => {
+    expect(deviceTimeProblem(t, now, offline, bounds)).toMatch(problem);
   });
 });
 
