@@ -94,7 +94,7 @@ export const settings = {
   TAPFLOW_TOKEN_KEY: { schema: z.string().regex(/^[0-9a-f]{64}$/i).optional(), default: undefined, doc: 'Hex 32-byte key of card/ID tokens. Unset: generated once into <data dir>/keys/token.key (development only).' },
   TAPFLOW_SEAL_KEY: { schema: z.string().regex(/^[0-9a-f]{64}$/i).optional(), default: undefined, doc: 'Hex 32-byte AES key sealing card credentials between ingest and validators. Unset: generated into <data dir>/keys/seal.key.' },
   TAPFLOW_TRUST_FILE: { schema: z.string().optional(), default: undefined, doc: 'Card issuer keys (chip master keys, QR public keys) of BJ, TJ, HE. Unset: <data dir>/keys/trust.json, generated test keys.' },
-  TAPFLOW_TERMINALS_FILE: { schema: z.string().optional(), default: undefined, doc: 'Terminal registry (YAML): id, region, operator, secret hash. Unset: the demo registry (terminal secrets derived from <data dir>/keys/fleet.key).' },
+  TAPFLOW_TERMINALS_FILE: { schema: z.string().optional(), default: undefined, doc: 'Terminal registry (YAML): id, region, the venues each terminal serves, operator, secret hash (README, Terminal registry). Unset: the demo registry (terminal secrets derived from <data dir>/keys/fleet.key; a terminal serves the venues of the region its id names).' },
   TAPFLOW_TARIFF_DIR: {
     schema: z.string().min(1),
     default: shippedDataDir(),

@@ -53,6 +53,7 @@ import { TapBundler, type BundleOutcome } from './bundler.js';
 import { tapDigest } from './digest.js';
 import { SeqMemory } from './seq-memory.js';
 import { checkClaim, checkTap, deviceTimeProblem, terminalIdOf, type TimeBounds } from './shape.js';
+import { venueRefusal, VenueRegions } from './venue-scope.js';
 import { TERMINAL_ID_PATTERN, type Terminal, type TerminalRegistry } from './terminals.js';
 import { readBatch, readClaim as readClaimFrame, readClaimQuery, readTap, salvageIds, type Frame, type WireBatch, type WireClaim, type WireTap } from './wire.js';
 
@@ -137,10 +138,12 @@ export class IngestService {
   private readonly bundler: TapBundler;
   /** Taps handed to the bundler and not answered yet, by event id. */
   private readonly pendingTaps = new Map<string, { digest: string; outcome: Promise<BundleOutcome> }>();
+  private readonly venueRegions: VenueRegions;
   private readonly timeBounds: TimeBounds;
 
   constructor(private readonly o: IngestOptions) {
     this.now = o.now ?? Date.now;
+    this.venueRegions = new VenueRegions(o.venues);
     this.timeBounds = { liveMs: o.liveTimeBoundMs, uploadAgeMs: o.uploadMaxAgeMs };
     this.seqs = new SeqMemory(o.seqMemory);
     this.bundler = new TapBundler({ publisher: o.publisher, instanceId: o.instanceId, onBundle: (taps) => o.metrics.bundleTaps.observe(taps) });
@@ -222,8 +225,9 @@ export class IngestService {
   }
 
   /**
-   * Answers one tap (never rejects). Checks its shape and its device time against the bounds,
-   * consults the seq memory, publishes it, and answers from the PubAck.
+   * Answers one tap (never rejects). Checks its shape, its device time against the bounds and
+   * its venue against what the terminal serves, consults the seq memory, publishes it, and
+   * answers from the PubAck.
    */
   private async submit(t: WireTap, terminal: Terminal, offline: boolean, t0: number): Promise<TapAck> {
     const m = this.o.metrics;
@@ -240,6 +244,12 @@ export class IngestService {
     if (timeProblem !== undefined) {
       m.tapsInvalid.inc({ field: 'device_time' });
       return this.ack(terminalId, seq, TapStatus.INVALID, `INVALID_ARGUMENT: device_time: ${timeProblem}`);
+    }
+    const venue = this.o.venues.get(venueId);
+    const refusal = venueRefusal(terminal, venueId, this.venueRegions.regionOf(venueId, venue));
+    if (refusal !== undefined) {
+      m.ingestRefused.inc({ code: 'TF_INGEST_PERMISSION_DENIED' });
+      return this.ack(terminalId, seq, TapStatus.INVALID, `PERMISSION_DENIED: venue_id: ${refusal}`);
     }
     const eventId = `${terminalId}:${seq}`;
     const digest = tapDigest(c.tap);
@@ -272,7 +282,6 @@ export class IngestService {
       m.ingestRefused.inc({ code: 'TF_BUS_UNAVAILABLE' });
       return this.ack(terminalId, seq, TapStatus.UNAVAILABLE, 'UNAVAILABLE: JetStream is not reachable; retry with the same seq');
     }
-    const venue = this.o.venues.get(venueId);
     const ev: TapEvent = {
       eventId,
       terminalId,
@@ -474,6 +483,13 @@ export class IngestService {
       throw serviceError('TF_INGEST_INVALID', `${checked.error.field}: ${checked.error.message}`);
     }
     const { claim, credentials } = checked;
+    // The terminal's venue list applies to the institution; its region is the validator's to
+    // decide, from the project list (INSTITUTION_NOT_IN_REGION).
+    const refusal = venueRefusal(terminal, claim.institutionId, undefined, false);
+    if (refusal !== undefined) {
+      this.o.metrics.ingestRefused.inc({ code: 'TF_INGEST_PERMISSION_DENIED' });
+      throw serviceError('TF_INGEST_PERMISSION_DENIED', `institution_id: ${refusal}`);
+    }
     const key = claim.claimKey;
     const kv = this.o.claimsKv;
     const reserved = await reserveClaim(kv, key, terminal.id).catch((err: unknown) => {

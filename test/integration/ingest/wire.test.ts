@@ -481,3 +481,39 @@ describe('ingest - device time around ingest time', () => {
   });
 });
 
+describe('ingest - terminals bound to the venues of their region (demo registry)', () => {
+  it('refuses a tap for a venue of another region, or of no known region: INVALID, reason PERMISSION_DENIED; the stream goes on', async () => {
+    const g = 'BJ-RAIL-0840';
+    const deniedBefore = await counter('tapflow_ingest_refused_total', 'code="TF_INGEST_PERMISSION_DENIED"');
+    const taps = [
+      tap(g, 1),
+      tap(g, 2, { venueId: 'tj-metro:刘园' }),
+      tap(g, 3, { venueId: 'museum:HE:hebei-museum' }),
+      tap(g, 4, { venueId: 'somewhere' }),
+      tap(g, 5, { venueId: 'museum:BJ:not-on-the-list', scene: 4, direction: 3 }), // BJ by its id: the validator decides it
+      tap(g, 6),
+    ];
+    const { bySeq, error } = await answers(g, taps.map((t) => bytes(t)));
+    expect(error).toBeUndefined();
+    expect(Object.fromEntries([...bySeq.entries()].map(([k, v]) => [String(k), v]))).toEqual({
+      1: 'ACCEPTED_DURABLE',
+      2: `INVALID PERMISSION_DENIED: venue_id: venue tj-metro:刘园 is in TJ; terminal ${g} serves BJ`,
+      3: `INVALID PERMISSION_DENIED: venue_id: venue museum:HE:hebei-museum is in HE; terminal ${g} serves BJ`,
+      4: `INVALID PERMISSION_DENIED: venue_id: terminal ${g} serves the venues of BJ; venue somewhere is not one tapflow knows the region of`,
+      5: 'ACCEPTED_DURABLE',
+      6: 'ACCEPTED_DURABLE',
+    });
+    expect(await counter('tapflow_ingest_refused_total', 'code="TF_INGEST_PERMISSION_DENIED"')).toBe(deniedBefore + 3);
+    await p.until(async () => (await storedSeqs(g)).length >= 3, 30_000, 'three taps decided');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await storedSeqs(g)).toEqual([1, 5, 6]);
+  });
+
+  it('refuses such a tap in a batch, and takes the others', async () => {
+    const bus = 'TJ-BUS-0840';
+    const batch = TapBatch.encode({ terminalId: bus, taps: [tap(bus, 1, { venueId: 'tj-bus:8:0', scene: 2, direction: 3 }), tap(bus, 2, { venueId: 'bj-bus:1:0', scene: 2, direction: 3 })] }).finish();
+    const r = await raw.unary<RawBatchAck>('uploadBatch', p.metadata(bus), batch);
+    if (!r.ok) throw r.error;
+    expect(r.value.acks.map((a) => `${status(a)} ${a.reason}`.trim())).toEqual(['ACCEPTED_DURABLE', `INVALID PERMISSION_DENIED: venue_id: venue bj-bus:1:0 is in BJ; terminal ${bus} serves TJ`]);
+  });
+});
