@@ -7,6 +7,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { TapStatus, TerminalIngestService, type Tap, type TerminalIngestServer } from '../src/gen/tapflow/v1/ingest.js';
+import { MAX_BATCH_TAPS, maxMessageBytes } from '../src/domain/limits.js';
 
 const handlers: TerminalIngestServer = {
   streamTaps: (call) => {
@@ -28,8 +29,9 @@ const handlers: TerminalIngestServer = {
   getClaim: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED, details: 'echo server' } as grpc.ServiceError),
 };
 
-// The ingest's server options (src/ingest/server.ts startGrpcServer).
-const server = new grpc.Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024, 'grpc.keepalive_permit_without_calls': 1 });
+// The ingest's server options (src/ingest/server.ts startGrpcServer), with the message limit of
+// the largest batch ingest can be configured for.
+const server = new grpc.Server({ 'grpc.max_receive_message_length': maxMessageBytes(MAX_BATCH_TAPS), 'grpc.keepalive_permit_without_calls': 1 });
 server.addService(TerminalIngestService, handlers);
 server.bindAsync(`127.0.0.1:${Number(process.argv[2] ?? 0)}`, grpc.ServerCredentials.createInsecure(), (err, port) => {
   if (err) {

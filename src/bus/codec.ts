@@ -81,7 +81,8 @@ function checkClaimFields(c: { deviceTime: number; ingestTime: number; personalA
 /** Name of a proto enum value, or throws naming the field when it is not a known value. */
 function nameOf<T extends string>(e: Record<number, string>, v: number, field: string, strip = ''): T {
   const n = e[v];
-  if (n === undefined || n.endsWith('_UNSPECIFIED')) throw new Error(`${field}: unknown or unspecified value ${v}`);
+  // UNRECOGNIZED is ts-proto's name for −1, not a value of the contract.
+  if (n === undefined || n === 'UNRECOGNIZED' || n.endsWith('_UNSPECIFIED')) throw new Error(`${field}: unknown or unspecified value ${v}`);
   return (strip && n.startsWith(strip) ? n.slice(strip.length) : n) as T;
 }
 function valueOf(e: Record<string, number | string>, name: string, prefix = ''): number {

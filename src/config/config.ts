@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
-import { LOG_LEVELS, MAX_PARTITIONS, MAX_RETENTION_DAYS } from './values.js';
+import { LOG_LEVELS, MAX_LIVE_TIME_BOUND_MS, MAX_PARTITIONS, MAX_RETENTION_DAYS, MAX_UPLOAD_AGE_MS } from './values.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
@@ -56,7 +56,11 @@ export const settings = {
   TAPFLOW_DUPLICATE_WINDOW_S: { schema: positiveInt, default: '1200', doc: "JetStream duplicate window of every stream (s): an output re-published within it after a crash (same Nats-Msg-Id, derived from its input) is stored once by JetStream. A re-sent tap is recognised by ingest's memory (TAPFLOW_INGEST_SEQ_MEMORY) and the validators' memory of applied events, not by this window." },
   TAPFLOW_STREAM_MAX_BYTES: { schema: positiveInt, default: String(8 * 1024 ** 3), doc: 'Size limit of each stream (bytes); a full stream refuses new taps (discard new) rather than dropping old ones.' },
   TAPFLOW_STREAM_MAX_AGE_S: { schema: positiveInt, default: String(7 * 24 * 3600), doc: 'Age limit of messages in each stream (s).' },
-  TAPFLOW_BATCH_MAX_TAPS: { schema: positiveInt.max(10_000), default: '5000', doc: 'Most taps accepted in one UploadBatch (at most 10,000: a batch must fit the 8 MiB message limit).' },
+  TAPFLOW_BATCH_MAX_TAPS: {
+    schema: positiveInt.max(10_000),
+    default: '5000',
+    doc: 'Most taps accepted in one UploadBatch (at most 10,000). It also sets the largest gRPC message ingest accepts: what a batch of this many of the largest legal taps needs, 66 + taps × 2,536 bytes (12,680,066 for 5,000), or the largest claim (1,555,320) when more; RESOURCE_EXHAUSTED beyond it.',
+  },
   TAPFLOW_CONSUMER_BATCH: { schema: positiveInt.max(4096), default: '256', doc: 'Messages (tap, decision or settlement bundles) a validator, settler or sink takes at once: one batch, one state commit, one insert per table.' },
   TAPFLOW_SINK_FLUSH_MS: { schema: positiveInt, default: '250', doc: 'Longest time the sink holds rows before an insert (ms).' },
   TAPFLOW_ACK_WAIT_S: { schema: positiveInt.max(3600), default: '20', doc: 'Consumers\' ack wait (s): a message delivered to a replica that died is redelivered after it; a new partition owner waits for such messages to keep stream order. Longer than any batch takes.' },
@@ -75,12 +79,22 @@ export const settings = {
   },
   TAPFLOW_LEASE_TTL_MS: { schema: positiveInt.min(1000), default: '15000', doc: 'Partition lease time (ms): a replica that stops renewing loses its partitions after this.' },
   TAPFLOW_CLOCK_SKEW_MS: { schema: positiveInt, default: '300000', doc: 'A live tap whose device time is further than this from ingest time (ms) is counted as clock skew (metric tapflow_clock_skew_taps_total, alert TapflowClockSkew).' },
+  TAPFLOW_LIVE_TIME_BOUND_MS: {
+    schema: positiveInt.max(MAX_LIVE_TIME_BOUND_MS),
+    default: String(24 * 3_600_000),
+    doc: 'A live tap (StreamTaps) whose device time is further than this from ingest time (ms; default 24 h), before or after it, is answered INVALID naming device_time: a clock that far off is broken, and its taps would be priced and cleared on the wrong day. A terminal that held taps longer (offline) uploads them with UploadBatch. At least TAPFLOW_CLOCK_SKEW_MS, at most 30 days.',
+  },
+  TAPFLOW_UPLOAD_MAX_AGE_MS: {
+    schema: positiveInt.max(MAX_UPLOAD_AGE_MS),
+    default: String(30 * 86_400_000),
+    doc: 'How old (ms; default 30 days) a stored tap uploaded with UploadBatch may be at ingest; older, or further ahead of ingest time than TAPFLOW_LIVE_TIME_BOUND_MS, it is answered INVALID naming device_time. At least TAPFLOW_LIVE_TIME_BOUND_MS, at most 366 days.',
+  },
   TAPFLOW_CLAIM_WAIT_MS: { schema: positiveInt, default: '2000', doc: 'How long SettleClaim waits for the split before answering PENDING (ms).' },
   TAPFLOW_SHUTDOWN_TIMEOUT_MS: { schema: positiveInt, default: '15000', doc: 'On SIGTERM: longest time to drain in-flight work before exiting (ms).' },
   TAPFLOW_TOKEN_KEY: { schema: z.string().regex(/^[0-9a-f]{64}$/i).optional(), default: undefined, doc: 'Hex 32-byte key of card/ID tokens. Unset: generated once into <data dir>/keys/token.key (development only).' },
   TAPFLOW_SEAL_KEY: { schema: z.string().regex(/^[0-9a-f]{64}$/i).optional(), default: undefined, doc: 'Hex 32-byte AES key sealing card credentials between ingest and validators. Unset: generated into <data dir>/keys/seal.key.' },
   TAPFLOW_TRUST_FILE: { schema: z.string().optional(), default: undefined, doc: 'Card issuer keys (chip master keys, QR public keys) of BJ, TJ, HE. Unset: <data dir>/keys/trust.json, generated test keys.' },
-  TAPFLOW_TERMINALS_FILE: { schema: z.string().optional(), default: undefined, doc: 'Terminal registry (YAML): id, region, operator, secret hash. Unset: the demo registry (terminal secrets derived from <data dir>/keys/fleet.key).' },
+  TAPFLOW_TERMINALS_FILE: { schema: z.string().optional(), default: undefined, doc: 'Terminal registry (YAML): id, region, the venues each terminal serves, operator, secret hash (README, Terminal registry). Unset: the demo registry (terminal secrets derived from <data dir>/keys/fleet.key; a terminal serves the venues of the region its id names).' },
   TAPFLOW_TARIFF_DIR: {
     schema: z.string().min(1),
     default: shippedDataDir(),
@@ -111,8 +125,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       out[key] = parsed.data;
     }
   }
+  if (problems.length === 0) problems.push(...orderProblems(out as Config));
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   return out as Config;
+}
+
+/** Settings that bound one another: each problem names both variables and their values. */
+function orderProblems(cfg: Config): string[] {
+  const problems: string[] = [];
+  const atLeast = (a: ConfigKey, b: ConfigKey) => {
+    if ((cfg[a] as number) < (cfg[b] as number)) problems.push(`${a}=${cfg[a]}: must be at least ${b} (${cfg[b]})`);
+  };
+  atLeast('TAPFLOW_LIVE_TIME_BOUND_MS', 'TAPFLOW_CLOCK_SKEW_MS');
+  atLeast('TAPFLOW_UPLOAD_MAX_AGE_MS', 'TAPFLOW_LIVE_TIME_BOUND_MS');
+  return problems;
 }
 
 /** The configuration table of the README. */

@@ -90,7 +90,7 @@ export interface FailureInfo {
 export const FailureCodes = {
   TF_INGEST_INVALID: { meaning: 'Malformed tap or claim: a field is missing or out of range.', bus: 'term-dead-letter', grpc: 'INVALID_ARGUMENT', retryable: false },
   TF_INGEST_UNAUTHENTICATED: { meaning: 'Terminal credential missing or wrong.', bus: 'term-dead-letter', grpc: 'UNAUTHENTICATED', retryable: false },
-  TF_INGEST_PERMISSION_DENIED: { meaning: 'Terminal not allowed to send this (another terminal id, disabled terminal).', bus: 'term-dead-letter', grpc: 'PERMISSION_DENIED', retryable: false },
+  TF_INGEST_PERMISSION_DENIED: { meaning: 'Terminal not allowed to send this: another terminal id, a disabled terminal, a venue it does not serve or one of another region (a tap: INVALID with reason PERMISSION_DENIED).', bus: 'term-dead-letter', grpc: 'PERMISSION_DENIED', retryable: false },
   TF_INGEST_OVERLOADED: { meaning: 'Too many taps in flight; retry after a pause with the same seq.', bus: 'nak-delay', grpc: 'RESOURCE_EXHAUSTED', retryable: true },
   TF_BUS_UNAVAILABLE: { meaning: 'JetStream not reachable or did not acknowledge in time.', bus: 'nak-delay', grpc: 'UNAVAILABLE', retryable: true },
   TF_BUS_STREAM_FULL: { meaning: 'A stream reached its limits (discard new): back pressure.', bus: 'nak-delay', grpc: 'RESOURCE_EXHAUSTED', retryable: true },

@@ -5,6 +5,7 @@ import { loadVenueDirectory } from '../domain/network/index.js';
 import { IngestService, startGrpcServer } from './server.js';
 import { demoRegistry, fileRegistry } from './terminals.js';
 import { sleep } from '../bus/partitions.js';
+import { maxMessageBytes } from '../domain/limits.js';
 
 export interface IngestRole extends Role {
   port: number;
@@ -29,12 +30,15 @@ export async function createIngestRole(ctx: AppContext): Promise<IngestRole> {
     batchMaxTaps: cfg.TAPFLOW_BATCH_MAX_TAPS,
     claimWaitMs: cfg.TAPFLOW_CLAIM_WAIT_MS,
     clockSkewMs: cfg.TAPFLOW_CLOCK_SKEW_MS,
+    liveTimeBoundMs: cfg.TAPFLOW_LIVE_TIME_BOUND_MS,
+    uploadMaxAgeMs: cfg.TAPFLOW_UPLOAD_MAX_AGE_MS,
     seqMemory: cfg.TAPFLOW_INGEST_SEQ_MEMORY,
     metrics: ctx.metrics,
     log,
   });
-  const { server, port, health } = await startGrpcServer(service, cfg.TAPFLOW_GRPC_HOST, cfg.TAPFLOW_GRPC_PORT);
-  log.info({ port }, 'ingest gRPC listening (tapflow.v1.TerminalIngest, health, reflection)');
+  const maxBytes = maxMessageBytes(cfg.TAPFLOW_BATCH_MAX_TAPS);
+  const { server, port, health } = await startGrpcServer(service, { host: cfg.TAPFLOW_GRPC_HOST, port: cfg.TAPFLOW_GRPC_PORT, maxMessageBytes: maxBytes });
+  log.info({ port, maxMessageBytes: maxBytes }, 'ingest gRPC listening (tapflow.v1.TerminalIngest, health, reflection)');
   return {
     name: 'ingest',
     port,

@@ -43,7 +43,6 @@ import { subjects } from '../bus/subjects.js';
 import { markPublished, readClaim, reserveClaim } from '../bus/claims-store.js';
 import { partitionOf, tokenize } from '../domain/card/token.js';
 import { seal } from '../domain/card/seal.js';
-import { MAX_MESSAGE_BYTES } from '../domain/limits.js';
 import { FailureCodes, TapflowError, toTapflowError, type FailureCode } from '../domain/reasons.js';
 import type { ClaimSplit, TapEvent, VenueDirectory } from '../domain/types.js';
 import { claimEventId, seqReusedFlag } from '../domain/validate/index.js';
@@ -53,7 +52,8 @@ import type { Metrics } from '../observe/metrics.js';
 import { TapBundler, type BundleOutcome } from './bundler.js';
 import { tapDigest } from './digest.js';
 import { SeqMemory } from './seq-memory.js';
-import { checkClaim, checkTap, terminalIdOf } from './shape.js';
+import { checkClaim, checkTap, deviceTimeProblem, terminalIdOf, type TimeBounds } from './shape.js';
+import { venueRefusal, VenueRegions } from './venue-scope.js';
 import { TERMINAL_ID_PATTERN, type Terminal, type TerminalRegistry } from './terminals.js';
 import { readBatch, readClaim as readClaimFrame, readClaimQuery, readTap, salvageIds, type Frame, type WireBatch, type WireClaim, type WireTap } from './wire.js';
 
@@ -73,6 +73,10 @@ export interface IngestOptions {
   claimWaitMs: number;
   /** Live taps further than this from ingest time count as clock skew (ms). */
   clockSkewMs: number;
+  /** Live taps further than this from ingest time are refused, INVALID device_time (ms). */
+  liveTimeBoundMs: number;
+  /** Stored taps (UploadBatch) older than this at ingest are refused, INVALID device_time (ms). */
+  uploadMaxAgeMs: number;
   /** Recent (terminal_id, seq) remembered for DUPLICATE and SEQ_REUSED answers. */
   seqMemory: number;
   metrics: Metrics;
@@ -134,9 +138,13 @@ export class IngestService {
   private readonly bundler: TapBundler;
   /** Taps handed to the bundler and not answered yet, by event id. */
   private readonly pendingTaps = new Map<string, { digest: string; outcome: Promise<BundleOutcome> }>();
+  private readonly venueRegions: VenueRegions;
+  private readonly timeBounds: TimeBounds;
 
   constructor(private readonly o: IngestOptions) {
     this.now = o.now ?? Date.now;
+    this.venueRegions = new VenueRegions(o.venues);
+    this.timeBounds = { liveMs: o.liveTimeBoundMs, uploadAgeMs: o.uploadMaxAgeMs };
     this.seqs = new SeqMemory(o.seqMemory);
     this.bundler = new TapBundler({ publisher: o.publisher, instanceId: o.instanceId, onBundle: (taps) => o.metrics.bundleTaps.observe(taps) });
   }
@@ -217,7 +225,8 @@ export class IngestService {
   }
 
   /**
-   * Answers one tap (never rejects). Checks it, consults the seq memory, publishes it, and
+   * Answers one tap (never rejects). Checks its shape, its device time against the bounds and
+   * its venue against what the terminal serves, consults the seq memory, publishes it, and
    * answers from the PubAck.
    */
   private async submit(t: WireTap, terminal: Terminal, offline: boolean, t0: number): Promise<TapAck> {
@@ -228,7 +237,20 @@ export class IngestService {
       return this.ack(t.terminalId || terminal.id, t.seq, TapStatus.INVALID, `INVALID_ARGUMENT: ${checked.error.field}: ${checked.error.message}`);
     }
     const c = checked.tap;
-    const { terminalId, seq, deviceTime } = c.tap;
+    const { terminalId, seq, deviceTime, venueId } = c.tap;
+    // A clock a little off is counted (alert TapflowClockSkew); one far off is refused.
+    if (!offline && Math.abs(deviceTime - t0) > this.o.clockSkewMs) m.clockSkew.inc({ region: terminal.region });
+    const timeProblem = deviceTimeProblem(deviceTime, t0, offline, this.timeBounds);
+    if (timeProblem !== undefined) {
+      m.tapsInvalid.inc({ field: 'device_time' });
+      return this.ack(terminalId, seq, TapStatus.INVALID, `INVALID_ARGUMENT: device_time: ${timeProblem}`);
+    }
+    const venue = this.o.venues.get(venueId);
+    const refusal = venueRefusal(terminal, venueId, this.venueRegions.regionOf(venueId, venue));
+    if (refusal !== undefined) {
+      m.ingestRefused.inc({ code: 'TF_INGEST_PERMISSION_DENIED' });
+      return this.ack(terminalId, seq, TapStatus.INVALID, `PERMISSION_DENIED: venue_id: ${refusal}`);
+    }
     const eventId = `${terminalId}:${seq}`;
     const digest = tapDigest(c.tap);
     const cardToken = tokenize(this.o.tokenKey, 'card', c.cardNumber);
@@ -260,8 +282,6 @@ export class IngestService {
       m.ingestRefused.inc({ code: 'TF_BUS_UNAVAILABLE' });
       return this.ack(terminalId, seq, TapStatus.UNAVAILABLE, 'UNAVAILABLE: JetStream is not reachable; retry with the same seq');
     }
-    if (!offline && Math.abs(deviceTime - t0) > this.o.clockSkewMs) m.clockSkew.inc({ region: terminal.region });
-    const venue = this.o.venues.get(c.tap.venueId);
     const ev: TapEvent = {
       eventId,
       terminalId,
@@ -271,7 +291,7 @@ export class IngestService {
       deviceTime,
       ingestTime: t0,
       scene: c.scene,
-      venueId: c.tap.venueId,
+      venueId,
       direction: c.direction,
       cardToken,
       cardRegion: c.cardRegion,
@@ -463,6 +483,13 @@ export class IngestService {
       throw serviceError('TF_INGEST_INVALID', `${checked.error.field}: ${checked.error.message}`);
     }
     const { claim, credentials } = checked;
+    // The terminal's venue list applies to the institution; its region is the validator's to
+    // decide, from the project list (INSTITUTION_NOT_IN_REGION).
+    const refusal = venueRefusal(terminal, claim.institutionId, undefined, false);
+    if (refusal !== undefined) {
+      this.o.metrics.ingestRefused.inc({ code: 'TF_INGEST_PERMISSION_DENIED' });
+      throw serviceError('TF_INGEST_PERMISSION_DENIED', `institution_id: ${refusal}`);
+    }
     const key = claim.claimKey;
     const kv = this.o.claimsKv;
     const reserved = await reserveClaim(kv, key, terminal.id).catch((err: unknown) => {
@@ -568,10 +595,21 @@ function serviceDefinition(): grpc.ServiceDefinition {
   } as unknown as grpc.ServiceDefinition;
 }
 
+export interface GrpcServerOptions {
+  host: string;
+  port: number;
+  /**
+   * Largest request message (bytes): maxMessageBytes(TAPFLOW_BATCH_MAX_TAPS), src/domain/limits.ts.
+   * grpc-js refuses a longer one from its length prefix, before reading it, and a compressed one
+   * as soon as it inflates beyond it, with RESOURCE_EXHAUSTED ("Received message larger than max").
+   */
+  maxMessageBytes: number;
+}
+
 /** Starts the gRPC server with TerminalIngest, health checking and reflection. */
-export async function startGrpcServer(service: IngestService, host: string, port: number): Promise<{ server: grpc.Server; port: number; health: HealthImplementation }> {
+export async function startGrpcServer(service: IngestService, o: GrpcServerOptions): Promise<{ server: grpc.Server; port: number; health: HealthImplementation }> {
   const server = new grpc.Server({
-    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+    'grpc.max_receive_message_length': o.maxMessageBytes,
     'grpc.keepalive_permit_without_calls': 1,
   });
   server.addService(serviceDefinition(), service.handlers as unknown as grpc.UntypedServiceImplementation);
@@ -580,7 +618,7 @@ export async function startGrpcServer(service: IngestService, host: string, port
   const pkgDef = protoLoader.loadFileDescriptorSetFromBuffer(readFileSync(descriptorPath));
   new ReflectionService(pkgDef).addToServer(server);
   const bound = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(`${o.host}:${o.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
   return { server, port: bound, health };
 }

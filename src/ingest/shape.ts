@@ -62,6 +62,26 @@ function fail(field: string, message: string): Failed {
   return { ok: false, error: { field, message } };
 }
 
+/**
+ * The values of a generated enum a terminal may send: its named values, without ts-proto's
+ * UNRECOGNIZED (−1, which a 10-byte varint reads as) and, unless `unspecified`, without 0.
+ */
+function knownValues(e: Record<string, string | number>, unspecified = false): ReadonlySet<number> {
+  return new Set(Object.values(e).filter((v): v is number => typeof v === 'number' && v >= (unspecified ? 0 : 1)));
+}
+const SCENES = knownValues(PbScene);
+const DIRECTIONS = knownValues(PbDirection);
+const RIDERS = knownValues(PbRider, true);
+const LEVELS = knownValues(PbLevel, true);
+const TREATMENTS = knownValues(PbTreatment);
+const REGIONS = knownValues(PbRegion);
+const CLASSES = knownValues(PbClass);
+
+/** The problem of an enum value outside `known`: required when 0, else unknown. */
+function enumProblem(v: number, names: string): string {
+  return v === 0 ? `required (${names})` : `unknown value ${v} (${names})`;
+}
+
 /** Characters no id may contain: controls and separators that would corrupt logs and keys. */
 const CONTROL = /[\u0000-\u001f\u007f\u2028\u2029]/;
 
@@ -90,11 +110,11 @@ export function checkTap(t: WireTap, authenticatedTerminal: string): Checked<{ t
   if (!terminal.ok) return terminal;
   if (!inRange(t.seq, 1, MAX_SEQ)) return fail('seq', `must be an integer from 1 to 2^53-1, got ${t.seq}`);
   if (!inRange(t.deviceTime, MIN_DEVICE_TIME, MAX_DEVICE_TIME)) return fail('device_time', `${timeProblem}, got ${t.deviceTime}`);
-  if (!(t.scene in PbScene) || t.scene === PbScene.SCENE_UNSPECIFIED) return fail('scene', 'required (RAIL, BUS, MEDICAL, CULTURE, SERVICE, BENEFIT)');
+  if (!SCENES.has(t.scene)) return fail('scene', enumProblem(t.scene, 'RAIL, BUS, MEDICAL, CULTURE, SERVICE, BENEFIT'));
   const venue = checkId(t.venueId, 'venue_id');
   if (venue) return venue;
-  if (!(t.direction in PbDirection) || t.direction === PbDirection.DIRECTION_UNSPECIFIED) return fail('direction', 'required (ENTRY, EXIT, SINGLE)');
-  if (!(t.riderCategory in PbRider)) return fail('rider_category', 'unknown value');
+  if (!DIRECTIONS.has(t.direction)) return fail('direction', enumProblem(t.direction, 'ENTRY, EXIT, SINGLE'));
+  if (!RIDERS.has(t.riderCategory)) return fail('rider_category', enumProblem(t.riderCategory, 'ADULT, STUDENT, SENIOR, DISABLED, or none'));
   if (!inRange(t.amountFen, 0, MAX_TAP_AMOUNT_FEN)) return fail('amount_fen', `must be an integer from 0 to ${MAX_TAP_AMOUNT_FEN}, got ${t.amountFen}`);
   const card = checkCard(t.card, 'card');
   if (!card.ok) return card;
@@ -109,6 +129,42 @@ export function checkTap(t: WireTap, authenticatedTerminal: string): Checked<{ t
       ...card.card,
     },
   };
+}
+
+/** How far a tap's device time may lie from ingest time (ms): TAPFLOW_LIVE_TIME_BOUND_MS and TAPFLOW_UPLOAD_MAX_AGE_MS. */
+export interface TimeBounds {
+  /** A live tap, before or after ingest time; a stored tap, after it. */
+  liveMs: number;
+  /** A stored tap (UploadBatch), before ingest time. */
+  uploadAgeMs: number;
+}
+
+/**
+ * What is wrong with a device time received at `now` (epoch ms), or undefined when it lies in
+ * the window: within `liveMs` of `now` for a live tap; from `uploadAgeMs` before to `liveMs`
+ * after it for a stored one. Nothing is allocated for a time in the window.
+ */
+export function deviceTimeProblem(deviceTime: number, now: number, offline: boolean, b: TimeBounds): string | undefined {
+  const ahead = deviceTime - now;
+  if (ahead > b.liveMs) {
+    return `${new Date(deviceTime).toISOString()} is ${span(ahead)} after ingest time; a ${offline ? 'stored' : 'live'} tap may be at most ${span(b.liveMs)} ahead of it (TAPFLOW_LIVE_TIME_BOUND_MS): check the terminal's clock`;
+  }
+  if (offline && -ahead > b.uploadAgeMs) {
+    return `${new Date(deviceTime).toISOString()} is ${span(-ahead)} before ingest time; a stored tap may be at most ${span(b.uploadAgeMs)} old (TAPFLOW_UPLOAD_MAX_AGE_MS)`;
+  }
+  if (!offline && -ahead > b.liveMs) {
+    return `${new Date(deviceTime).toISOString()} is ${span(-ahead)} before ingest time; a live tap may be at most ${span(b.liveMs)} behind it (TAPFLOW_LIVE_TIME_BOUND_MS): send taps held longer with UploadBatch, and check the terminal's clock`;
+  }
+  return undefined;
+}
+
+/** A duration for a message: minutes, hours, days or years. */
+function span(ms: number): string {
+  const h = ms / 3_600_000;
+  if (h < 2) return `${Math.round(ms / 60_000)} min`;
+  if (h < 48) return `${Math.round(h)} h`;
+  if (h < 730 * 24) return `${Math.round(h / 24)} days`;
+  return `${(h / (365.25 * 24)).toFixed(1)} years`;
 }
 
 export function checkCard(card: Tap['card'], field: string): Checked<{ card: { credentials: CardCredentials; cardNumber: string; cardRegion: Region } }> | Failed {
@@ -154,10 +210,10 @@ export function checkClaim(
   if (!term.ok) return term;
   const inst = checkId(c.institutionId, 'institution_id');
   if (inst) return inst;
-  if (!(c.institutionLevel in PbLevel)) return fail('institution_level', 'unknown value');
-  if (!(c.treatment in PbTreatment) || c.treatment === PbTreatment.TREATMENT_UNSPECIFIED) return fail('treatment', 'required (OUTPATIENT, INPATIENT)');
+  if (!LEVELS.has(c.institutionLevel)) return fail('institution_level', enumProblem(c.institutionLevel, 'PRIMARY, SECONDARY, TERTIARY, or none'));
+  if (!TREATMENTS.has(c.treatment)) return fail('treatment', enumProblem(c.treatment, 'OUTPATIENT, INPATIENT'));
   if (!ID_NUMBER_PATTERN.test(c.idNumber)) return fail('id_number', 'must be 17 digits and a check character');
-  if (c.insuredRegion === PbRegion.REGION_UNSPECIFIED || !(c.insuredRegion in PbRegion)) return fail('insured_region', 'required (BJ, TJ, HE)');
+  if (!REGIONS.has(c.insuredRegion)) return fail('insured_region', enumProblem(c.insuredRegion, 'BJ, TJ, HE'));
   if (!inRange(c.deviceTime, MIN_DEVICE_TIME, MAX_DEVICE_TIME)) return fail('device_time', `${timeProblem}, got ${c.deviceTime}`);
   if (!inRange(c.personalAccountBalanceFen, 0, MAX_ACCOUNT_BALANCE_FEN)) return fail('personal_account_balance_fen', `must be an integer from 0 to ${MAX_ACCOUNT_BALANCE_FEN}, got ${c.personalAccountBalanceFen}`);
   if (c.reversesClaimId) {
@@ -170,7 +226,7 @@ export function checkClaim(
   for (const [i, it] of c.items.entries()) {
     if (!it.code) return fail(`items[${i}].code`, 'required');
     if (it.code.length > MAX_ITEM_TEXT_LENGTH || it.name.length > MAX_ITEM_TEXT_LENGTH) return fail(`items[${i}].${it.code.length > MAX_ITEM_TEXT_LENGTH ? 'code' : 'name'}`, `at most ${MAX_ITEM_TEXT_LENGTH} characters`);
-    if (!(it.catalogueClass in PbClass) || it.catalogueClass === PbClass.CATALOGUE_CLASS_UNSPECIFIED) return fail(`items[${i}].catalogue_class`, 'required (CLASS_A, CLASS_B, SELF_PAY)');
+    if (!CLASSES.has(it.catalogueClass)) return fail(`items[${i}].catalogue_class`, enumProblem(it.catalogueClass, 'CLASS_A, CLASS_B, SELF_PAY'));
     if (!inRange(it.amountFen, 0, MAX_CLAIM_ITEM_FEN)) return fail(`items[${i}].amount_fen`, `must be an integer from 0 to ${MAX_CLAIM_ITEM_FEN}, got ${it.amountFen}`);
     // Each item is below 10^8 and there are at most 10^3: the running total stays exact.
     total += Number(it.amountFen);

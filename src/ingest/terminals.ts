@@ -9,24 +9,30 @@
  *   terminals:
  *     - id: BJ-GATE-0001          # [A-Za-z0-9._-], at most 64
  *       region: BJ                # operating region: BJ | TJ | HE
+ *       venues: [bj-subway:西直门] # the venues it serves: ids, or prefixes ending in "*"
  *       operator: bj-subway       # optional; otherwise the operator of the tapped venue
  *       secret_sha256: <64 hex>   # sha256 of the secret
  *       disabled: false           # optional
+ * A terminal sends only for the venues it serves, in its region (venue-scope.ts).
  * Without a file, the demo registry accepts terminals named "<REGION>-<ANY>-<n>" whose secret
  * is HMAC-SHA-256(fleet key, id): the fleet key is generated under the data dir, so the demo
- * fleet can log in and nobody without that key can.
+ * fleet can log in and nobody without that key can. A demo terminal serves every venue of the
+ * region its id names.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { Regions, type Region } from '../domain/types.js';
+import { listedScope, WHOLE_REGION, type VenueScope } from './venue-scope.js';
 
 export interface Terminal {
   id: string;
   region: Region;
   operatorId?: string;
   disabled?: boolean;
+  /** The venues it may send taps and claims for. */
+  venues: VenueScope;
 }
 
 export type AuthResult = { ok: true; terminal: Terminal } | { ok: false; code: 'UNAUTHENTICATED' | 'PERMISSION_DENIED'; message: string };
@@ -44,6 +50,7 @@ const fileSchema = z.object({
     z.object({
       id: z.string().regex(TERMINAL_ID_PATTERN),
       region: z.enum(Regions),
+      venues: z.array(z.string()),
       operator: z.string().min(1).optional(),
       secret_sha256: z.string().regex(/^[0-9a-f]{64}$/i),
       disabled: z.boolean().optional(),
@@ -64,7 +71,17 @@ export function fileRegistry(path: string): TerminalRegistry {
   } catch (err) {
     throw new Error(`terminal registry ${path}: ${(err as Error).message}`);
   }
-  const byId = new Map(parsed.terminals.map((t) => [t.id, t]));
+  const byId = new Map<string, (typeof parsed.terminals)[number] & { terminal: Terminal }>();
+  for (const [i, t] of parsed.terminals.entries()) {
+    let venues: VenueScope;
+    try {
+      venues = listedScope(t.venues);
+    } catch (err) {
+      throw new Error(`terminal registry ${path}: terminals[${i}] (${t.id}).${(err as Error).message}`);
+    }
+    if (byId.has(t.id)) throw new Error(`terminal registry ${path}: terminals[${i}]: ${t.id} is listed twice`);
+    byId.set(t.id, { ...t, terminal: { id: t.id, region: t.region, operatorId: t.operator, venues } });
+  }
   return {
     authenticate(id, secret) {
       const m = missing(id, secret);
@@ -72,7 +89,7 @@ export function fileRegistry(path: string): TerminalRegistry {
       const t = byId.get(id!);
       if (!t || !timingSafeEqual(sha256(secret!), Buffer.from(t.secret_sha256, 'hex'))) return { ok: false, code: 'UNAUTHENTICATED', message: `unknown terminal or wrong secret for ${id}` };
       if (t.disabled) return { ok: false, code: 'PERMISSION_DENIED', message: `terminal ${id} is disabled` };
-      return { ok: true, terminal: { id: t.id, region: t.region, operatorId: t.operator } };
+      return { ok: true, terminal: t.terminal };
     },
   };
 }
@@ -97,7 +114,7 @@ export function demoRegistry(fleetKey: Uint8Array): TerminalRegistry {
       const given = Buffer.from(secret!);
       if (expected.length !== given.length || !timingSafeEqual(expected, given)) return { ok: false, code: 'UNAUTHENTICATED', message: `wrong secret for terminal ${id}` };
       let t = cache.get(id!);
-      if (!t) cache.set(id!, (t = { id: id!, region }));
+      if (!t) cache.set(id!, (t = { id: id!, region, venues: WHOLE_REGION }));
       return { ok: true, terminal: t };
     },
   };

@@ -7,8 +7,9 @@
  * A frame is read in two passes over its bytes:
  * 1. a wire scan against the message descriptors (src/gen/tapflow.binpb): every tag must have a
  *    field number ≥ 1 and the wire type its field expects (recursively into sub-messages), no
- *    group tags, 32-bit varints must fit their field, lengths must stay inside the frame;
- *    unknown field numbers (a newer contract) are skipped;
+ *    group tags, 32-bit varints must fit their field, no varint above 2^64 − 1, lengths must
+ *    stay inside the frame, strings must be UTF-8 (each error names the field); unknown field
+ *    numbers (a newer contract) are skipped;
  * 2. @bufbuild/protobuf's reflective decoder, with 64-bit integers as bigint (never rounded) and
  *    strict UTF-8.
  * Range checks of the values (seq ≤ 2^53 − 1 and so on) are shape checks (shape.ts), which name
@@ -16,6 +17,7 @@
  * terminal_id and seq, so that a live tap can be answered INVALID by (terminal_id, seq) while the
  * stream goes on; a frame with no recoverable seq ends its stream.
  */
+import { isUtf8 } from 'node:buffer';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createFileRegistry, fromBinary, type DescMessage } from '@bufbuild/protobuf';
@@ -85,6 +87,8 @@ interface FieldPlan {
   list: boolean;
   /** A list of numbers, which may also come packed (length-delimited). */
   packable: boolean;
+  /** A string: its bytes must be UTF-8. */
+  utf8: boolean;
 }
 
 interface MessagePlan {
@@ -104,13 +108,13 @@ function planOf(desc: DescMessage): MessagePlan {
     const list = f.fieldKind === 'list';
     const isMessage = f.fieldKind === 'message' || (f.fieldKind === 'list' && f.listKind === 'message');
     if (isMessage) {
-      plan.fields.set(f.number, { name: f.name, wire: WireType.LengthDelimited, fit: Fit.Any, sub: planOf(f.message!), list, packable: false });
+      plan.fields.set(f.number, { name: f.name, wire: WireType.LengthDelimited, fit: Fit.Any, sub: planOf(f.message!), list, packable: false, utf8: false });
       continue;
     }
     const scalar = f.fieldKind === 'scalar' ? f.scalar : f.fieldKind === 'list' && f.listKind === 'scalar' ? f.scalar : undefined;
     const wire = scalar === undefined ? WireType.Varint : FIXED64_TYPES.has(scalar) ? WireType.Bit64 : FIXED32_TYPES.has(scalar) ? WireType.Bit32 : LEN_TYPES.has(scalar) ? WireType.LengthDelimited : WireType.Varint;
     const fit = scalar === undefined || scalar === 5 ? Fit.Int32 : scalar === 13 || scalar === 17 ? Fit.Uint32 : scalar === 8 ? Fit.Bool : Fit.Any;
-    plan.fields.set(f.number, { name: f.name, wire, fit, list, packable: list && wire !== WireType.LengthDelimited });
+    plan.fields.set(f.number, { name: f.name, wire, fit, list, packable: list && wire !== WireType.LengthDelimited, utf8: scalar === 9 });
   }
   return plan;
 }
@@ -128,6 +132,9 @@ function varint(b: Uint8Array, c: { pos: number }, end: number, fit: Fit, at: st
   for (let i = 0; i < 10; i++) {
     if (c.pos >= end) throw new WireError(`${at}: premature end of a varint`);
     const byte = b[c.pos++]!;
+    // The tenth byte holds bit 63 only: more would be a value above 2^64 − 1, which other
+    // decoders would cut to its low 64 bits (a seq 2^64 + 1 read as 1).
+    if (i === 9 && byte > 1 && byte < 0x80) throw new WireError(`${at}: a varint above 2^64 − 1`);
     if (i < 7) v += (byte & 0x7f) * mul;
     mul *= 128;
     if ((byte & 0x80) === 0) {
@@ -151,17 +158,18 @@ function varint(b: Uint8Array, c: { pos: number }, end: number, fit: Fit, at: st
  * prefixes field names (e.g. "taps[3].").
  */
 function scan(plan: MessagePlan, b: Uint8Array, pos: number, end: number, path: string, depth: number): void {
-  if (depth > 8) throw new WireError(`${path || 'message'}: nested too deeply`);
+  const self = path ? path.slice(0, -1) : 'message';
+  if (depth > 8) throw new WireError(`${self}: nested too deeply`);
   const c = { pos };
   let counts: Map<number, number> | undefined;
   while (c.pos < end) {
     const tag = varint(b, c, end, Fit.Uint32, `${path}tag`);
     const no = tag >>> 3;
     const wt = tag & 7;
-    if (no === 0) throw new WireError(`${path || 'message'}: field number 0 (trailing bytes?)`);
-    if (wt === WireType.StartGroup || wt === WireType.EndGroup || wt > 5) throw new WireError(`${path}field ${no}: unexpected ${WIRE_NAMES[wt] ?? `wire type ${wt}`} tag`);
+    if (no === 0) throw new WireError(`${self}: field number 0 (trailing bytes?)`);
     const field = plan.fields.get(no);
     const at = field ? `${path}${field.name}` : `${path}field ${no}`;
+    if (wt === WireType.StartGroup || wt === WireType.EndGroup || wt > 5) throw new WireError(`${at}: unexpected ${WIRE_NAMES[wt] ?? `wire type ${wt}`} tag`);
     if (field && wt !== field.wire && !(field.packable && wt === WireType.LengthDelimited)) {
       throw new WireError(`${at}: wire type ${WIRE_NAMES[wt]}, expected ${WIRE_NAMES[field.wire]}`);
     }
@@ -181,10 +189,18 @@ function scan(plan: MessagePlan, b: Uint8Array, pos: number, end: number, path: 
           counts.set(no, n + 1);
         }
         scan(field.sub, b, c.pos, stop, field.list ? `${at}[${n}].` : `${at}.`, depth + 1);
+      } else if (field?.utf8 && !utf8(b, c.pos, stop)) {
+        throw new WireError(`${at}: not valid UTF-8`);
       }
       c.pos = stop;
     }
   }
+}
+
+/** True when bytes [start, stop) are UTF-8; an ASCII string (ids, card numbers, QR codes) is checked without allocating. */
+function utf8(b: Uint8Array, start: number, stop: number): boolean {
+  for (let i = start; i < stop; i++) if (b[i]! >= 0x80) return isUtf8(b.subarray(i, stop));
+  return true;
 }
 
 function read<T>(desc: DescMessage, bytes: Uint8Array, convert: (m: Record<string, unknown>) => T): Frame<T> {
@@ -268,7 +284,12 @@ export function salvageIds(bytes: Uint8Array): { terminalId: string; seq: bigint
     while (r.pos < r.len) {
       const [no, wt] = r.tag();
       if (no === 1 && wt === WireType.LengthDelimited) terminalId = r.string();
-      else if (no === 2 && wt === WireType.Varint) seq = BigInt(r.uint64());
+      else if (no === 2 && wt === WireType.Varint) {
+        const start = r.pos;
+        seq = BigInt(r.uint64());
+        // A varint above 2^64 − 1 was cut to its low bits: no seq to answer by.
+        if (r.pos - start === 10 && bytes[r.pos - 1]! > 1) return { terminalId, seq: undefined };
+      }
       else if (wt === WireType.StartGroup || wt === WireType.EndGroup) break;
       else r.skip(wt, no);
     }

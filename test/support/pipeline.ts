@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type Config, type ConfigKey } from '../../src/config/config.js';
-import { startApp, type RunningApp } from '../../src/runtime/app.js';
+import { startApp, type RoleName, type RunningApp } from '../../src/runtime/app.js';
 import { ROLE_FACTORIES } from '../../src/cli/roles.js';
 import { createLogger, type Logger } from '../../src/observe/log.js';
 import { demoTerminalSecret } from '../../src/ingest/terminals.js';
@@ -54,20 +54,23 @@ export function testPipelineSettings(natsUrl: string, dataDir: string): Partial<
 
 /**
  * `threads`: run validator and settler on that many worker threads (the main thread keeps ingest
- * and the sink), as `tapflow start` does with TAPFLOW_WORKERS. `log`: the roles' logger (default:
- * JSON lines on stderr at TAPFLOW_LOG_LEVEL); worker threads keep logging to stderr. `nats`:
- * options of the test's nats-server (e.g. where its own output lines go).
+ * and the sink), as `tapflow start` does with TAPFLOW_WORKERS. `roles`: run only these (say
+ * ingest alone, to read what it published from the TAPS stream, where it stays: the topology's
+ * consumers are interested in it and nobody acknowledges it); `query` then needs the sink.
+ * `log`: the roles' logger (default: JSON lines on stderr at TAPFLOW_LOG_LEVEL); worker threads
+ * keep logging to stderr. `nats`: options of the test's nats-server (e.g. where its own output
+ * lines go).
  */
 export async function startTestPipeline(
   overrides: Partial<Record<ConfigKey, string>> = {},
-  o: { threads?: number; log?: Logger; nats?: TestNatsOptions } = {},
+  o: { threads?: number; roles?: RoleName[]; log?: Logger; nats?: TestNatsOptions } = {},
 ): Promise<TestPipeline> {
   const nats = await startTestNats(o.nats);
   const dataDir = await mkdtemp(join(tmpdir(), 'tapflow-e2e-'));
   const cfg = loadConfig({}, { ...testPipelineSettings(nats.url, dataDir), TAPFLOW_LOG_LEVEL: process.env.TAPFLOW_TEST_LOG_LEVEL ?? 'warn', ...overrides });
   const app = await startApp(
     cfg,
-    (o.threads ? (['ingest', 'sink'] as const) : (['ingest', 'validator', 'settler', 'sink'] as const)).map((r) => ({ name: r, create: ROLE_FACTORIES[r] })),
+    (o.roles ?? (o.threads ? (['ingest', 'sink'] as const) : (['ingest', 'validator', 'settler', 'sink'] as const))).map((r) => ({ name: r, create: ROLE_FACTORIES[r] })),
     {
       installSignalHandlers: false,
       log: o.log ?? createLogger(cfg.TAPFLOW_LOG_LEVEL, { test: true }),
@@ -76,7 +79,7 @@ export async function startTestPipeline(
   );
   const ingest = app.roles.find((r) => r.name === 'ingest') as unknown as { port: number };
   const client = new TerminalIngestClient(`127.0.0.1:${ingest.port}`, grpc.credentials.createInsecure());
-  const engine = app.ctx.engine!;
+  const engine = app.ctx.engine;
   const until = async (fn: () => Promise<boolean>, timeoutMs = 30_000, what = 'condition') => {
     const end = Date.now() + timeoutMs;
     while (Date.now() < end) {
@@ -98,7 +101,10 @@ export async function startTestPipeline(
       md.set('x-terminal-secret', demoTerminalSecret(app.ctx.keys.fleetKey, terminalId));
       return md;
     },
-    query: (sql) => engine.query(sql),
+    query: (sql) => {
+      if (!engine) throw new Error('this test pipeline runs no sink: there is no store to query');
+      return engine.query(sql);
+    },
     until,
     async stop() {
       client.close();

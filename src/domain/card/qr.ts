@@ -40,9 +40,16 @@ export function formatQrPayload(bodyBytes: Uint8Array, signature: Uint8Array): s
   return `${QR_PREFIX}.${Buffer.from(bodyBytes).toString('base64url')}.${Buffer.from(signature).toString('base64url')}`;
 }
 
+/**
+ * The base64url alphabet, without padding. Node's decoder skips any other character, so without
+ * this check a payload could carry arbitrary text (up to three bytes a character) and still parse.
+ */
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+
 export function parseQrPayload(payload: string): QrParseResult {
   const parts = payload.split('.');
   if (parts.length !== 3 || parts[0] !== QR_PREFIX) return { ok: false, error: `expected "${QR_PREFIX}.<body>.<signature>"` };
+  if (!BASE64URL.test(parts[1]!) || !BASE64URL.test(parts[2]!)) return { ok: false, error: 'body and signature must be base64url (A-Z, a-z, 0-9, - and _, no padding)' };
   const bodyBytes = Buffer.from(parts[1]!, 'base64url');
   const signature = Buffer.from(parts[2]!, 'base64url');
   let raw: unknown;

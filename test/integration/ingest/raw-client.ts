@@ -25,7 +25,7 @@ export interface TapAck {
   eventId: string;
 }
 
-function readAck(b: Buffer): TapAck {
+export function readAck(b: Uint8Array): TapAck {
   const m = fromBinary(TAP_ACK, b) as unknown as TapAck;
   return { terminalId: m.terminalId, seq: m.seq, status: m.status, reason: m.reason, eventId: m.eventId };
 }
@@ -86,8 +86,9 @@ export interface RawStreamOutcome {
 export class RawClient {
   private readonly client: grpc.Client & Record<'streamTaps' | 'uploadBatch' | 'settleClaim', (...args: unknown[]) => unknown>;
 
-  constructor(address: string) {
-    this.client = new RawIngest(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<'streamTaps' | 'uploadBatch' | 'settleClaim', (...args: unknown[]) => unknown>;
+  /** `options`: channel options, e.g. `grpc.default_compression_algorithm` to send compressed. */
+  constructor(address: string, options: grpc.ChannelOptions = {}) {
+    this.client = new RawIngest(address, grpc.credentials.createInsecure(), options) as unknown as grpc.Client & Record<'streamTaps' | 'uploadBatch' | 'settleClaim', (...args: unknown[]) => unknown>;
   }
 
   /** Writes the frames on one StreamTaps call, half-closes, and collects every ack until the end. */

@@ -2,17 +2,20 @@
  * What a broken or hostile terminal puts on the wire, byte by byte, through a real gRPC client
  * and the whole pipeline: legal protobuf never ends a stream (64-bit values above 2^53 are read
  * without loss and answered INVALID naming the field), decoding is strict (trailing bytes, field
- * number 0, a stray end-group tag, a wrong wire type make that tap INVALID, never stored), a frame
- * that cannot be read at all ends only its own stream after every tap before it was answered, a
- * seq reused for other content is refused and flagged, and a client that stops reading its acks
- * is paused without piling up listeners.
+ * number 0, a stray end-group tag, a wrong wire type, an unknown enum value, a varint above
+ * 2^64 − 1 make that tap INVALID, never stored; unknown fields are ignored), a frame that cannot
+ * be read at all (random bytes, a tap cut before its seq) ends only its own stream after every
+ * tap before it was answered, device times far from ingest time and venues of another region are
+ * refused, a seq reused for other content is refused and flagged, and a client that stops
+ * reading its acks is paused without piling up listeners.
  */
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPipeline, type TestPipeline } from '../../support/pipeline.js';
 import { CatalogueClass, InstitutionLevel, MedicalClaim, Region, Tap, TapBatch, TapStatus, Treatment } from '../../../src/gen/tapflow/v1/ingest.js';
 import { RawClient, type RawBatchAck, type TapAck } from './raw-client.js';
-import { tap } from './grpc-taps.js';
+import { stream as streamTaps, tap } from './grpc-taps.js';
+import { rng } from '../../../src/demo/generator.js';
 
 let p: TestPipeline;
 let raw: RawClient;
@@ -51,6 +54,27 @@ async function metric(name: string, labels: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${p.app.metricsPort}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
   return line ? Number(line.split(' ').pop()) : 0;
+}
+
+/** A length-delimited field. */
+function len(no: number, b: Uint8Array | number[]): number[] {
+  return [...varint(BigInt((no << 3) | 2)), ...varint(BigInt(b.length)), ...b];
+}
+
+/** The value of a tapflow counter with these labels, e.g. `code="TF_INGEST_PERMISSION_DENIED"`. */
+async function counter(name: string, labels: string): Promise<number> {
+  return metric(name, labels);
+}
+
+/** The answer of every frame of a stream by seq ("STATUS reason"), and how the stream ended. */
+async function answers(gate: string, frames: Uint8Array[]): Promise<{ bySeq: Map<bigint, string>; error?: grpc.ServiceError }> {
+  const out = await raw.stream(p.metadata(gate), frames);
+  const bySeq = new Map<bigint, string>();
+  for (const a of out.acks) {
+    expect(bySeq.has(a.seq), `one answer for seq ${a.seq}`).toBe(false);
+    bySeq.set(a.seq, `${status(a)} ${a.reason}`.trim());
+  }
+  return { bySeq, error: out.error };
 }
 
 async function storedSeqs(terminal: string): Promise<number[]> {
@@ -254,5 +278,242 @@ describe('ingest - flow control', () => {
     } finally {
       process.off('warning', onWarning);
     }
+  });
+});
+
+describe('ingest - unknown enum values, missing fields, wrong wire types, unknown fields', () => {
+  const gate = 'BJ-RAIL-0820';
+  const chipOf = (t: Tap) => Buffer.from(Tap.encode({ ...t, card: undefined }).finish());
+  /** A chip card written by hand: card number, then what follows. */
+  const chip = (seq: number, ...tail: number[]) => len(7, [...len(1, Buffer.from(`11${String(60_100_000 + seq).padStart(10, '0')}`)), 0x10, 0x01, ...tail]);
+  const cases: [seq: bigint, what: string, frame: Uint8Array, answer: RegExp | string][] = [
+    // Unknown enum values: INVALID naming the field and the value.
+    [1n, 'scene 99', bytes(tap(gate, 1), [0x20, 99]), 'INVALID INVALID_ARGUMENT: scene: unknown value 99 (RAIL, BUS, MEDICAL, CULTURE, SERVICE, BENEFIT)'],
+    [2n, 'direction 7', bytes(tap(gate, 2), [0x30, 7]), 'INVALID INVALID_ARGUMENT: direction: unknown value 7 (ENTRY, EXIT, SINGLE)'],
+    [3n, 'rider_category 9', bytes(tap(gate, 3), [0x50, 9]), /^INVALID INVALID_ARGUMENT: rider_category: unknown value 9 /],
+    [4n, 'scene −1 (a 10-byte varint)', bytes(tap(gate, 4), [0x20, ...varint(-1n)]), /^INVALID INVALID_ARGUMENT: scene: unknown value -1 /],
+    [5n, 'direction −1', bytes(tap(gate, 5), [0x30, ...varint(-1n)]), /^INVALID INVALID_ARGUMENT: direction: unknown value -1 /],
+    [6n, 'rider_category −1', bytes(tap(gate, 6), [0x50, ...varint(-1n)]), /^INVALID INVALID_ARGUMENT: rider_category: unknown value -1 /],
+    // Missing fields (proto3 leaves a default value off the wire).
+    [10n, 'no card', bytes(tap(gate, 10, { card: undefined })), 'INVALID INVALID_ARGUMENT: card: required: chip or qr'],
+    [11n, 'no venue', bytes(tap(gate, 11, { venueId: '' })), 'INVALID INVALID_ARGUMENT: venue_id: required'],
+    [12n, 'no scene', bytes(tap(gate, 12, { scene: 0 })), /^INVALID INVALID_ARGUMENT: scene: required /],
+    [13n, 'no direction', bytes(tap(gate, 13, { direction: 0 })), /^INVALID INVALID_ARGUMENT: direction: required /],
+    [14n, 'no device time', bytes(tap(gate, 14, { deviceTime: 0 })), /^INVALID INVALID_ARGUMENT: device_time: must be epoch milliseconds from 2015-01-01 to 2100-01-01, got 0$/],
+    [15n, 'an empty chip', Buffer.concat([chipOf(tap(gate, 15)), Buffer.from([0x3a, 0x00])]), /^INVALID INVALID_ARGUMENT: card\.chip\.card_number: /],
+    [16n, 'a chip without its MAC', Buffer.concat([chipOf(tap(gate, 16)), Buffer.from(chip(16))]), 'INVALID INVALID_ARGUMENT: card.chip.mac: must be 8 bytes'],
+    // Wrong wire types: the tap cannot be read.
+    [20n, 'device_time as 64-bit', bytes(tap(gate, 20), [0x19, 1, 2, 3, 4, 5, 6, 7, 8]), /malformed Tap: device_time: wire type 64-bit, expected varint$/],
+    [21n, 'venue_id as varint', bytes(tap(gate, 21), [0x28, 0x01]), /malformed Tap: venue_id: wire type varint, expected length-delimited$/],
+    [22n, 'scene as length-delimited', bytes(tap(gate, 22), len(4, [1])), /malformed Tap: scene: wire type length-delimited, expected varint$/],
+    [23n, 'the chip as 32-bit', bytes(tap(gate, 23), [0x3d, 1, 2, 3, 4]), /malformed Tap: chip: wire type 32-bit, expected length-delimited$/],
+    [24n, 'the chip MAC as varint', Buffer.concat([chipOf(tap(gate, 24)), Buffer.from(chip(24, 0x18, 0x05))]), /malformed Tap: chip\.mac: wire type varint, expected length-delimited$/],
+    // Values at and above 2^63.
+    [2n ** 63n, 'seq 2^63', bytes(tap(gate, 30), [0x10, ...varint(2n ** 63n)]), /^INVALID INVALID_ARGUMENT: seq: must be an integer from 1 to 2\^53-1, got 9223372036854775808$/],
+    [31n, 'amount_fen 2^63 (−2^63 as int64)', bytes(tap(gate, 31), [0x48, ...varint(2n ** 63n)]), /^INVALID INVALID_ARGUMENT: amount_fen: .*got -9223372036854775808$/],
+    [32n, 'scene 2^63', bytes(tap(gate, 32), [0x20, ...varint(2n ** 63n)]), /malformed Tap: scene: 9223372036854775808 does not fit the field$/],
+    [33n, 'a chip counter of 2^63', Buffer.concat([chipOf(tap(gate, 33)), Buffer.from(len(7, [...len(1, Buffer.from('110060100033')), 0x10, ...varint(2n ** 63n), ...len(3, Buffer.alloc(8))]))]), /malformed Tap: chip\.counter: 9223372036854775808 does not fit the field$/],
+    [35n, 'a venue_id that is not UTF-8', bytes(tap(gate, 35), len(5, [0x62, 0x6a, 0xff, 0xfe])), /malformed Tap: venue_id: not valid UTF-8$/],
+    [36n, 'a field of wire type 6', bytes(tap(gate, 36), [0x2e, 0x01]), /malformed Tap: venue_id: unexpected wire type 6 tag$/],
+    // Above 2^64 − 1: other decoders keep the low 64 bits (2^64 + 5 would be read as 5).
+    [34n, 'device_time 2^64 + 5', bytes(tap(gate, 34), [0x18, 0x85, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02]), /malformed Tap: device_time: a varint above 2\^64 − 1$/],
+  ];
+
+  it('answers each INVALID naming the field and the problem, by its seq; the stream goes on and nothing of them is stored', async () => {
+    const good = [40, 41].map((s) => bytes(tap(gate, s)));
+    const { bySeq, error } = await answers(gate, [...cases.map((c) => c[2]), ...good]);
+    expect(error).toBeUndefined();
+    expect(bySeq.size).toBe(cases.length + good.length);
+    for (const [seq, what, , want] of cases) {
+      const got = bySeq.get(seq);
+      expect(got, what).toBeDefined();
+      if (typeof want === 'string') expect(got, what).toBe(want);
+      else expect(got, what).toMatch(want);
+      if (want instanceof RegExp && want.source.startsWith('malformed')) expect(got, what).toMatch(/^INVALID INVALID_ARGUMENT: malformed Tap: /);
+    }
+    expect(bySeq.get(40n)).toBe('ACCEPTED_DURABLE');
+    expect(bySeq.get(41n)).toBe('ACCEPTED_DURABLE');
+    await p.until(async () => (await storedSeqs(gate)).length >= 2, 30_000, 'the two good taps stored');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await storedSeqs(gate)).toEqual([40, 41]);
+  });
+
+  it('accepts a tap with unknown fields of every wire type, at the top and inside the chip', async () => {
+    const g = 'BJ-RAIL-0821';
+    const frames = [
+      bytes(tap(g, 1), [0x90, 0x03, 0x01]), // field 50, varint
+      bytes(tap(g, 2), [0x99, 0x03, 1, 2, 3, 4, 5, 6, 7, 8]), // field 51, 64-bit
+      bytes(tap(g, 3), len(52, Buffer.from('a newer contract'))), // field 52, length-delimited
+      bytes(tap(g, 4), [0xad, 0x03, 1, 2, 3, 4]), // field 53, 32-bit
+      bytes(tap(g, 5), [0x90, 0x03, ...varint(2n ** 64n - 1n)]), // an unknown 64-bit varint at its largest
+      Buffer.concat([chipOf(tap(g, 6)), Buffer.from(len(7, [...len(1, Buffer.from('110060100006')), 0x10, 0x01, ...len(3, Buffer.alloc(8)), 0x48, 0x07]))]), // chip field 9
+    ];
+    const { bySeq, error } = await answers(g, frames);
+    expect(error).toBeUndefined();
+    expect([...bySeq.entries()].sort((a, b) => Number(a[0] - b[0]))).toEqual([1n, 2n, 3n, 4n, 5n, 6n].map((s) => [s, 'ACCEPTED_DURABLE']));
+  });
+
+  it('ends only its own stream for a seq above 2^64 − 1 (no seq to answer by), after answering the taps before it', async () => {
+    const g = 'BJ-RAIL-0822';
+    const overflow = bytes(tap(g, 9), [0x10, 0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02]); // 2^64 + 1
+    const out = await raw.stream(p.metadata(g), [bytes(tap(g, 1)), overflow, bytes(tap(g, 2))]);
+    expect(out.error?.code).toBe(3);
+    expect(out.error?.details).toMatch(/^TF_INGEST_INVALID: malformed Tap: seq: a varint above 2\^64 − 1; the stream ends here/);
+    // Seq 1 is answered once, for the tap that is seq 1: never for 2^64 + 1 cut to its low bits.
+    expect(out.acks.map((a) => [a.seq, status(a)])).toEqual([[1n, 'ACCEPTED_DURABLE']]);
+    await p.until(async () => (await storedSeqs(g)).length >= 1, 30_000, 'seq 1 stored');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await storedSeqs(g)).toEqual([1]);
+  });
+});
+
+describe('ingest - truncated frames and random bytes', () => {
+  it('answers a tap cut at every length: the one complete legal prefix ACCEPTED, the others INVALID or ending their own stream', async () => {
+    const g = 'BJ-RAIL-0823';
+    const base = (seq: number) => bytes(tap(g, seq));
+    const full = base(1000).length;
+    // The only cut that is itself a legal tap: everything but rider_category (2 bytes, last).
+    const legalCut = Buffer.from(Tap.encode({ ...tap(g, 1000), riderCategory: 0 }).finish()).length;
+    expect(legalCut).toBe(full - 2);
+    const outcomes = await Promise.all(
+      Array.from({ length: full - 1 }, async (_, i) => {
+        const cut = i + 1;
+        const out = await raw.stream(p.metadata(g), [base(1000 + cut).subarray(0, cut)]);
+        if (out.error) {
+          expect(out.acks, `cut ${cut}`).toEqual([]);
+          expect([out.error.code, out.error.details.split(':')[0]], `cut ${cut}`).toEqual([3, 'TF_INGEST_INVALID']);
+          return [cut, 'stream ended'] as const;
+        }
+        expect(out.acks, `cut ${cut}`).toHaveLength(1);
+        return [cut, status(out.acks[0]!)!] as const;
+      }),
+    );
+    const accepted = outcomes.filter(([, o]) => o === 'ACCEPTED_DURABLE').map(([c]) => c);
+    expect(accepted).toEqual([legalCut]);
+    const kinds = new Set(outcomes.map(([, o]) => o));
+    expect([...kinds].sort()).toEqual(['ACCEPTED_DURABLE', 'INVALID', 'stream ended']);
+    await p.until(async () => (await storedSeqs(g)).length >= 1, 30_000, 'the legal cut stored');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await storedSeqs(g)).toEqual([1000 + legalCut]);
+  });
+
+  it('random bytes: each frame INVALID or its own stream ended; a batch of them INVALID_ARGUMENT; other terminals go on, nothing is stored', async () => {
+    const random = rng(20261130);
+    const junk = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(random() * 256)));
+    const g = 'BJ-RAIL-0824';
+    const calm = 'BJ-RAIL-0825';
+    const calmTaps = Array.from({ length: 200 }, (_, i) => tap(calm, i + 1));
+    const [outcomes, calmOut] = await Promise.all([
+      Promise.all(
+        Array.from({ length: 60 }, async (_, i) => {
+          const out = await raw.stream(p.metadata(g), [junk(1 + Math.floor(random() * 300))]);
+          if (out.error) return `stream ${out.error.code}`;
+          expect(out.acks, `frame ${i}`).toHaveLength(1);
+          return status(out.acks[0]!)!;
+        }),
+      ),
+      streamTaps(p.client, p.metadata(calm), calmTaps),
+    ]);
+    for (const o of outcomes) expect(['INVALID', 'stream 3']).toContain(o);
+    expect(calmOut.error).toBeUndefined();
+    expect(calmOut.acks.filter((a) => a.status === TapStatus.ACCEPTED_DURABLE)).toHaveLength(200);
+    for (let i = 0; i < 20; i++) {
+      const r = await raw.unary<RawBatchAck>('uploadBatch', p.metadata(g), junk(1 + Math.floor(random() * 3000)));
+      // Random bytes that happen to read as a batch have no tap, or taps that are INVALID.
+      if (r.ok) expect(r.value.accepted, `batch ${i}`).toBe(0);
+      else expect(['INVALID_ARGUMENT', 'PERMISSION_DENIED'], `batch ${i}: ${r.error.details}`).toContain(grpc.status[r.error.code]);
+    }
+    await p.until(async () => (await storedSeqs(calm)).length >= 200, 30_000, 'the calm terminal stored');
+    expect(await storedSeqs(g)).toEqual([]);
+  });
+});
+
+describe('ingest - device time around ingest time', () => {
+  const H = 3_600_000;
+  const DAY = 24 * H;
+
+  it('refuses live taps years or a day off, INVALID naming device_time; counts the skew; the stream goes on', async () => {
+    const g = 'BJ-RAIL-0830';
+    const now = Date.now();
+    const skewBefore = await counter('tapflow_clock_skew_taps_total', 'region="BJ"');
+    const taps = [
+      tap(g, 1, { deviceTime: now }),
+      tap(g, 2, { deviceTime: now - 7 * 365 * DAY }),
+      tap(g, 3, { deviceTime: now + 3 * 365 * DAY }),
+      tap(g, 4, { deviceTime: now - 25 * H }),
+      tap(g, 5, { deviceTime: now - 10 * 60_000 }), // skewed, within the bound
+      tap(g, 6, { deviceTime: now + 23 * H }),
+    ];
+    const { bySeq, error } = await answers(g, taps.map((t) => bytes(t)));
+    expect(error).toBeUndefined();
+    expect(bySeq.get(1n)).toBe('ACCEPTED_DURABLE');
+    expect(bySeq.get(2n)).toMatch(/^INVALID INVALID_ARGUMENT: device_time: 20\d\d-.* is 7\.0 years before ingest time; a live tap may be at most 24 h behind it \(TAPFLOW_LIVE_TIME_BOUND_MS\): send taps held longer with UploadBatch/);
+    expect(bySeq.get(3n)).toMatch(/^INVALID INVALID_ARGUMENT: device_time: 20\d\d-.* is 3\.0 years after ingest time; a live tap may be at most 24 h ahead of it/);
+    expect(bySeq.get(4n)).toMatch(/^INVALID INVALID_ARGUMENT: device_time: .* is 25 h before ingest time/);
+    expect(bySeq.get(5n)).toBe('ACCEPTED_DURABLE');
+    expect(bySeq.get(6n)).toBe('ACCEPTED_DURABLE');
+    // Every live tap beyond TAPFLOW_CLOCK_SKEW_MS is counted, refused or not.
+    expect(await counter('tapflow_clock_skew_taps_total', 'region="BJ"')).toBe(skewBefore + 5);
+    await p.until(async () => (await storedSeqs(g)).length >= 3, 30_000, 'three taps stored');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await storedSeqs(g)).toEqual([1, 5, 6]);
+  });
+
+  it('takes stored taps up to 30 days old in UploadBatch, not older, nor a day ahead', async () => {
+    const bus = 'BJ-BUS-0830';
+    const now = Date.now();
+    const batch = TapBatch.encode({
+      terminalId: bus,
+      taps: [tap(bus, 1, { deviceTime: now - 20 * DAY }), tap(bus, 2, { deviceTime: now - 40 * DAY }), tap(bus, 3, { deviceTime: now + 3 * DAY }), tap(bus, 4, { deviceTime: now - 7 * 365 * DAY }), tap(bus, 5, { deviceTime: now - 29 * H })],
+    }).finish();
+    const r = await raw.unary<RawBatchAck>('uploadBatch', p.metadata(bus), batch);
+    if (!r.ok) throw r.error;
+    const got = r.value.acks.map((a) => `${status(a)} ${a.reason}`.trim());
+    expect(got[0]).toBe('ACCEPTED_DURABLE');
+    expect(got[1]).toMatch(/^INVALID INVALID_ARGUMENT: device_time: .* is 40 days before ingest time; a stored tap may be at most 30 days old \(TAPFLOW_UPLOAD_MAX_AGE_MS\)$/);
+    expect(got[2]).toMatch(/^INVALID INVALID_ARGUMENT: device_time: .* is 3 days after ingest time; a stored tap may be at most 24 h ahead of it/);
+    expect(got[3]).toMatch(/^INVALID INVALID_ARGUMENT: device_time: .* is 7\.0 years before ingest time; a stored tap may be at most 30 days old/);
+    expect(got[4]).toBe('ACCEPTED_DURABLE');
+    expect([r.value.accepted, r.value.invalid]).toEqual([2, 3]);
+    await p.until(async () => (await storedSeqs(bus)).length >= 2, 30_000, 'two stored taps decided');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await storedSeqs(bus)).toEqual([1, 5]);
+  });
+});
+
+describe('ingest - terminals bound to the venues of their region (demo registry)', () => {
+  it('refuses a tap for a venue of another region, or of no known region: INVALID, reason PERMISSION_DENIED; the stream goes on', async () => {
+    const g = 'BJ-RAIL-0840';
+    const deniedBefore = await counter('tapflow_ingest_refused_total', 'code="TF_INGEST_PERMISSION_DENIED"');
+    const taps = [
+      tap(g, 1),
+      tap(g, 2, { venueId: 'tj-metro:刘园' }),
+      tap(g, 3, { venueId: 'museum:HE:hebei-museum' }),
+      tap(g, 4, { venueId: 'somewhere' }),
+      tap(g, 5, { venueId: 'museum:BJ:not-on-the-list', scene: 4, direction: 3 }), // BJ by its id: the validator decides it
+      tap(g, 6),
+    ];
+    const { bySeq, error } = await answers(g, taps.map((t) => bytes(t)));
+    expect(error).toBeUndefined();
+    expect(Object.fromEntries([...bySeq.entries()].map(([k, v]) => [String(k), v]))).toEqual({
+      1: 'ACCEPTED_DURABLE',
+      2: `INVALID PERMISSION_DENIED: venue_id: venue tj-metro:刘园 is in TJ; terminal ${g} serves BJ`,
+      3: `INVALID PERMISSION_DENIED: venue_id: venue museum:HE:hebei-museum is in HE; terminal ${g} serves BJ`,
+      4: `INVALID PERMISSION_DENIED: venue_id: terminal ${g} serves the venues of BJ; venue somewhere is not one tapflow knows the region of`,
+      5: 'ACCEPTED_DURABLE',
+      6: 'ACCEPTED_DURABLE',
+    });
+    expect(await counter('tapflow_ingest_refused_total', 'code="TF_INGEST_PERMISSION_DENIED"')).toBe(deniedBefore + 3);
+    await p.until(async () => (await storedSeqs(g)).length >= 3, 30_000, 'three taps decided');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await storedSeqs(g)).toEqual([1, 5, 6]);
+  });
+
+  it('refuses such a tap in a batch, and takes the others', async () => {
+    const bus = 'TJ-BUS-0840';
+    const batch = TapBatch.encode({ terminalId: bus, taps: [tap(bus, 1, { venueId: 'tj-bus:8:0', scene: 2, direction: 3 }), tap(bus, 2, { venueId: 'bj-bus:1:0', scene: 2, direction: 3 })] }).finish();
+    const r = await raw.unary<RawBatchAck>('uploadBatch', p.metadata(bus), batch);
+    if (!r.ok) throw r.error;
+    expect(r.value.acks.map((a) => `${status(a)} ${a.reason}`.trim())).toEqual(['ACCEPTED_DURABLE', `INVALID PERMISSION_DENIED: venue_id: venue bj-bus:1:0 is in BJ; terminal ${bus} serves TJ`]);
   });
 });

@@ -5,8 +5,8 @@
  * (rule id and version) and the money (fares, balanced ledger) are checked in ClickHouse.
  *
  * Device times lie in the last hour (the settler's sweep of open journeys reads the wall clock;
- * a journey is closed as incomplete only after its time limit of 3-4 hours), except the tap at
- * the scheduled project list item, which carries a fixed device time before that item opens.
+ * a journey is closed as incomplete only after its time limit of 3-4 hours; ingest refuses a
+ * live tap further than a day from its clock).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPipeline, type TestPipeline } from '../../support/pipeline.js';
@@ -37,6 +37,8 @@ const rejectRateEvents: string[] = [];
 const U_CARD = '110000001020';
 /** A venue added to the project list for this scenario with an item that expired on 2025-01-01. */
 const EXPIRED_VENUE = 'museum:HE:closed-for-the-scenario';
+/** A venue added to the project list for this scenario with an item that opens in two days. */
+const SCHEDULED_VENUE = 'scenic:HE:opens-after-the-scenario';
 const token = (n: string) => tokenize(p.app.ctx.keys.tokenKey, 'card', n);
 const HOT = { lost: '110000001010', frozen: '110000001011', cancelled: '110000001012' };
 
@@ -89,8 +91,8 @@ function buildScenario(s: TapScript, T: number, samePartitionCards: string[]): S
   live(s.chip(bj('110000001014', 'BJ-BUS-SA', 'bj-subway:西直门', 'BUS', 'ENTRY', T + 9 * MIN, no('SCENE_NOT_LISTED'))));
   live(s.qr({ card: '130000001015', terminal: 'HE-BUS-SA', venue: 'sjz-bus:1:0', scene: 'BUS', direction: 'SINGLE', at: T + 10 * MIN, expect: no('FORM_NOT_ACCEPTED') }));
   live(s.chip({ card: '130000001015', terminal: 'HE-BUS-SA', venue: 'sjz-bus:1:0', scene: 'BUS', direction: 'SINGLE', at: T + 16 * MIN, expect: ok }), 'sjzBus');
-  // scenic:HE:shanhaiguan joins the list on 2027-07-01 (data/projects/default.yaml).
-  live(s.chip({ card: '130000001016', terminal: 'HE-CULTURE-SA', venue: 'scenic:HE:shanhaiguan', scene: 'CULTURE', direction: 'SINGLE', at: Date.parse('2027-06-30T12:00:00+08:00'), expect: no('ITEM_NOT_YET_VALID') }));
+  // An item that joins the list in two days (added for this scenario, see beforeAll).
+  live(s.chip({ card: '130000001016', terminal: 'HE-CULTURE-SA', venue: SCHEDULED_VENUE, scene: 'CULTURE', direction: 'SINGLE', at: T + 13 * MIN, expect: no('ITEM_NOT_YET_VALID') }));
 
   // An item whose validity ended (added to the list for this scenario, see beforeAll).
   live(s.chip({ card: '130000001025', terminal: 'HE-CULTURE-SA', venue: EXPIRED_VENUE, scene: 'CULTURE', direction: 'SINGLE', at: T + 12 * MIN, expect: no('ITEM_EXPIRED') }));
@@ -149,6 +151,7 @@ beforeAll(async () => {
   const list = parseDataText(readFileSync(join(REPO_ROOT, 'data/projects/default.yaml'), 'utf8'), 'yaml') as { version: string; items: unknown[] };
   list.version = 'projects-scenario-1';
   list.items.push({ venue: EXPIRED_VENUE, scene: 'CULTURE', forms: ['CHIP', 'QR'], operator: EXPIRED_VENUE, region: 'HE', validFrom: '2024-01-01', validTo: '2025-01-01' });
+  list.items.push({ venue: SCHEDULED_VENUE, scene: 'CULTURE', forms: ['CHIP', 'QR'], operator: SCHEDULED_VENUE, region: 'HE', validFrom: Date.now() + 2 * 24 * 60 * MIN });
   await putProjectList(b.projects, list);
   await putHotlistEntry(b.hotlist, { cardToken: token(HOT.lost), reason: 'LOST', since: 0 });
   await putHotlistEntry(b.hotlist, { cardToken: token(HOT.frozen), reason: 'FROZEN', since: 0 });

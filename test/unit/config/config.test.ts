@@ -36,6 +36,9 @@ describe('config - defaults', () => {
       TAPFLOW_STREAM_MAX_BYTES: 8 * 1024 ** 3,
       TAPFLOW_STREAM_MAX_AGE_S: 7 * 24 * 3600,
       TAPFLOW_BATCH_MAX_TAPS: 5000,
+      TAPFLOW_CLOCK_SKEW_MS: 300_000, // counted
+      TAPFLOW_LIVE_TIME_BOUND_MS: 86_400_000, // a day: a live tap further off is refused
+      TAPFLOW_UPLOAD_MAX_AGE_MS: 30 * 86_400_000, // a stored tap may be 30 days old
       TAPFLOW_CLAIM_WAIT_MS: 2000, // DESIGN: "configurable, default 2 s"
       TAPFLOW_SHUTDOWN_TIMEOUT_MS: 15000,
       TAPFLOW_LEASE_TTL_MS: 15000,
@@ -100,6 +103,9 @@ describe('config - bad values', () => {
     ['TAPFLOW_TOKEN_KEY', 'abcd'],
     ['TAPFLOW_SEAL_KEY', 'g'.repeat(64)],
     ['TAPFLOW_LOG_LEVEL', 'verbose'],
+    ['TAPFLOW_LIVE_TIME_BOUND_MS', '0'],
+    ['TAPFLOW_LIVE_TIME_BOUND_MS', String(30 * 86_400_000 + 1)],
+    ['TAPFLOW_UPLOAD_MAX_AGE_MS', String(366 * 86_400_000 + 1)],
   ])('%s=%s is refused, naming the variable and the value', (key, value) => {
     const msg = problemsOf({ [key]: value });
     expect(msg).toContain(`${key}=${JSON.stringify(value)}`);
@@ -111,6 +117,12 @@ describe('config - bad values', () => {
     expect(msg).toMatch(/TAPFLOW_PARTITIONS=/);
     expect(msg).not.toMatch(/NATS_URL/);
     expect(msg.split('\n').length).toBe(3); // heading + two problems
+  });
+
+  it('refuses device-time bounds out of order, naming both variables', () => {
+    expect(problemsOf({ TAPFLOW_LIVE_TIME_BOUND_MS: '60000' })).toContain('TAPFLOW_LIVE_TIME_BOUND_MS=60000: must be at least TAPFLOW_CLOCK_SKEW_MS (300000)');
+    expect(problemsOf({ TAPFLOW_UPLOAD_MAX_AGE_MS: '3600000' })).toContain('TAPFLOW_UPLOAD_MAX_AGE_MS=3600000: must be at least TAPFLOW_LIVE_TIME_BOUND_MS (86400000)');
+    expect(loadConfig({ TAPFLOW_CLOCK_SKEW_MS: '1000', TAPFLOW_LIVE_TIME_BOUND_MS: '1000', TAPFLOW_UPLOAD_MAX_AGE_MS: '1000' }).TAPFLOW_UPLOAD_MAX_AGE_MS).toBe(1000);
   });
 
   it('checks overrides like the environment', () => {

@@ -3,9 +3,9 @@
  * values are range-checked without loss, and a good tap comes back with its domain values.
  */
 import { describe, expect, it } from 'vitest';
-import { checkCard, checkTap, ID_NUMBER_PATTERN, MAX_AMOUNT_FEN, MIN_DEVICE_TIME } from '../../../src/ingest/shape.js';
+import { checkCard, checkClaim, checkTap, deviceTimeProblem, ID_NUMBER_PATTERN, MAX_AMOUNT_FEN, MIN_DEVICE_TIME, wireClaimOf } from '../../../src/ingest/shape.js';
 import type { WireTap } from '../../../src/ingest/wire.js';
-import { Direction, RiderCategory, Scene } from '../../../src/gen/tapflow/v1/ingest.js';
+import { CatalogueClass, Direction, InstitutionLevel, Region, RiderCategory, Scene, Treatment, type MedicalClaim } from '../../../src/gen/tapflow/v1/ingest.js';
 import { encodeQrBody, formatQrPayload } from '../../../src/domain/card/qr.js';
 
 const TERMINAL = 'BJ-RAIL-0001';
@@ -80,6 +80,10 @@ describe('shape - checkTap', () => {
     ['direction', tap({ direction: Direction.DIRECTION_UNSPECIFIED })],
     ['direction', tap({ direction: 7 as Direction })],
     ['rider_category', tap({ riderCategory: 42 as RiderCategory })],
+    // −1 is what a 10-byte varint reads as, and ts-proto's UNRECOGNIZED: not a value to accept.
+    ['scene', tap({ scene: Scene.UNRECOGNIZED })],
+    ['direction', tap({ direction: Direction.UNRECOGNIZED })],
+    ['rider_category', tap({ riderCategory: RiderCategory.UNRECOGNIZED })],
     ['amount_fen', tap({ amountFen: -1n })],
     ['amount_fen', tap({ amountFen: BigInt(MAX_AMOUNT_FEN + 1) })],
     ['amount_fen', tap({ amountFen: 2n ** 62n })],
@@ -98,6 +102,16 @@ describe('shape - checkTap', () => {
     expect(fieldOf(tap({ seq: 2n ** 53n - 1n }))).toBe('ok');
     expect(fieldOf(tap({ venueId: 'x'.repeat(128) }))).toBe('ok');
     expect(fieldOf(tap({ terminalId: 'B'.repeat(64) }), 'B'.repeat(64))).toBe('ok');
+  });
+
+  it('says whether an enum is missing or holds an unknown value', () => {
+    const problem = (t: WireTap) => {
+      const r = checkTap(t, TERMINAL);
+      return r.ok ? 'ok' : `${r.error.field}: ${r.error.message}`;
+    };
+    expect(problem(tap({ scene: Scene.SCENE_UNSPECIFIED }))).toBe('scene: required (RAIL, BUS, MEDICAL, CULTURE, SERVICE, BENEFIT)');
+    expect(problem(tap({ scene: 99 as Scene }))).toBe('scene: unknown value 99 (RAIL, BUS, MEDICAL, CULTURE, SERVICE, BENEFIT)');
+    expect(problem(tap({ direction: -1 as Direction }))).toBe('direction: unknown value -1 (ENTRY, EXIT, SINGLE)');
   });
 
   it('gives a message with each error', () => {
@@ -125,6 +139,9 @@ describe('shape - checkCard', () => {
     ['unknown issuer', qr({ ...body, r: 'SH' }), 'body.r'],
     ['level 3', qr({ ...body, l: 3 }), 'body.l'],
     ['no signature', qr(body, Buffer.alloc(0)), 'signature'],
+    // Node's base64 decoder would skip these characters: the payload would parse.
+    ['three-byte characters in its signature', `${qr(body)}${'国'.repeat(100)}`, 'base64url'],
+    ['padding', `${qr(body)}==`, 'base64url'],
     ['malformed card number', qr({ ...body, c: '99x' }), 'malformed card number'],
   ])('refuses a QR code with %s, naming card.qr.payload', (_what, payload, message) => {
     const r = checkCard({ $case: 'qr', value: { payload } }, 'card');
@@ -145,6 +162,65 @@ describe('shape - checkCard', () => {
       const r = checkCard({ $case: 'chip', value: { cardNumber: n, counter: 0, mac: Buffer.alloc(8) } }, 'card');
       expect(r.ok && r.card.cardRegion).toBe(region);
     }
+  });
+});
+
+describe('shape - device time around ingest time', () => {
+  const now = Date.UTC(2026, 10, 30, 12, 0);
+  const H = 3_600_000;
+  const DAY = 24 * H;
+  const bounds = { liveMs: DAY, uploadAgeMs: 30 * DAY };
+
+  it('accepts a live tap within the bound either way, a stored one from 30 days before to a day after', () => {
+    for (const t of [now, now - DAY, now + DAY, now - 5 * 60_000]) expect(deviceTimeProblem(t, now, false, bounds), `live ${t - now}`).toBeUndefined();
+    for (const t of [now, now - 30 * DAY, now + DAY, now - 2 * DAY]) expect(deviceTimeProblem(t, now, true, bounds), `stored ${t - now}`).toBeUndefined();
+  });
+
+  it.each([
+    ['a live tap years in the past', now - 7 * 365 * DAY, false, /^2019-.* is 7\.0 years before ingest time; a live tap may be at most 24 h behind it \(TAPFLOW_LIVE_TIME_BOUND_MS\): send taps held longer with UploadBatch/],
+    ['a live tap a day and a minute old', now - DAY - 60_000, false, /is 24 h before ingest time; a live tap may be at most 24 h behind it/],
+    ['a live tap years in the future', now + 3 * 365 * DAY, false, /^2029-.* is 3\.0 years after ingest time; a live tap may be at most 24 h ahead of it .*check the terminal's clock/],
+    ['a stored tap of two months ago', now - 60 * DAY, true, /is 60 days before ingest time; a stored tap may be at most 30 days old \(TAPFLOW_UPLOAD_MAX_AGE_MS\)$/],
+    ['a stored tap two days ahead', now + 2 * DAY, true, /is 2 days after ingest time; a stored tap may be at most 24 h ahead of it/],
+  ])('refuses %s, saying by how much and which bound', (_what, t, offline, problem) => {
+    expect(deviceTimeProblem(t, now, offline, bounds)).toMatch(problem);
+  });
+});
+
+describe('shape - checkClaim enums', () => {
+  const claim = (over: Partial<MedicalClaim>): MedicalClaim => ({
+    claimId: 'C-1',
+    terminalId: '',
+    institutionId: 'hospital:TJ:tmu-general-hospital',
+    institutionLevel: InstitutionLevel.INSTITUTION_LEVEL_UNSPECIFIED,
+    treatment: Treatment.OUTPATIENT,
+    card: { $case: 'chip', value: { cardNumber: '110000000001', counter: 1, mac: Buffer.alloc(8) } },
+    idNumber: '11010519800101001X',
+    insuredRegion: Region.BJ,
+    deviceTime: Date.UTC(2026, 2, 10),
+    items: [{ code: 'A1', name: 'a', catalogueClass: CatalogueClass.CLASS_A, amountFen: 100 }],
+    reversesClaimId: '',
+    personalAccountBalanceFen: 0,
+    ...over,
+  });
+  const problem = (c: MedicalClaim) => {
+    const r = checkClaim(wireClaimOf(c), { id: 'TJ-CLINIC-1', region: 'TJ' }, { tokenKey: new Uint8Array(32), partitions: 4, ingestTime: 0 });
+    return r.ok ? 'ok' : `${r.error.field}: ${r.error.message}`;
+  };
+
+  it('accepts a claim with every enum known (an unspecified level is allowed)', () => {
+    expect(problem(claim({}))).toBe('ok');
+  });
+
+  it.each([
+    ['insured_region', { insuredRegion: Region.UNRECOGNIZED }, 'unknown value -1'],
+    ['insured_region', { insuredRegion: Region.REGION_UNSPECIFIED }, 'required'],
+    ['treatment', { treatment: Treatment.UNRECOGNIZED }, 'unknown value -1'],
+    ['treatment', { treatment: 9 as Treatment }, 'unknown value 9'],
+    ['institution_level', { institutionLevel: InstitutionLevel.UNRECOGNIZED }, 'unknown value -1'],
+    ['items[0].catalogue_class', { items: [{ code: 'A1', name: 'a', catalogueClass: CatalogueClass.UNRECOGNIZED, amountFen: 1 }] }, 'unknown value -1'],
+  ])('refuses %s %j', (field, over, message) => {
+    expect(problem(claim(over as Partial<MedicalClaim>))).toMatch(new RegExp(`^${field.replace(/[[\]]/g, '\\$&')}: ${message}`));
   });
 });
 

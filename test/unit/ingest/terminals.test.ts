@@ -1,6 +1,7 @@
 /**
  * The terminal registry (src/ingest/terminals.ts): the YAML file registry (hashed secrets,
- * disabled terminals, format errors) and the demo registry (secrets derived from the fleet key).
+ * disabled terminals, the venues each serves, format errors) and the demo registry (secrets
+ * derived from the fleet key, the venues of the region its id names).
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,13 +26,17 @@ const good = registryFile(
   `terminals:
   - id: BJ-GATE-0001
     region: BJ
+    venues: [bj-subway:西直门, bj-subway:国贸]
     operator: bj-subway
     secret_sha256: ${sha('gate-secret')}
   - id: TJ-CLINIC-7
     region: TJ
+    venues:
+      - hospital:TJ:tmu-general-hospital
     secret_sha256: ${sha('clinic-secret').toUpperCase()}
   - id: HE-BUS-3
     region: HE
+    venues: [sjz-bus:*]
     secret_sha256: ${sha('bus-secret')}
     disabled: true
 `,
@@ -40,8 +45,11 @@ const good = registryFile(
 describe('terminals - file registry', () => {
   const reg = fileRegistry(good);
 
-  it('authenticates a terminal with its secret and gives region and operator', () => {
-    expect(reg.authenticate('BJ-GATE-0001', 'gate-secret')).toEqual({ ok: true, terminal: { id: 'BJ-GATE-0001', region: 'BJ', operatorId: 'bj-subway' } });
+  it('authenticates a terminal with its secret and gives region, operator and venues', () => {
+    expect(reg.authenticate('BJ-GATE-0001', 'gate-secret')).toEqual({
+      ok: true,
+      terminal: { id: 'BJ-GATE-0001', region: 'BJ', operatorId: 'bj-subway', venues: { kind: 'listed', ids: new Set(['bj-subway:西直门', 'bj-subway:国贸']), prefixes: [], text: 'bj-subway:西直门, bj-subway:国贸' } },
+    });
     // Hex case of the stored hash does not matter.
     const r = reg.authenticate('TJ-CLINIC-7', 'clinic-secret');
     expect(r.ok && r.terminal.region).toBe('TJ');
@@ -72,15 +80,22 @@ describe('terminals - file registry', () => {
   });
 
   it('names the file and the problem when the file is malformed', () => {
-    const cases: [string, string][] = [
-      ['bad-region.yaml', `terminals:\n  - { id: X-1, region: SH, secret_sha256: ${sha('x')} }\n`],
-      ['bad-hash.yaml', 'terminals:\n  - { id: BJ-1, region: BJ, secret_sha256: abc }\n'],
-      ['bad-id.yaml', `terminals:\n  - { id: "BJ 1", region: BJ, secret_sha256: ${sha('x')} }\n`],
-      ['no-list.yaml', 'terminal: []\n'],
+    const cases: [string, string, RegExp][] = [
+      ['bad-region.yaml', `terminals:\n  - { id: X-1, region: SH, venues: [x], secret_sha256: ${sha('x')} }\n`, /region/],
+      ['bad-hash.yaml', 'terminals:\n  - { id: BJ-1, region: BJ, venues: [x], secret_sha256: abc }\n', /secret_sha256/],
+      ['bad-id.yaml', `terminals:\n  - { id: "BJ 1", region: BJ, venues: [x], secret_sha256: ${sha('x')} }\n`, /id/],
+      ['no-list.yaml', 'terminal: []\n', /terminals/],
+      // Terminals are bound to their venues: a terminal without them could send for any.
+      ['no-venues.yaml', `terminals:\n  - { id: BJ-1, region: BJ, secret_sha256: ${sha('x')} }\n`, /venues/],
+      ['empty-venues.yaml', `terminals:\n  - { id: BJ-1, region: BJ, venues: [], secret_sha256: ${sha('x')} }\n`, /terminals\[0\] \(BJ-1\)\.venues: at least one/],
+      ['star-alone.yaml', `terminals:\n  - { id: BJ-1, region: BJ, venues: ["*"], secret_sha256: ${sha('x')} }\n`, /terminals\[0\] \(BJ-1\)\.venues\[0\]: .*got "\*"/],
+      ['star-inside.yaml', `terminals:\n  - { id: BJ-1, region: BJ, venues: [bj-subway:x, "bj-*:x"], secret_sha256: ${sha('x')} }\n`, /venues\[1\]: .*got "bj-\*:x"/],
+      ['twice.yaml', `terminals:\n  - { id: BJ-1, region: BJ, venues: [x], secret_sha256: ${sha('x')} }\n  - { id: BJ-1, region: BJ, venues: [y], secret_sha256: ${sha('y')} }\n`, /terminals\[1\]: BJ-1 is listed twice/],
     ];
-    for (const [name, text] of cases) {
+    for (const [name, text, problem] of cases) {
       const p = registryFile(name, text);
       expect(() => fileRegistry(p), name).toThrow(`terminal registry ${p}`);
+      expect(() => fileRegistry(p), name).toThrow(problem);
     }
     expect(() => fileRegistry(join(dir, 'missing.yaml'))).toThrow(/terminal registry .*missing\.yaml/);
   });
@@ -93,7 +108,7 @@ describe('terminals - demo registry', () => {
   it('accepts <REGION>-… ids with the secret derived from the fleet key', () => {
     for (const [id, region] of [['BJ-RAIL-0001', 'BJ'], ['TJ-BUS-9', 'TJ'], ['HE-CLINIC-x', 'HE']] as const) {
       const r = reg.authenticate(id, demoTerminalSecret(fleetKey, id));
-      expect(r).toEqual({ ok: true, terminal: { id, region } });
+      expect(r).toEqual({ ok: true, terminal: { id, region, venues: { kind: 'region' } } });
     }
   });
 

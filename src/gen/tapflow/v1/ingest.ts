@@ -47,13 +47,29 @@ export const protobufFileName = "tapflow/v1/ingest.proto";
  *   (epoch ms) from 2015-01-01 to 2100-01-01; amount_fen 0 to 1,000,000 for a tap. A value out
  *   of range makes that tap INVALID with the field named; the stream goes on.
  * - Decoding is strict: trailing bytes, field number 0, a wire type that does not match the
- *   field, or a stray end-group tag make that tap INVALID (never published). Unknown fields
- *   (a newer contract) are ignored. A frame that cannot be read at all ends only its stream,
- *   with INVALID_ARGUMENT, after every tap published before it was answered.
- * - The largest message ingest accepts is 8 MiB (RESOURCE_EXHAUSTED beyond it); a TapBatch
- *   holds at most TAPFLOW_BATCH_MAX_TAPS taps (5,000 by default, never more than 10,000).
+ *   field, a stray end-group tag, a string that is not UTF-8 or a varint above 2^64−1 make that
+ *   tap INVALID (never published); so does an enum value this contract does not name. Unknown
+ *   fields (a newer contract) are ignored. A frame that cannot be read at
+ *   all (no readable seq) ends only its stream, with INVALID_ARGUMENT, after every tap published
+ *   before it was answered.
+ * - Device time around ingest time: a live tap (StreamTaps) within TAPFLOW_LIVE_TIME_BOUND_MS
+ *   (24 h by default) before or after it; a stored tap (UploadBatch) from
+ *   TAPFLOW_UPLOAD_MAX_AGE_MS (30 days) before it to TAPFLOW_LIVE_TIME_BOUND_MS after it. Beyond,
+ *   the tap is INVALID, reason "INVALID_ARGUMENT: device_time: …". A terminal that held taps
+ *   longer than the live bound (offline) sends them with UploadBatch.
+ * - Terminals are bound to their venues (the terminal registry): a tap for a venue the terminal
+ *   does not serve, or of another region than the terminal's, is INVALID with reason
+ *   "PERMISSION_DENIED: venue_id: …"; a claim for an institution it does not serve is refused
+ *   with PERMISSION_DENIED.
+ * - The largest message ingest accepts is what a full TapBatch of the largest legal taps needs:
+ *   66 + N × 2,536 bytes for N = TAPFLOW_BATCH_MAX_TAPS (5,000 by default, never more than
+ *   10,000): 12,680,066 bytes by default; at least the largest claim, 1,555,320 bytes. The
+ *   largest legal tap is 2,533 bytes as standard encoders write it (each field once, shortest
+ *   varints, no fields beyond this contract). gRPC answers a longer message RESOURCE_EXHAUSTED
+ *   from its length prefix, before reading it (a compressed one once it inflates beyond the
+ *   limit); on StreamTaps that ends the stream: re-send the taps it did not answer.
  * - Strings: terminal_id 1–64 of [A-Za-z0-9._-]; venue_id, institution_id and claim_id at most
- *   128 characters; a QR payload at most 2,048 characters.
+ *   128 characters; a QR payload at most 2,048 characters of the base64url alphabet and dots.
  */
 
 /** Operating or issuing region of the Beijing–Tianjin–Hebei one card pass. */
@@ -279,7 +295,7 @@ export enum TapStatus {
   ACCEPTED_DURABLE = 1,
   /** DUPLICATE - this (terminal_id, seq) with this content was received before; not counted again */
   DUPLICATE = 2,
-  /** INVALID - malformed, or a seq reused for other content; see reason. Nothing was published. Do not re-send. */
+  /** INVALID - malformed, a seq reused for other content, or not this terminal's to send; see reason. Nothing was published. Do not re-send. */
   INVALID = 3,
   /** UNAVAILABLE - could not be made durable now; retry with the same seq */
   UNAVAILABLE = 4,
@@ -550,9 +566,10 @@ export interface Tap {
   terminalId: string;
   /** per terminal, increasing, 1 to 2^53−1; names this tap forever */
   seq: number;
-  /** Unix epoch milliseconds, terminal clock (2015-01-01 to 2100-01-01) */
+  /** Unix epoch milliseconds, terminal clock (2015-01-01 to 2100-01-01, near ingest time) */
   deviceTime: number;
   scene: Scene;
+  /** a venue the terminal serves (terminal registry), in its region */
   venueId: string;
   direction: Direction;
   card:
@@ -568,7 +585,7 @@ export interface TapAck {
   terminalId: string;
   seq: number;
   status: TapStatus;
-  /** for INVALID: "<field>: <problem>", or "SEQ_REUSED: …"; for others, what to do */
+  /** for INVALID: "INVALID_ARGUMENT: <field>: <problem>", "PERMISSION_DENIED: venue_id: …" or "SEQ_REUSED: …"; for others, what to do */
   reason: string;
   /** "<terminal_id>:<seq>" */
   eventId: string;
