@@ -42,8 +42,13 @@ let script: TapScript;
 let sender: TapSender;
 /** One card per partition, and which validator owns that partition. */
 let cards: { number: string; partition: number; validator: string }[];
-/** Device time of the next tap: 31 minutes apart, beyond the culture passback time (30 min). */
-let deviceTime = Date.now() - 30 * 24 * 3600_000;
+/**
+ * Device time of each card's next tap: 31 minutes apart, beyond the culture passback time
+ * (30 min), from 20 hours ago — live taps are refused beyond TAPFLOW_LIVE_TIME_BOUND_MS (24 h)
+ * from ingest time either way.
+ */
+const START = Date.now() - 20 * 3600_000;
+const deviceTimes = new Map<string, number>();
 const counters = new Map<string, number>();
 
 interface Decided {
@@ -69,8 +74,9 @@ async function owners(): Promise<string[]> {
 
 /** A chip tap at the museum, or a QR tap with `qr`. */
 function tapOf(card: string, form: 'CHIP' | 'QR' = 'CHIP'): ScriptedTap {
-  deviceTime += 31 * 60_000;
-  const f = { card, terminal: 'TJ-CULTURE-RT', venue: VENUE, scene: 'CULTURE' as const, direction: 'SINGLE' as const, at: deviceTime };
+  const at = (deviceTimes.get(card) ?? START) + 31 * 60_000;
+  deviceTimes.set(card, at);
+  const f = { card, terminal: 'TJ-CULTURE-RT', venue: VENUE, scene: 'CULTURE' as const, direction: 'SINGLE' as const, at };
   if (form === 'QR') return script.qr(f);
   const counter = (counters.get(card) ?? 0) + 1;
   counters.set(card, counter);
