@@ -115,6 +115,9 @@ export async function startTestPrometheus(o: TestPrometheusOptions): Promise<Tes
   }
   if (!url || !child) throw new Error(`prometheus could not bind a free port:\n${out}`);
   const proc = child;
+  // Never outlive the test process (a worker that is killed skips afterAll).
+  const killOnExit = () => proc.kill('SIGKILL');
+  process.once('exit', killOnExit);
 
   async function api<T>(path: string, params?: Record<string, string>): Promise<ApiAnswer<T>> {
     const res = await fetch(`${url}${path}`, params ? { method: 'POST', body: new URLSearchParams(params) } : undefined);
@@ -140,6 +143,7 @@ export async function startTestPrometheus(o: TestPrometheusOptions): Promise<Tes
     rules: async () => (await data<{ groups: { file: string; name: string; rules: PromRule[] }[] }>('/api/v1/rules')).groups.map((g) => ({ file: g.file, group: g.name, rules: g.rules })),
     output: () => out,
     async stop() {
+      process.off('exit', killOnExit);
       if (proc.exitCode === null && proc.signalCode === null) {
         const gone = new Promise((r) => proc.once('exit', r));
         proc.kill('SIGTERM');
