@@ -94,6 +94,8 @@ export interface RuleQuery {
   /** "alert Name" or "record name". */
   key: string;
   expr: string;
+  /** Labels the rule's annotation and label templates use ({{ $labels.x }}). */
+  templateLabels: string[];
 }
 
 /** Is this data source reference the Prometheus one (an unset reference is the default data source, Prometheus)? */
@@ -145,12 +147,16 @@ export async function ruleFiles(dir: string): Promise<string[]> {
 export async function ruleQueries(files: string[]): Promise<RuleQuery[]> {
   const out: RuleQuery[] = [];
   for (const path of files) {
-    const doc = parse(await readFile(path, 'utf8')) as { groups: { name: string; rules: { alert?: string; record?: string; expr: string }[] }[] };
+    const doc = parse(await readFile(path, 'utf8')) as {
+      groups: { name: string; rules: { alert?: string; record?: string; expr: string; labels?: Record<string, string>; annotations?: Record<string, string> }[] }[];
+    };
     for (const g of doc.groups) {
       for (const r of g.rules ?? []) {
         const kind = r.alert !== undefined ? 'alert' : 'record';
         const name = r.alert ?? r.record ?? '?';
-        out.push({ file: path, group: g.name, kind, name, key: `${kind} ${name}`, expr: String(r.expr) });
+        const templates = [...Object.values(r.labels ?? {}), ...Object.values(r.annotations ?? {})].join('\n');
+        const templateLabels = [...new Set([...templates.matchAll(/\$labels\.(\w+)/g)].map((m) => m[1]!))].sort();
+        out.push({ file: path, group: g.name, kind, name, key: `${kind} ${name}`, expr: String(r.expr), templateLabels });
       }
     }
   }
@@ -407,4 +413,17 @@ export function boolForm(expr: string): string | undefined {
     i++;
   }
   return changed ? out : undefined;
+}
+
+/**
+ * The labels an expression groups or matches by: by (…), without (…), on (…), ignoring (…),
+ * group_left (…), group_right (…) — outside strings. `le` of histogram buckets included.
+ */
+export function groupingLabels(expr: string): string[] {
+  const s = expr.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`/g, '""');
+  const out = new Set<string>();
+  for (const m of s.matchAll(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)/g)) {
+    for (const l of m[1]!.split(',').map((x) => x.trim()).filter(Boolean)) out.add(l);
+  }
+  return [...out].sort();
 }

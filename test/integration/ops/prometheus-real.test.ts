@@ -12,7 +12,9 @@
  * - an expression that returns no series, unless it is listed below as empty by design (why);
  *   alert conditions are checked with their comparisons made `bool`, so that a wrong label
  *   value or metric in an alert that does not fire is still caught;
- * - a rule whose evaluation by Prometheus fails (rules API health "err").
+ * - a rule whose evaluation by Prometheus fails (rules API health "err");
+ * - a `by`/`on`/`without`/`ignoring` label that none of the expression's metrics carries;
+ * - an alert whose templates print a label ({{ $labels.x }}) its series do not carry.
  * Dashboards and rules are read when the test runs: new panels and rules are checked without
  * changing this file. It prints one line per expression (dashboard / panel / status).
  */
@@ -29,6 +31,7 @@ import { findPrometheus, promtoolInstallHelp, TEST_PROMETHEUS_BIN_ENV } from '..
 import {
   boolForm,
   dashboardQueries,
+  groupingLabels,
   interpolate,
   parseGrafanaDuration,
   queryIntervals,
@@ -305,8 +308,19 @@ describe('prometheus - a real Prometheus scraping a running tapflow', () => {
     const seenKeys = new Set<string>();
     const check = async (key: string, label: string, expr: string) => {
       seenKeys.add(key);
-      const unknown = metricNamesIn(expr).filter((n) => !exposed(n));
+      const names = metricNamesIn(expr);
+      const unknown = names.filter((n) => !exposed(n));
       if (unknown.length > 0) problems.push(`${label}: unknown metric ${unknown.join(', ')} in ${expr}`);
+      // Grouping and matching labels must be labels of the metrics (a misspelt `by (regoin)`
+      // still returns a series, with the label empty). Labels made by label_replace/label_join
+      // appear as strings in the expression and are skipped.
+      const withSeries = names.filter((n) => present.has(n));
+      const quoted = new Set([...expr.matchAll(/"([^"]*)"/g)].map((m) => m[1]!));
+      for (const l of groupingLabels(expr).filter((x) => !quoted.has(x))) {
+        if (withSeries.length === 0) break;
+        const carried = await prom.query(`count({__name__=~"${withSeries.join('|')}", ${l}!=""})`, at);
+        if (seriesCount(carried) === 0) problems.push(`${label}: groups or matches by label "${l}", which none of ${withSeries.join(', ')} carries: ${expr}`);
+      }
       const r = await prom.query(expr, at);
       if (!r.ok) {
         problems.push(`${label}: ${r.errorType}: ${r.error} in ${expr}`);
@@ -374,7 +388,14 @@ describe('prometheus - a real Prometheus scraping a running tapflow', () => {
         problems.push(`${rule.key}: expected ${outcome.fires ? 'to fire' : 'to stay quiet'} (${outcome.why}) but got ${summary(plain)}`);
       }
       const looked = rule.kind === 'alert' ? boolForm(rule.expr) : undefined;
-      const { status } = await check(rule.key, `${rule.key} (${looked ? 'thresholds as bool' : 'as written'})`, looked ?? rule.expr);
+      const { r, status } = await check(rule.key, `${rule.key} (${looked ? 'thresholds as bool' : 'as written'})`, looked ?? rule.expr);
+      // The labels its summary, description and labels print must be on the series it yields.
+      if (r.ok && r.resultType === 'vector') {
+        for (const l of rule.templateLabels) {
+          const without = r.result.filter((x) => !x.metric[l]);
+          if (without.length > 0) problems.push(`${rule.key}: its templates use $labels.${l}, which ${without.length} of its ${r.result.length} series lack (${JSON.stringify(without[0]!.metric)})`);
+        }
+      }
       const state = rule.kind === 'alert' ? (plain.ok && seriesCount(plain) > 0 ? `fires (${summary(plain)})` : 'quiet') : summary(plain);
       lines.push(`[prometheus] ${rule.key}: ${state}; ${looked ? 'without thresholds' : 'as written'}: ${status}`);
     }

@@ -12,6 +12,7 @@ import {
   dashboardQueries,
   formatInterval,
   goDuration,
+  groupingLabels,
   interpolate,
   parseGrafanaDuration,
   queryIntervals,
@@ -129,17 +130,28 @@ describe('ops - collecting the expressions', () => {
   it('reads every rule file of a folder but not promtool unit tests or scrape configurations', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tapflow-rules-'));
     try {
-      await writeFile(join(dir, 'a.yml'), 'groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n      - record: job:up:sum\n        expr: sum by (job) (up)\n');
+      await writeFile(
+        join(dir, 'a.yml'),
+        'groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n        labels:\n          where: "{{ $labels.job }}"\n        annotations:\n          summary: "{{ $labels.instance }} down ({{ $value }}, {{$labels.job}})"\n      - record: job:up:sum\n        expr: sum by (job) (up)\n',
+      );
       await writeFile(join(dir, 'a.test.yml'), 'rule_files: [a.yml]\ntests: []\n');
       await writeFile(join(dir, 'prometheus.yml'), 'global: {}\nrule_files: [a.yml]\n');
       const files = await ruleFiles(dir);
       expect(files).toEqual([join(dir, 'a.yml')]);
-      expect((await ruleQueries(files)).map((r) => [r.key, r.expr])).toEqual([
-        ['alert A', 'up == 0'],
-        ['record job:up:sum', 'sum by (job) (up)'],
+      expect((await ruleQueries(files)).map((r) => [r.key, r.expr, r.templateLabels])).toEqual([
+        ['alert A', 'up == 0', ['instance', 'job']],
+        ['record job:up:sum', 'sum by (job) (up)', []],
       ]);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('ops - grouping labels of an expression', () => {
+  it('finds by, without, on, ignoring and group_left labels outside strings', () => {
+    expect(
+      groupingLabels('histogram_quantile(0.99, sum by (le, region) (rate(x{a="by (fake)"}[5m]))) / on(region) group_left(network) sum without (instance) (y) and ignoring (code) z and on() w'),
+    ).toEqual(['code', 'instance', 'le', 'network', 'region']);
   });
 });
