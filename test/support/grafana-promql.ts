@@ -39,6 +39,8 @@ export interface GrafanaTarget {
   range?: boolean;
   /** Min step. */
   interval?: string;
+  /** "{{label}} …": series names in the legend. */
+  legendFormat?: string;
   hide?: boolean;
 }
 

@@ -13,7 +13,8 @@
  *   alert conditions are checked with their comparisons made `bool`, so that a wrong label
  *   value or metric in an alert that does not fire is still caught;
  * - a rule whose evaluation by Prometheus fails (rules API health "err");
- * - a `by`/`on`/`without`/`ignoring` label that none of the expression's metrics carries;
+ * - a `by`/`on`/`without`/`ignoring` label that none of the expression's metrics carries, or a
+ *   panel legend's {{label}} that its series lack;
  * - an alert whose templates print a label ({{ $labels.x }}) its series do not carry.
  * Dashboards and rules are read when the test runs: new panels and rules are checked without
  * changing this file. It prints one line per expression (dashboard / panel / status).
@@ -376,7 +377,15 @@ describe('prometheus - a real Prometheus scraping a running tapflow', () => {
           lines.push(`[prometheus] ${q.key}: ERROR ${(err as Error).message}`);
           continue;
         }
-        const { status } = await check(q.key, q.key, expr);
+        const { r, status } = await check(q.key, q.key, expr);
+        // The legend's {{label}}s must be labels of the series it names.
+        const legend = [...(q.target.legendFormat ?? '').matchAll(/\{\{\s*(\w+)\s*\}\}/g)].map((m) => m[1]!);
+        if (r.ok && r.resultType === 'vector') {
+          for (const l of legend) {
+            const without = r.result.filter((x) => !x.metric[l]);
+            if (without.length > 0) problems.push(`${q.key}: legend "${q.target.legendFormat}" uses {{${l}}}, which ${without.length} of its ${r.result.length} series lack (${JSON.stringify(without[0]!.metric)})`);
+          }
+        }
         lines.push(`[prometheus] ${q.key}: ${status}`);
       }
     }
