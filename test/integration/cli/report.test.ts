@@ -4,6 +4,7 @@
  * the scripted run of test/support/dashboard-scenario.ts, with taps at exactly the range's ends.
  */
 import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPipeline, type TestPipeline } from '../../support/pipeline.js';
 import { expectedFlags, runDashboardScenario, type DashboardScenario } from '../../support/dashboard-scenario.js';
@@ -20,6 +21,14 @@ const dayOf = (ms: number) => new Date(ms + 8 * HOUR).toISOString().slice(0, 10)
 let p: TestPipeline;
 let sc: DashboardScenario;
 let env: Record<string, string>;
+/** The outputs of {@link viaRunning}'s commands read through the running pipeline. */
+const answeredByRunning = new Map<string, string>();
+const viaRunning = () => [
+  ['report', '--from', iso(sc.rangeFrom), '--to', iso(sc.rangeTo), '--format', 'json'],
+  ['report', '--from', iso(sc.rangeFrom), '--to', iso(sc.rangeTo), '--view', 'medical', '--format', 'csv'],
+  ['clearing', 'report', '--from', iso(sc.rangeFrom), '--to', iso(sc.rangeTo), '--format', 'json'],
+  ['entries', '--from', iso(sc.rangeFrom), '--to', iso(sc.rangeTo), '--format', 'csv'],
+];
 
 interface ReportJson {
   taps: number;
@@ -30,6 +39,14 @@ interface ReportJson {
 beforeAll(async () => {
   p = await startTestPipeline();
   sc = await runDashboardScenario(p);
+  // While it runs, the commands read through its metrics port (the data dir is the process's).
+  // They are given an empty data dir of their own: a figure read from a store there would be 0.
+  const through = { TAPFLOW_DATA_DIR: join(p.dataDir, 'elsewhere'), NATS_URL: p.nats.url, TAPFLOW_NATS_AUTOSTART: 'false', TAPFLOW_METRICS_PORT: String(p.app.metricsPort) };
+  for (const args of viaRunning()) {
+    const r = await runCli(args, through);
+    if (r.code !== 0) throw new Error(`tapflow ${args.join(' ')} through the running process exited ${r.code}: ${r.stderr}`);
+    answeredByRunning.set(args.join(' '), r.stdout);
+  }
   // Stop the pipeline but keep its data dir: the CLI opens the store itself, as after a demo run.
   p.client.close();
   await p.app.shutdown('test done');
@@ -129,6 +146,11 @@ describe('cli - report over a time range', { timeout: 60_000 }, () => {
     const want = sc.taps.filter((t) => inRange(t.deviceTime) && t.scene === 'CULTURE' && t.verdict === 'ACCEPTED');
     expect(entries.slice(1).reduce((n, r) => n + Number(r[2]), 0)).toBe(want.length);
     expect(entries.slice(1).map((r) => r[1])).not.toContain('museum:BJ:palace-museum');
+  });
+
+  it('answers the same through a running tapflow (its metrics port) as from the store', async () => {
+    expect(answeredByRunning.size).toBe(4);
+    for (const args of viaRunning()) expect(await cli(args), args.join(' ')).toBe(answeredByRunning.get(args.join(' ')));
   });
 
   it('refuses a bad or contradictory range with a message naming the options', async () => {
