@@ -7,12 +7,12 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { Config } from '../config/config.js';
 import type { ClearingReport, ClickHouseEngine, LedgerBalance, RegionPart, ReportView, StoreSummary, SummaryFilter, VenueHourEntries } from '../store/mod.js';
-import { REPORT_VIEWS, REPORT_VIEW_NAMES, type ReportViewName } from '../store/report-views.js';
+import { REPORT_VIEW_NAMES, type ReportViewName } from '../store/report-views.js';
 import type { Interval } from '../store/panels.js';
 import { businessDay } from '../domain/settle/time.js';
 import { Regions } from '../domain/types.js';
 import { instant, listOf, serverPort } from './options.js';
-import { businessDays, describeRange, rangeOptions, resolveRange, TimeRangeError, type RangeFlags, type TimeRange } from './time-range.js';
+import { businessDays, describeRange, formatTime, rangeOptions, resolveRange, type RangeFlags } from './time-range.js';
 import { formatOptions, outputFormat, toCsv, toTable, type OutputFormat } from './tabular.js';
 
 async function fromRunning(cfg: Config, path: string): Promise<unknown | undefined> {
@@ -50,10 +50,7 @@ async function reportConfig(flags: { metricsPort?: number }): Promise<Config> {
 
 const fen = (n: number) => `${n < 0 ? '-' : ''}¥${(Math.abs(n) / 100).toFixed(2)}`;
 
-/** An instant as ISO 8601 in Asia/Shanghai with milliseconds, e.g. 2026-03-10T08:15:30.123+08:00. */
-export function formatTime(ms: number): string {
-  return new Date(ms + 8 * 3_600_000).toISOString().replace('Z', '+08:00');
-}
+export { formatTime };
 
 /**
  * Each region's transit fares (RAIL and BUS: the sum of its networks above) with the parts they
@@ -145,16 +142,6 @@ const write = (text: string): void => {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 };
 
-/** The range of a command's flags; a bad combination becomes commander's kind of refusal. */
-function rangeOf(flags: RangeFlags, defaultDay: string | undefined): TimeRange {
-  try {
-    return resolveRange(flags, defaultDay);
-  } catch (err) {
-    if (err instanceof TimeRangeError) throw new Error(err.message);
-    throw err;
-  }
-}
-
 /** The views of a report as text: heading, where the SQL comes from, the table. */
 export function formatViews(views: readonly ReportView[]): string[] {
   const lines: string[] = [];
@@ -188,7 +175,7 @@ export function registerReportCommands(program: Command): void {
     if (flags.since !== undefined && (flags.day !== undefined || flags.from !== undefined || flags.to !== undefined)) {
       throw new Error('--since (ingest time) cannot be combined with --day, --from or --to (device time): give one');
     }
-    const range = rangeOf(flags.since !== undefined ? { from: flags.since } : flags, undefined);
+    const range = resolveRange(flags.since !== undefined ? { from: flags.since } : flags, undefined);
     const cfg = await reportConfig(flags);
     const views = flags.view ?? REPORT_VIEW_NAMES;
     const withSummary = flags.view === undefined;
@@ -229,7 +216,7 @@ export function registerReportCommands(program: Command): void {
   for (const o of formatOptions()) entries.addOption(o);
   entries.action(async (flags: RangeFlags & { metricsPort?: number; format?: OutputFormat; json?: boolean }) => {
     const format = outputFormat(flags);
-    const range = rangeOf(flags, businessDay(Date.now()));
+    const range = resolveRange(flags, businessDay(Date.now()));
     const cfg = await reportConfig(flags);
     const rows = ((await fromRunning(cfg, `/entries?from=${range.fromMs}&to=${range.toMs}`)) ??
       (await withStore(cfg, async (e) => (await import('../store/mod.js')).venueEntries(e, { fromMs: range.fromMs, toMs: range.toMs })))) as VenueHourEntries[];
@@ -251,7 +238,7 @@ export function registerReportCommands(program: Command): void {
   for (const o of formatOptions()) clearingReport.addOption(o);
   clearingReport.action(async (flags: RangeFlags & { metricsPort?: number; view?: ('accounts' | 'positions')[]; format?: OutputFormat; json?: boolean }) => {
     const format = outputFormat(flags);
-    const range = rangeOf(flags, businessDay(Date.now()));
+    const range = resolveRange(flags, businessDay(Date.now()));
     const { first, last } = businessDays(range);
     const cfg = await reportConfig(flags);
     const viaHttp = (await fromRunning(cfg, `/clearing?day=${first}&lastDay=${last}`)) as ClearingReport | undefined;
@@ -275,6 +262,3 @@ export function registerReportCommands(program: Command): void {
     write(formatClearing(r.report, r.balance));
   });
 }
-
-/** The report's views by name, for --help texts and documentation. */
-export const REPORT_VIEW_HELP = REPORT_VIEWS.map((v) => `${v.name}: ${v.heading}`);

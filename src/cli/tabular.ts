@@ -56,12 +56,23 @@ export function parseCsv(text: string): string[][] {
   return records;
 }
 
+/** Columns a text takes in a terminal: CJK ideographs and full-width forms take two. */
+export function displayWidth(s: string): number {
+  let w = 0;
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    w += (c >= 0x1100 && c <= 0x115f) || (c >= 0x2e80 && c <= 0xa4cf) || (c >= 0xac00 && c <= 0xd7a3) || (c >= 0xf900 && c <= 0xfaff) || (c >= 0xfe30 && c <= 0xfe4f) || (c >= 0xff00 && c <= 0xff60) || (c >= 0xffe0 && c <= 0xffe6) ? 2 : 1;
+  }
+  return w;
+}
+
 /** An aligned text table: numbers right-aligned, `(none)` when there are no rows. */
 export function toTable(columns: readonly string[], rows: readonly Record<string, unknown>[], indent = '  '): string[] {
   if (rows.length === 0) return [`${indent}(none)`];
   const text = rows.map((r) => columns.map((c) => (r[c] === null || r[c] === undefined ? '' : String(r[c]))));
   const numeric = columns.map((c) => rows.every((r) => typeof r[c] === 'number'));
-  const widths = columns.map((c, i) => Math.max(c.length, ...text.map((t) => t[i]!.length)));
-  const fmt = (cells: string[]) => indent + cells.map((s, i) => (numeric[i] ? s.padStart(widths[i]!) : s.padEnd(widths[i]!))).join('  ').trimEnd();
+  const widths = columns.map((c, i) => Math.max(displayWidth(c), ...text.map((t) => displayWidth(t[i]!))));
+  const pad = (s: string, i: number) => ' '.repeat(widths[i]! - displayWidth(s));
+  const fmt = (cells: string[]) => indent + cells.map((s, i) => (numeric[i] ? pad(s, i) + s : s + pad(s, i))).join('  ').trimEnd();
   return [fmt([...columns]), ...text.map(fmt)];
 }

@@ -13,13 +13,14 @@
  *   are refused with a message naming the options.
  */
 import { InvalidArgumentError, Option } from 'commander';
+import { businessDay, shanghaiTime } from '../domain/settle/time.js';
+import { MAX_DEVICE_TIME, MIN_DEVICE_TIME } from '../domain/limits.js';
 import { calendarDay, INSTANT_FORMS, parseInstantText } from './options.js';
 
 const DAY_MS = 86_400_000;
-const SHANGHAI_MS = 8 * 3_600_000;
-/** Earliest and latest device times tapflow accepts (src/domain/limits.ts): the open ends. */
-export const RANGE_START = Date.UTC(2015, 0, 1);
-export const RANGE_END = Date.UTC(2100, 0, 1);
+/** Earliest and latest device times tapflow accepts: the ends of an open range. */
+export const RANGE_START = MIN_DEVICE_TIME;
+export const RANGE_END = MAX_DEVICE_TIME;
 
 /** A resolved range, [fromMs, toMs). */
 export interface TimeRange {
@@ -38,19 +39,9 @@ export interface RangeFlags {
   to?: number;
 }
 
-/** The refusal of a bad combination: commander-style, with exit status 1. */
+/** A range refused: the CLI prints `tapflow: <message>` and exits with status 1. */
 export class TimeRangeError extends Error {
   override readonly name = 'TimeRangeError';
-}
-
-/** Epoch ms of a business day's midnight in Asia/Shanghai. */
-export function dayStart(day: string): number {
-  return Date.parse(`${day}T00:00:00+08:00`);
-}
-
-/** YYYY-MM-DD in Asia/Shanghai. */
-export function shanghaiDay(ms: number): string {
-  return new Date(ms + SHANGHAI_MS).toISOString().slice(0, 10);
 }
 
 /**
@@ -62,30 +53,30 @@ export function resolveRange(flags: RangeFlags, defaultDay?: string): TimeRange 
     throw new TimeRangeError(`--day cannot be combined with --from or --to: give a business day (--day ${flags.day}) or a range (--from … --to …)`);
   }
   const day = flags.day ?? (flags.from === undefined && flags.to === undefined ? defaultDay : undefined);
-  if (day !== undefined) return { fromMs: dayStart(day), toMs: dayStart(day) + DAY_MS, day, fromGiven: false, toGiven: false };
+  if (day !== undefined) return { fromMs: shanghaiTime(day), toMs: shanghaiTime(day) + DAY_MS, day, fromGiven: false, toGiven: false };
   const fromMs = flags.from ?? RANGE_START;
   const toMs = flags.to ?? RANGE_END;
   if (toMs <= fromMs) {
-    throw new TimeRangeError(`--to (${formatRangeTime(toMs)}) must be after --from (${formatRangeTime(fromMs)}): the range is [from, to), from included, to excluded`);
+    throw new TimeRangeError(`--to (${formatTime(toMs)}) must be after --from (${formatTime(fromMs)}): the range is [from, to), from included, to excluded`);
   }
   return { fromMs, toMs, fromGiven: flags.from !== undefined, toGiven: flags.to !== undefined };
 }
 
-/** An instant as ISO 8601 in Asia/Shanghai, e.g. 2026-03-10T08:15:30.123+08:00. */
-export function formatRangeTime(ms: number): string {
-  return new Date(ms + SHANGHAI_MS).toISOString().replace('Z', '+08:00');
+/** An instant as ISO 8601 in Asia/Shanghai with milliseconds, e.g. 2026-03-10T08:15:30.123+08:00. */
+export function formatTime(ms: number): string {
+  return new Date(ms + 8 * 3_600_000).toISOString().replace('Z', '+08:00');
 }
 
 /** The range in words, for the heading of a report. */
 export function describeRange(r: TimeRange): string {
   if (r.day !== undefined) return `business day ${r.day} (Asia/Shanghai)`;
   if (!r.fromGiven && !r.toGiven) return 'all events';
-  return `${r.fromGiven ? `from ${formatRangeTime(r.fromMs)} (included)` : 'from the first event'} ${r.toGiven ? `to ${formatRangeTime(r.toMs)} (excluded)` : 'to the last'}`;
+  return `${r.fromGiven ? `from ${formatTime(r.fromMs)} (included)` : 'from the first event'} ${r.toGiven ? `to ${formatTime(r.toMs)} (excluded)` : 'to the last'}`;
 }
 
 /** The business days a range touches: from the day of its start to the day of its last millisecond. */
 export function businessDays(r: TimeRange): { first: string; last: string } {
-  return { first: shanghaiDay(r.fromMs), last: shanghaiDay(r.toMs - 1) };
+  return { first: businessDay(r.fromMs), last: businessDay(r.toMs - 1) };
 }
 
 const instantOf = (which: string) => (text: string) => {

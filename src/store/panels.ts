@@ -20,6 +20,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { businessDay } from '../domain/settle/time.js';
 
 /** The dashboards folder: grafana/dashboards of this tapflow (copied next to dist/ by the build). */
 export const DASHBOARDS_DIR = fileURLToPath(new URL('../../grafana/dashboards/', import.meta.url));
@@ -101,10 +102,6 @@ export interface MacroRange {
   mode: 'grafana' | 'report';
 }
 
-const SHANGHAI_MS = 8 * 3_600_000;
-/** YYYY-MM-DD in Asia/Shanghai. */
-const shanghaiDay = (ms: number) => new Date(ms + SHANGHAI_MS).toISOString().slice(0, 10);
-
 /** The panel's SQL for a range: macros and variables replaced (see the module's comment). */
 export function expandPanelSql(q: Pick<PanelQuery, 'rawSql' | 'variables'>, r: MacroRange): string {
   for (const v of [r.fromMs, r.toMs]) if (!Number.isSafeInteger(v)) throw new RangeError(`range ends must be epoch ms, got ${v}`);
@@ -113,10 +110,10 @@ export function expandPanelSql(q: Pick<PanelQuery, 'rawSql' | 'variables'>, r: M
   const grafana = r.mode === 'grafana';
   const from = grafana ? `toDateTime(${Math.floor(r.fromMs / 1000)})` : `fromUnixTimestamp64Milli(${r.fromMs})`;
   const to = grafana ? `toDateTime(${Math.floor(r.toMs / 1000)})` : `fromUnixTimestamp64Milli(${r.toMs})`;
-  const lastDay = shanghaiDay(grafana ? r.toMs : r.toMs - 1);
+  const lastDay = businessDay(grafana ? r.toMs : r.toMs - 1);
   let sql = q.rawSql
     .replace(/\$__timeFilter\(([^)]+)\)/g, (_, c: string) => `${c} >= ${from} AND ${c} ${grafana ? '<=' : '<'} ${to}`)
-    .replace(/\$__dateFilter\(([^)]+)\)/g, (_, c: string) => `${c} >= toDate('${shanghaiDay(r.fromMs)}') AND ${c} <= toDate('${lastDay}')`)
+    .replace(/\$__dateFilter\(([^)]+)\)/g, (_, c: string) => `${c} >= toDate('${businessDay(r.fromMs)}') AND ${c} <= toDate('${lastDay}')`)
     .replace(/\$__timeInterval\(([^)]+)\)/g, (_, c: string) => `toStartOfInterval(toDateTime(${c}), INTERVAL ${interval.count} ${interval.unit})`)
     .replace(/\$__fromTime\b/g, from)
     .replace(/\$__toTime\b/g, to);

@@ -5,6 +5,7 @@
  */
 import { Regions, type Region } from '../domain/types.js';
 import { TapflowError } from '../domain/reasons.js';
+import { shanghaiTime } from '../domain/settle/time.js';
 import type { ClickHouseEngine } from './engine.js';
 import { MARK_KEYS, type MarkKey, type SourceStream, type StoreTable, TABLE_SOURCE_STREAMS, feeds, markKey } from './sources.js';
 
@@ -369,8 +370,7 @@ export async function venueEntries(engine: ClickHouseEngine, range: string | { f
   let r: { fromMs: number; toMs: number };
   if (typeof range === 'string') {
     if (!/^\d{4}-\d{2}-\d{2}$/.test(range)) throw new RangeError(`day must be YYYY-MM-DD, got ${JSON.stringify(range)}`);
-    const start = Date.parse(`${range}T00:00:00+08:00`);
-    if (Number.isNaN(start)) throw new RangeError(`day must be YYYY-MM-DD, got ${JSON.stringify(range)}`);
+    const start = shanghaiTime(range);
     r = { fromMs: start, toMs: start + 86_400_000 };
   } else r = range;
   for (const v of [r.fromMs, r.toMs]) if (!Number.isSafeInteger(v)) throw new RangeError(`range ends must be epoch ms, got ${v}`);

@@ -9,14 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPipeline, type TestPipeline } from '../../support/pipeline.js';
 import { expectedFlags, runDashboardScenario, type DashboardScenario } from '../../support/dashboard-scenario.js';
 import { parseCsv } from '../../../src/cli/tabular.js';
+import { formatTime } from '../../../src/cli/time-range.js';
+import { businessDay } from '../../../src/domain/settle/time.js';
 import { REPORT_VIEW_NAMES } from '../../../src/store/report-views.js';
 import { runCli } from './run-cli.js';
 
 const MIN = 60_000;
-const HOUR = 3_600_000;
 /** An instant as ISO 8601 with the +08:00 offset, as a user in Beijing would type it. */
-const iso = (ms: number) => new Date(ms + 8 * HOUR).toISOString().replace('Z', '+08:00');
-const dayOf = (ms: number) => new Date(ms + 8 * HOUR).toISOString().slice(0, 10);
+const iso = formatTime;
 
 let p: TestPipeline;
 let sc: DashboardScenario;
@@ -131,7 +131,7 @@ describe('cli - report over a time range', { timeout: 60_000 }, () => {
   });
 
   it('clearing report and entries take the same range, and write CSV', async () => {
-    const day = dayOf(sc.rangeFrom);
+    const day = businessDay(sc.rangeFrom);
     const byDay = JSON.parse(await cli(['clearing', 'report', '--day', day, '--json'])) as { report: { positions: Record<string, unknown>[]; accounts: { account: string; debitFen: number }[] } };
     const byRange = JSON.parse(await cli(['clearing', 'report', ...range(), '--json'])) as typeof byDay;
     expect(byRange.report).toEqual(byDay.report); // the range lies in that business day

@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPipeline, type TestPipeline } from '../../support/pipeline.js';
 import { expectedFlags, runDashboardScenario, type DashboardScenario, type ExpectedTap } from '../../support/dashboard-scenario.js';
 import { expandPanelSql, loadPanelQueries, type PanelQuery } from '../../../src/store/panels.js';
+import { businessDay } from '../../../src/domain/settle/time.js';
 
 type Row = Record<string, unknown>;
 const MIN = 60_000;
@@ -23,7 +24,6 @@ const HOUR = 3_600_000;
 const SHANGHAI = 8 * HOUR;
 /** 'YYYY-MM-DD hh:mm:ss' in Asia/Shanghai of the minute holding `ms`, as ClickHouse prints a DateTime. */
 const minuteText = (ms: number) => new Date(Math.floor(ms / MIN) * MIN + SHANGHAI).toISOString().slice(0, 19).replace('T', ' ');
-const dayOf = (ms: number) => new Date(ms + SHANGHAI).toISOString().slice(0, 10);
 
 /** Counts and sums of `items` grouped by `key` (a JSON array of the group's values). */
 function groupBy<T>(items: readonly T[], key: (t: T) => unknown[]): Map<string, T[]> {
@@ -53,17 +53,17 @@ function factsOf(sc: DashboardScenario): Facts {
   const clearing: Facts['clearing'] = [];
   for (const t of sc.taps) {
     if (!t.settlement || t.verdict !== 'ACCEPTED') continue;
-    settlements.push({ day: dayOf(t.deviceTime), kind: t.settlement.kind, network: t.settlement.network, cardRegion: t.cardRegion, terminalRegion: t.terminalRegion, amountFen: t.settlement.amountFen, deviceTime: t.deviceTime });
-    if (t.cardRegion !== t.terminalRegion) clearing.push({ day: dayOf(t.deviceTime), account: `clearing:${t.cardRegion}:${t.terminalRegion}`, amountFen: t.settlement.amountFen });
+    settlements.push({ day: businessDay(t.deviceTime), kind: t.settlement.kind, network: t.settlement.network, cardRegion: t.cardRegion, terminalRegion: t.terminalRegion, amountFen: t.settlement.amountFen, deviceTime: t.deviceTime });
+    if (t.cardRegion !== t.terminalRegion) clearing.push({ day: businessDay(t.deviceTime), account: `clearing:${t.cardRegion}:${t.terminalRegion}`, amountFen: t.settlement.amountFen });
   }
   for (const c of sc.claims) {
     const r = c.result;
     // A claim's settlement amount is what the card side pays: personal account and cash
     // (src/domain/settle/medical.ts); the pooled fund's part is the insured region's.
-    settlements.push({ day: dayOf(c.deviceTime), kind: 'MEDICAL', network: '', cardRegion: c.insuredRegion, terminalRegion: c.treatmentRegion, amountFen: r.acctPay + r.cashPayamt, deviceTime: c.deviceTime });
+    settlements.push({ day: businessDay(c.deviceTime), kind: 'MEDICAL', network: '', cardRegion: c.insuredRegion, terminalRegion: c.treatmentRegion, amountFen: r.acctPay + r.cashPayamt, deviceTime: c.deviceTime });
     // Across regions, the insured region owes the treating one what its funds pay (pooled fund
     // and personal account); the cash is paid at the counter, in the treating region.
-    if (c.insuredRegion !== c.treatmentRegion && r.hifpPay + r.acctPay > 0) clearing.push({ day: dayOf(c.deviceTime), account: `clearing:${c.insuredRegion}:${c.treatmentRegion}`, amountFen: r.hifpPay + r.acctPay });
+    if (c.insuredRegion !== c.treatmentRegion && r.hifpPay + r.acctPay > 0) clearing.push({ day: businessDay(c.deviceTime), account: `clearing:${c.insuredRegion}:${c.treatmentRegion}`, amountFen: r.hifpPay + r.acctPay });
   }
   return { sc, decided: sc.taps, settlements, clearing };
 }
@@ -84,11 +84,11 @@ const EXPECTATIONS: Record<string, (f: Facts) => { rows: Row[]; ordered: boolean
       const d = days.get(day) ?? { entries: 0, debits: 0 };
       days.set(day, { entries: d.entries + entries, debits: d.debits + fen });
     };
-    for (const t of f.sc.taps) if (t.settlement && t.verdict === 'ACCEPTED') add(dayOf(t.deviceTime), 2, t.settlement.amountFen);
+    for (const t of f.sc.taps) if (t.settlement && t.verdict === 'ACCEPTED') add(businessDay(t.deviceTime), 2, t.settlement.amountFen);
     for (const c of f.sc.claims) {
       const r = c.result;
       const payers = [r.cashPayamt, r.acctPay, r.hifpPay].filter((x) => x > 0).length;
-      add(dayOf(c.deviceTime), payers + 1, r.medfeeSumamt);
+      add(businessDay(c.deviceTime), payers + 1, r.medfeeSumamt);
     }
     for (const c of f.clearing) add(c.day, 2, c.amountFen);
     return {
