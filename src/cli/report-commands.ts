@@ -204,7 +204,7 @@ export function registerReportCommands(program: Command): void {
       return write(JSON.stringify(out, null, 2));
     }
     if (format === 'csv') return write(sectionsCsv(v));
-    const lines = [`report for ${flags.since !== undefined ? `events ingested since ${formatTime(flags.since)} (views: device time from then)` : describeRange(range)}`];
+    const lines = [`report: ${flags.since !== undefined ? `events ingested since ${formatTime(flags.since)} (views: device time from then on)` : describeRange(range)}`];
     if (s) lines.push(formatSummary(s));
     lines.push(...formatViews(v));
     write(lines.join('\n'));
