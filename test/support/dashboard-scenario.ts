@@ -35,6 +35,8 @@ const ROOT = join(import.meta.dirname, '..', '..');
 /** What a decided tap of the script should come to. */
 export interface ExpectedTap {
   eventId: string;
+  /** The terminal that sent it (a demo-registry id: its first two letters are its region). */
+  terminalId: string;
   deviceTime: number;
   verdict: 'ACCEPTED' | 'REJECTED';
   reason: ReasonCode;
@@ -97,6 +99,7 @@ export async function runDashboardScenario(p: TestPipeline): Promise<DashboardSc
     steps.push({ kind: 'tap', tap: t });
     taps.push({
       eventId: t.eventId,
+      terminalId: f.terminal,
       deviceTime: f.at,
       verdict: f.expect.verdict,
       reason: f.expect.reason,
