@@ -36,6 +36,9 @@ import {
   migrate,
   openStore,
   summary,
+  reportViews,
+  REPORT_VIEW_NAMES,
+  type ReportViewName,
   todayInShanghai,
   type ClickHouseEngine,
   type SourceStream,
@@ -257,14 +260,40 @@ export async function createSinkRole(ctx: AppContext): Promise<Role> {
   await sink.start();
   ctx.engine = engine;
   // Reports read through the running process (the embedded engine allows one process per data dir).
+  const epochMs = (q: URLSearchParams, name: string): number | undefined => {
+    const v = q.get(name);
+    if (v === null) return undefined;
+    if (!/^\d{1,15}$/.test(v)) throw new Error(`${name}: expected epoch milliseconds, got ${v}`);
+    return Number(v);
+  };
+  const day = (q: URLSearchParams, name: string): string | undefined => {
+    const v = q.get(name);
+    if (v !== null && !/^\d{4}-\d{2}-\d{2}$/.test(v)) throw new Error(`${name}: expected YYYY-MM-DD, got ${v}`);
+    return v ?? undefined;
+  };
   ctx.endpoints.set('/summary', async (q) => {
-    const since = q.get('since');
-    if (since !== null && !/^\d{1,15}$/.test(since)) throw new Error(`since: expected epoch milliseconds, got ${since}`);
-    return summary(engine, since === null ? {} : { sinceMs: Number(since) });
+    const [sinceMs, fromMs, toMs] = [epochMs(q, 'since'), epochMs(q, 'from'), epochMs(q, 'to')];
+    return summary(engine, { ...(sinceMs !== undefined && { sinceMs }), ...(fromMs !== undefined && { fromMs }), ...(toMs !== undefined && { toMs }) });
+  });
+  ctx.endpoints.set('/report-views', async (q) => {
+    const [fromMs, toMs] = [epochMs(q, 'from'), epochMs(q, 'to')];
+    if (fromMs === undefined || toMs === undefined) throw new Error('from and to (epoch ms) are required');
+    const b = /^(\d{1,4}) (minute|hour|day)$/.exec(q.get('bucket') ?? '1 hour');
+    if (!b) throw new Error(`bucket: expected "<n> minute|hour|day", got ${q.get('bucket')}`);
+    const names = (q.get('views') ?? REPORT_VIEW_NAMES.join(',')).split(',');
+    const unknown = names.filter((n) => !(REPORT_VIEW_NAMES as readonly string[]).includes(n));
+    if (unknown.length > 0) throw new Error(`views: unknown ${unknown.join(', ')}`);
+    return reportViews(engine, { fromMs, toMs, interval: { count: Number(b[1]), unit: b[2] as 'hour' }, views: names as ReportViewName[] });
   });
   ctx.endpoints.set('/ledger-balance', () => ledgerBalance(engine));
-  ctx.endpoints.set('/entries', (q) => venueEntries(engine, q.get('day') ?? todayInShanghai()));
-  ctx.endpoints.set('/clearing', (q) => clearingReport(engine, q.get('day') ?? todayInShanghai()));
+  ctx.endpoints.set('/entries', (q) => {
+    const [fromMs, toMs] = [epochMs(q, 'from'), epochMs(q, 'to')];
+    return venueEntries(engine, fromMs !== undefined && toMs !== undefined ? { fromMs, toMs } : (day(q, 'day') ?? todayInShanghai()));
+  });
+  ctx.endpoints.set('/clearing', (q) => {
+    const first = day(q, 'day') ?? todayInShanghai();
+    return clearingReport(engine, first, { lastDay: day(q, 'lastDay') ?? first });
+  });
   return {
     name: 'sink',
     ready: () => sink.ready(),
