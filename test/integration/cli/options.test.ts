@@ -252,6 +252,11 @@ const BAD: Record<string, Record<string, Case[]>> = {
     ],
     'sequences and --all': [[['7', '--all'], '--all: replays every dead letter matching the filters', 'not both']],
   },
+  'store rebuild': {
+    '--table': [[['--table', 'nope', '--from', '2026-11-01', '--to', '2026-11-02'], "option '--table <tables>' argument 'nope' is invalid", 'a comma-separated list of decisions']],
+    '--from': [[['--table', 'decisions', '--from', 'soon', '--to', '2026-11-02'], "option '--from <time>' argument 'soon' is invalid"]],
+    '--to': [[['--table', 'decisions', '--from', '2026-11-01', '--to', '2026-13-02'], "option '--to <time>' argument '2026-13-02' is invalid"]],
+  },
   'medical quote': {
     '<claim.json>': [[['no-such-claim.json'], 'cannot read no-such-claim.json']],
     '--ytd-deductible-fen': [[medical('--ytd-deductible-fen', 'abc'), 'must be a non-negative integer number of fen']],
