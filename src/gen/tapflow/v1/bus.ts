@@ -289,6 +289,11 @@ export interface BusTap {
    * from a seq reused for another tap.
    */
   contentDigest: string;
+  /**
+   * During a token key rotation overlap: the card's tokens under the previous key versions,
+   * newest first (the validator moves the card's state from one to card_token). Empty otherwise.
+   */
+  previousCardTokens: string[];
 }
 
 /**
@@ -325,6 +330,9 @@ export interface BusClaim {
   cardPartition: number;
   /** hex SHA-256 prefix of the claim id: subjects, KV keys, message ids */
   claimKey: string;
+  /** rotation overlap: tokens under previous key versions */
+  previousCardTokens: string[];
+  previousPersonTokens: string[];
 }
 
 /**
@@ -359,6 +367,10 @@ export interface ClaimDecision {
   reason: string;
   trace: TraceStep[];
   riskRules: string[];
+  /** rotation overlap, as in BusClaim */
+  previousCardTokens: string[];
+  /** the settler moves the person's state to person_token */
+  previousPersonTokens: string[];
 }
 
 /** One step of the reasoning behind a decision or a price: which rule, which data version. */
@@ -393,6 +405,8 @@ export interface Decision {
   trace: TraceStep[];
   /** rule ids of risk flags raised by this tap */
   riskRules: string[];
+  /** rotation overlap, as in BusTap (for the settler's card state) */
+  previousCardTokens: string[];
 }
 
 /**
@@ -647,6 +661,7 @@ function createBaseBusTap(): BusTap {
     offline: false,
     partition: 0,
     contentDigest: "",
+    previousCardTokens: [],
   };
 }
 
@@ -708,6 +723,9 @@ export const BusTap: MessageFns<BusTap> = {
     }
     if (message.contentDigest !== "") {
       writer.uint32(154).string(message.contentDigest);
+    }
+    for (const v of message.previousCardTokens) {
+      writer.uint32(162).string(v!);
     }
     return writer;
   },
@@ -877,6 +895,14 @@ export const BusTap: MessageFns<BusTap> = {
             message.contentDigest = reader.string();
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.previousCardTokens.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -962,6 +988,11 @@ export const BusTap: MessageFns<BusTap> = {
         : isSet(object.content_digest)
         ? globalThis.String(object.content_digest)
         : "",
+      previousCardTokens: globalThis.Array.isArray(object?.previousCardTokens)
+        ? object.previousCardTokens.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.previous_card_tokens)
+        ? object.previous_card_tokens.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1024,6 +1055,9 @@ export const BusTap: MessageFns<BusTap> = {
     if (message.contentDigest !== "") {
       obj.contentDigest = message.contentDigest;
     }
+    if (message.previousCardTokens?.length) {
+      obj.previousCardTokens = message.previousCardTokens;
+    }
     return obj;
   },
 
@@ -1051,6 +1085,7 @@ export const BusTap: MessageFns<BusTap> = {
     message.offline = object.offline ?? false;
     message.partition = object.partition ?? 0;
     message.contentDigest = object.contentDigest ?? "";
+    message.previousCardTokens = object.previousCardTokens?.map((e) => e) || [];
     return message;
   },
 };
@@ -1144,6 +1179,8 @@ function createBaseBusClaim(): BusClaim {
     sealedCard: Buffer.alloc(0),
     cardPartition: 0,
     claimKey: "",
+    previousCardTokens: [],
+    previousPersonTokens: [],
   };
 }
 
@@ -1208,6 +1245,12 @@ export const BusClaim: MessageFns<BusClaim> = {
     }
     if (message.claimKey !== "") {
       writer.uint32(162).string(message.claimKey);
+    }
+    for (const v of message.previousCardTokens) {
+      writer.uint32(170).string(v!);
+    }
+    for (const v of message.previousPersonTokens) {
+      writer.uint32(178).string(v!);
     }
     return writer;
   },
@@ -1385,6 +1428,22 @@ export const BusClaim: MessageFns<BusClaim> = {
             message.claimKey = reader.string();
             continue;
           }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.previousCardTokens.push(reader.string());
+            continue;
+          }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.previousPersonTokens.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1485,6 +1544,16 @@ export const BusClaim: MessageFns<BusClaim> = {
         : isSet(object.claim_key)
         ? globalThis.String(object.claim_key)
         : "",
+      previousCardTokens: globalThis.Array.isArray(object?.previousCardTokens)
+        ? object.previousCardTokens.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.previous_card_tokens)
+        ? object.previous_card_tokens.map((e: any) => globalThis.String(e))
+        : [],
+      previousPersonTokens: globalThis.Array.isArray(object?.previousPersonTokens)
+        ? object.previousPersonTokens.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.previous_person_tokens)
+        ? object.previous_person_tokens.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1550,6 +1619,12 @@ export const BusClaim: MessageFns<BusClaim> = {
     if (message.claimKey !== "") {
       obj.claimKey = message.claimKey;
     }
+    if (message.previousCardTokens?.length) {
+      obj.previousCardTokens = message.previousCardTokens;
+    }
+    if (message.previousPersonTokens?.length) {
+      obj.previousPersonTokens = message.previousPersonTokens;
+    }
     return obj;
   },
 
@@ -1578,6 +1653,8 @@ export const BusClaim: MessageFns<BusClaim> = {
     message.sealedCard = object.sealedCard ?? Buffer.alloc(0);
     message.cardPartition = object.cardPartition ?? 0;
     message.claimKey = object.claimKey ?? "";
+    message.previousCardTokens = object.previousCardTokens?.map((e) => e) || [];
+    message.previousPersonTokens = object.previousPersonTokens?.map((e) => e) || [];
     return message;
   },
 };
@@ -1608,6 +1685,8 @@ function createBaseClaimDecision(): ClaimDecision {
     reason: "",
     trace: [],
     riskRules: [],
+    previousCardTokens: [],
+    previousPersonTokens: [],
   };
 }
 
@@ -1684,6 +1763,12 @@ export const ClaimDecision: MessageFns<ClaimDecision> = {
     }
     for (const v of message.riskRules) {
       writer.uint32(194).string(v!);
+    }
+    for (const v of message.previousCardTokens) {
+      writer.uint32(202).string(v!);
+    }
+    for (const v of message.previousPersonTokens) {
+      writer.uint32(210).string(v!);
     }
     return writer;
   },
@@ -1893,6 +1978,22 @@ export const ClaimDecision: MessageFns<ClaimDecision> = {
             message.riskRules.push(reader.string());
             continue;
           }
+          case 25: {
+            if (tag !== 202) {
+              break;
+            }
+
+            message.previousCardTokens.push(reader.string());
+            continue;
+          }
+          case 26: {
+            if (tag !== 210) {
+              break;
+            }
+
+            message.previousPersonTokens.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2003,6 +2104,16 @@ export const ClaimDecision: MessageFns<ClaimDecision> = {
         : globalThis.Array.isArray(object?.risk_rules)
         ? object.risk_rules.map((e: any) => globalThis.String(e))
         : [],
+      previousCardTokens: globalThis.Array.isArray(object?.previousCardTokens)
+        ? object.previousCardTokens.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.previous_card_tokens)
+        ? object.previous_card_tokens.map((e: any) => globalThis.String(e))
+        : [],
+      previousPersonTokens: globalThis.Array.isArray(object?.previousPersonTokens)
+        ? object.previousPersonTokens.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.previous_person_tokens)
+        ? object.previous_person_tokens.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -2080,6 +2191,12 @@ export const ClaimDecision: MessageFns<ClaimDecision> = {
     if (message.riskRules?.length) {
       obj.riskRules = message.riskRules;
     }
+    if (message.previousCardTokens?.length) {
+      obj.previousCardTokens = message.previousCardTokens;
+    }
+    if (message.previousPersonTokens?.length) {
+      obj.previousPersonTokens = message.previousPersonTokens;
+    }
     return obj;
   },
 
@@ -2112,6 +2229,8 @@ export const ClaimDecision: MessageFns<ClaimDecision> = {
     message.reason = object.reason ?? "";
     message.trace = object.trace?.map((e) => TraceStep.fromPartial(e)) || [];
     message.riskRules = object.riskRules?.map((e) => e) || [];
+    message.previousCardTokens = object.previousCardTokens?.map((e) => e) || [];
+    message.previousPersonTokens = object.previousPersonTokens?.map((e) => e) || [];
     return message;
   },
 };
@@ -2241,6 +2360,7 @@ function createBaseDecision(): Decision {
     reason: "",
     trace: [],
     riskRules: [],
+    previousCardTokens: [],
   };
 }
 
@@ -2311,6 +2431,9 @@ export const Decision: MessageFns<Decision> = {
     }
     for (const v of message.riskRules) {
       writer.uint32(178).string(v!);
+    }
+    for (const v of message.previousCardTokens) {
+      writer.uint32(186).string(v!);
     }
     return writer;
   },
@@ -2504,6 +2627,14 @@ export const Decision: MessageFns<Decision> = {
             message.riskRules.push(reader.string());
             continue;
           }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            message.previousCardTokens.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2594,6 +2725,11 @@ export const Decision: MessageFns<Decision> = {
         : globalThis.Array.isArray(object?.risk_rules)
         ? object.risk_rules.map((e: any) => globalThis.String(e))
         : [],
+      previousCardTokens: globalThis.Array.isArray(object?.previousCardTokens)
+        ? object.previousCardTokens.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.previous_card_tokens)
+        ? object.previous_card_tokens.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -2665,6 +2801,9 @@ export const Decision: MessageFns<Decision> = {
     if (message.riskRules?.length) {
       obj.riskRules = message.riskRules;
     }
+    if (message.previousCardTokens?.length) {
+      obj.previousCardTokens = message.previousCardTokens;
+    }
     return obj;
   },
 
@@ -2695,6 +2834,7 @@ export const Decision: MessageFns<Decision> = {
     message.reason = object.reason ?? "";
     message.trace = object.trace?.map((e) => TraceStep.fromPartial(e)) || [];
     message.riskRules = object.riskRules?.map((e) => e) || [];
+    message.previousCardTokens = object.previousCardTokens?.map((e) => e) || [];
     return message;
   },
 };
