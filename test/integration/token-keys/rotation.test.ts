@@ -5,8 +5,10 @@
  * version 1 previous; the cards' next taps are matched to their state (the journey closes with
  * the right fare, the replayed chip transaction is still refused, the passback is caught), their
  * state moves to the version-2 tokens (the version-1 counts drop), new rows carry k2 tokens, and
- * a card not seen during the overlap is still counted under version 1.
+ * a card not seen during the overlap is still counted under version 1. A person's medical
+ * accumulations follow too: a claim after the rotation sees the deductible a claim before it used.
  */
+import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,19 +21,38 @@ import { ROLE_FACTORIES } from '../../../src/cli/roles.js';
 import { createLogger } from '../../../src/observe/log.js';
 import { tokenize } from '../../../src/domain/card/token.js';
 import { keyVersionCounts } from '../../../src/cli/keys-commands.js';
-import { TapStatus } from '../../../src/gen/tapflow/v1/ingest.js';
+import { ClaimStatus, TapStatus, TerminalIngestClient, type ClaimResult, type MedicalClaim } from '../../../src/gen/tapflow/v1/ingest.js';
+import { terminalMetadata } from '../../support/scenario.js';
+import { CLASS_A, CLASS_B, SELF_PAY, TJ_COUNTER, claim, getClaim, item, ok, settleClaim, signClaimsWith } from '../claims/grpc-claims.js';
 
 const MIN = 60_000;
 const K1 = randomBytes(32).toString('hex');
 const K2 = randomBytes(32).toString('hex');
-const CARD = { trip: '110000007001', fare: '110000007002', passback: '110000007003', unseen: '110000007004' };
+const CARD = { trip: '110000007101', fare: '110000007102', passback: '110000007103', unseen: '110000007104', claims: '110000007110' };
+const PERSON = '11010519800101001X';
+// The bills of claims.test.ts: B after A sees 100,000 fen of the 180,000 deductible used by A.
+const billA = { items: [item('A1', CLASS_A, 100_000), item('S1', SELF_PAY, 20_000)], personalAccountBalanceFen: 50_000 };
+const billB = { items: [item('A1', CLASS_A, 100_000), item('B1', CLASS_B, 50_000)], personalAccountBalanceFen: 30_000 };
+const claimCard = { card: { $case: 'chip' as const, value: { cardNumber: CARD.claims, counter: 1, mac: Buffer.alloc(8) } }, idNumber: PERSON };
+let splitA: ClaimResult;
+let splitB: ClaimResult;
+
+/** Settles a claim, waiting for its split when the answer was PENDING (the settler still starting). */
+async function settled(client: TerminalIngestClient, md: grpc.Metadata, c: MedicalClaim): Promise<ClaimResult> {
+  let r = ok(await settleClaim(client, md, c));
+  const end = Date.now() + 30_000;
+  while (r.status === ClaimStatus.PENDING && Date.now() < end) {
+    await new Promise((res) => setTimeout(res, 200));
+    r = ok(await getClaim(client, md, c.claimId));
+  }
+  return r;
+}
 const v1 = (card: string) => tokenize(Buffer.from(K1, 'hex'), 'card', card);
 const v2 = (card: string) => `k2.${tokenize(Buffer.from(K2, 'hex'), 'card', card)}`;
 
 let p: TestPipeline;
 let second: RunningApp | undefined;
 let cfg2: Config;
-const script = () => s;
 let s: TapScript;
 let T: number;
 const ev = {} as Record<'tripIn' | 'fareIn' | 'fareOut' | 'passIn' | 'unseen' | 'tripOut' | 'replay' | 'passAgain', ScriptedTap>;
@@ -61,14 +82,16 @@ const rail = (card: string, terminal: string, venue: string, direction: TapField
 beforeAll(async () => {
   p = await startTestPipeline({ TAPFLOW_TOKEN_KEY: K1 });
   s = new TapScript(readIssuerKeys(trustFilePath(p.cfg)));
+  signClaimsWith(p.dataDir);
+  splitA = await settled(p.client, p.metadata(TJ_COUNTER), claim('KEYS-A', { ...billA, ...claimCard }));
   T = Date.now() - 90 * MIN;
   // Version 1: an open journey; a whole journey (its fare is the reference); an entry; a card
   // that will not be seen again.
-  ev.tripIn = script().chip(rail(CARD.trip, 'BJ-RAIL-KA', 'bj-subway:西直门', 'ENTRY', T));
-  ev.fareIn = script().chip(rail(CARD.fare, 'BJ-RAIL-KA', 'bj-subway:西直门', 'ENTRY', T + MIN));
-  ev.fareOut = script().chip(rail(CARD.fare, 'BJ-RAIL-KB', 'bj-subway:国贸', 'EXIT', T + 25 * MIN));
-  ev.passIn = script().chip(rail(CARD.passback, 'BJ-RAIL-KC', 'bj-subway:王府井', 'ENTRY', T + 2 * MIN));
-  ev.unseen = script().chip({ card: CARD.unseen, terminal: 'BJ-CULTURE-KA', venue: 'museum:BJ:capital-museum', scene: 'CULTURE', direction: 'SINGLE', at: T });
+  ev.tripIn = s.chip(rail(CARD.trip, 'BJ-RAIL-KA', 'bj-subway:西直门', 'ENTRY', T));
+  ev.fareIn = s.chip(rail(CARD.fare, 'BJ-RAIL-KA', 'bj-subway:西直门', 'ENTRY', T + MIN));
+  ev.fareOut = s.chip(rail(CARD.fare, 'BJ-RAIL-KB', 'bj-subway:国贸', 'EXIT', T + 25 * MIN));
+  ev.passIn = s.chip(rail(CARD.passback, 'BJ-RAIL-KC', 'bj-subway:王府井', 'ENTRY', T + 2 * MIN));
+  ev.unseen = s.chip({ card: CARD.unseen, terminal: 'BJ-CULTURE-KA', venue: 'museum:BJ:capital-museum', scene: 'CULTURE', direction: 'SINGLE', at: T });
   const acks = await send(p.grpcPort, p.app.ctx.keys.fleetKey, [ev.tripIn, ev.fareIn, ev.fareOut, ev.passIn, ev.unseen]);
   for (const [id, a] of acks) expect(a[0]!.status, id).toBe(TapStatus.ACCEPTED_DURABLE);
   await p.until(async () => (await p.query<{ n: number }>('SELECT count() AS n FROM decisions'))[0]!.n >= 5, 30_000, '5 decisions');
@@ -84,13 +107,19 @@ beforeAll(async () => {
     { installSignalHandlers: false, log: createLogger('warn', { test: 'rotated' }) },
   );
   const port = (second.roles.find((r) => r.name === 'ingest') as unknown as { port: number }).port;
-  ev.tripOut = script().chip(rail(CARD.trip, 'BJ-RAIL-KB', 'bj-subway:国贸', 'EXIT', T + 30 * MIN));
-  ev.replay = script().again(ev.fareOut);
-  ev.passAgain = script().chip(rail(CARD.passback, 'BJ-RAIL-KC', 'bj-subway:王府井', 'ENTRY', T + 4 * MIN));
+  ev.tripOut = s.chip(rail(CARD.trip, 'BJ-RAIL-KB', 'bj-subway:国贸', 'EXIT', T + 30 * MIN));
+  ev.replay = s.again(ev.fareOut);
+  ev.passAgain = s.chip(rail(CARD.passback, 'BJ-RAIL-KC', 'bj-subway:王府井', 'ENTRY', T + 4 * MIN));
   const acks2 = await send(port, second.ctx.keys.fleetKey, [ev.tripOut, ev.replay, ev.passAgain]);
   for (const [id, a] of acks2) expect(a[0]!.status, id).toBe(TapStatus.ACCEPTED_DURABLE);
   await until(async () => (await q<{ n: number }>('SELECT count() AS n FROM decisions'))[0]!.n >= 8, '8 decisions');
   await until(async () => (await q<{ n: number }>(`SELECT count() AS n FROM settlements WHERE event_id = '${ev.tripOut.eventId}'`))[0]!.n >= 1, 'the fare of the journey begun under version 1');
+  const client2 = new TerminalIngestClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  try {
+    splitB = await settled(client2, terminalMetadata(second.ctx.keys.fleetKey, TJ_COUNTER), claim('KEYS-B', { ...billB, ...claimCard }));
+  } finally {
+    client2.close();
+  }
 }, 180_000);
 
 afterAll(async () => {
@@ -103,7 +132,8 @@ afterAll(async () => {
 describe('token key rotation through the pipeline', () => {
   it('before the rotation every state entry is under version 1', () => {
     expect(counts1.current).toBe(1);
-    expect(counts1.versions[1]).toEqual({ validator: 4, settler: 4, hotlist: 0 });
+    // Validator: 4 tap cards and the claim's card; settler: 4 tap cards and the person.
+    expect(counts1.versions[1]).toEqual({ validator: 5, settler: 5, hotlist: 0 });
     expect(counts1.versions[2]).toBeUndefined();
   });
 
@@ -139,7 +169,21 @@ describe('token key rotation through the pipeline', () => {
     // Validator: the three cards that tapped moved; the unseen one did not.
     // Settler: it sees accepted taps only — the two cards whose tap was refused (the replay, the
     // passback) stay under version 1 there, as does the unseen card; the journey's card moved.
+    // The claim's card (validator) and the person (settler) moved with the claim after the rotation.
     expect(c.versions[1]).toEqual({ validator: 1, settler: 3, hotlist: 0 });
-    expect(c.versions[2]).toEqual({ validator: 3, settler: 1, hotlist: 0 });
+    expect(c.versions[2]).toEqual({ validator: 4, settler: 2, hotlist: 0 });
+  });
+
+  it("a person's medical accumulations follow: the claim after the rotation sees the deductible used before it", async () => {
+    expect(ClaimStatus[splitA.status]).toBe('SETTLED');
+    expect(splitA.deductibleAmt).toBe(100_000);
+    expect(ClaimStatus[splitB.status]).toBe('SETTLED');
+    // 80,000 of the deductible left (had the accumulations stayed behind, 145,000 and no fund share).
+    expect({ deductible: splitB.deductibleAmt, hifp: splitB.hifpPay, cash: splitB.cashPayamt }).toEqual({ deductible: 80_000, hifp: 45_500, cash: 74_500 });
+    const rows = await q<{ claim_id: string; person_token: string }>("SELECT claim_id, person_token FROM claims WHERE claim_id IN ('KEYS-A', 'KEYS-B') ORDER BY claim_id");
+    expect(rows.map((r) => [r.claim_id, r.person_token.startsWith('k2.')])).toEqual([
+      ['KEYS-A', false],
+      ['KEYS-B', true],
+    ]);
   });
 });
