@@ -370,7 +370,7 @@ export class PartitionState<T> {
     await Promise.all(
       snapshot.map(async ({ key, entry, data }) => {
         // A removed key is written as a KV delete marker, so that listing the bucket's keys (e.g.
-        // `tapflow keys status`) no longer counts it.
+        // `tapflow token-keys status`) no longer counts it.
         const del = data.length === 0 ? { headers: { 'KV-Operation': 'DEL' } } : {};
         const put = (rev: number) => publisher.publish(`$KV.${bucket}.${key}`, data, undefined, rev >= 0 ? { expectLastSubjectSeq: rev, ...del } : del);
         let ack;
@@ -462,7 +462,7 @@ async function readCheckpointAndTail(
 /**
  * The keys with a value in a role's durable state, read without owning its partitions: the
  * bucket's keys (as of the last checkpoints), corrected by each partition's changelog after its
- * mark. For operators (`tapflow keys status`); it lists the whole bucket.
+ * mark. For operators (`tapflow token-keys status`); it lists the whole bucket.
  */
 export async function durableKeys(bus: Bus, kv: KV, role: string, partitions: number): Promise<Set<string>> {
   const keys = new Set<string>();

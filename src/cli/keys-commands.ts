@@ -1,11 +1,12 @@
 /**
- * `tapflow keys status|rotate|retire`: token key versions (src/domain/card/token-keys.ts, README
+ * `tapflow token-keys status|rotate|retire|tokens`: token key versions (src/domain/card/token-keys.ts, README
  * "Token key rotation"). `status` counts, per key version, the cards and persons whose state is
  * still kept under a token of that version (validator and settler state) and the hotlist entries
  * that name one; `rotate` and `retire` change the development keys under <data dir>/keys/.
  * The bus code is loaded when a command runs.
  */
-import { Argument, type Command } from 'commander';
+import { Argument, InvalidArgumentError, type Command } from 'commander';
+import { CARD_NUMBER_PATTERN } from '../domain/card/token.js';
 import { integer } from './options.js';
 
 const config = async () => (await import('../config/config.js')).loadConfig();
@@ -51,8 +52,36 @@ export function formatKeyVersionCounts(c: KeyVersionCounts): string[] {
     });
 }
 
+/** A card number, or with --person an ID number (17 digits and a check character). */
+function cardOrIdNumber(text: string): string {
+  if (!CARD_NUMBER_PATTERN.test(text) && !/^[0-9]{17}[0-9X]$/.test(text)) throw new InvalidArgumentError('Expected a card number of BJ (11…), TJ (12…) or HE (13…), or with --person an ID number (17 digits and a check character).');
+  return text;
+}
+
 export function registerKeysCommands(program: Command): void {
-  const group = program.command('keys').description('token key versions: status of a rotation, rotate and retire development keys');
+  const group = program.command('token-keys').description('token key versions (rotation): status, rotate and retire development keys, the tokens of a card');
+
+  group
+    .command('tokens')
+    .addArgument(new Argument('<number>', 'a card number (or with --person an ID number)').argParser(cardOrIdNumber))
+    .option('--person', 'the number is an ID number: person tokens')
+    .summary("a card's (or person's) token under every configured key version, to find its history")
+    .description(
+      "a card's (or with --person a person's) token under the current key version, each previous version still configured, and the partition key (version 1), so that its rows stored before a rotation are found: WHERE card_token IN (…). Prints tokens only.",
+    )
+    .action(async (number: string, flags: { person?: boolean }) => {
+      const cfg = await config();
+      const { tokenKeysOf } = await import('../runtime/keys.js');
+      const { tokenUnder, tokensOf } = await import('../domain/card/token-keys.js');
+      const keys = tokenKeysOf(cfg);
+      const kind = flags.person ? 'person' : 'card';
+      const t = tokensOf(keys, kind, number, cfg.TAPFLOW_PARTITIONS);
+      console.log(`version ${keys.current.version}\t${t.token}\tcurrent`);
+      keys.previous.forEach((k, i) => console.log(`version ${k.version}\t${t.previous[i]}\tprevious`));
+      // Version 1 retired: its tokens are still computed with the partition key (the version-1 key).
+      if (keys.current.version !== 1 && !keys.previous.some((k) => k.version === 1)) console.log(`version 1\t${tokenUnder({ version: 1, key: keys.partitionKey }, kind, number)}\tretired (partition key)`);
+      console.log(`partition ${t.partition}`);
+    });
 
   group
     .command('status')
@@ -85,7 +114,7 @@ export function registerKeysCommands(program: Command): void {
     .command('retire')
     .addArgument(new Argument('<version>', 'a previous token key version').argParser(integer(1, 9999, 'a token key version')))
     .summary('development keys: stop accepting a previous token key version')
-    .description('development keys: stops accepting a previous token key version (check `tapflow keys status` first). Its key file stays: version 1 is the partition key.')
+    .description('development keys: stops accepting a previous token key version (check `tapflow token-keys status` first). Its key file stays: version 1 is the partition key.')
     .action(async (version: number) => {
       const cfg = await config();
       if (cfg.TAPFLOW_TOKEN_KEY) throw new Error('TAPFLOW_TOKEN_KEY is set: retire a configured version by removing it from TAPFLOW_TOKEN_KEYS_PREVIOUS');

@@ -5,8 +5,8 @@
  * Token keys are versioned (src/domain/card/token-keys.ts). Configured: TAPFLOW_TOKEN_KEY is the
  * current version TAPFLOW_TOKEN_KEY_VERSION, TAPFLOW_TOKEN_KEYS_PREVIOUS the versions still
  * accepted. Development: <data dir>/keys/token.key is version 1, token.v<N>.key version N, and
- * token-versions.json ({"current": N, "previous": [M, …]}, written by `tapflow keys rotate` and
- * `tapflow keys retire`) says which are in use; without it, version 1 alone.
+ * token-versions.json ({"current": N, "previous": [M, …]}, written by `tapflow token-keys rotate` and
+ * `tapflow token-keys retire`) says which are in use; without it, version 1 alone.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -90,7 +90,7 @@ export function tokenKeysOf(cfg: KeyConfig): TokenKeySet {
     return tokenKeySet(current, parsePreviousKeys(cfg.TAPFLOW_TOKEN_KEYS_PREVIOUS ?? ''), partitionKey);
   }
   if ((cfg.TAPFLOW_TOKEN_KEY_VERSION ?? 1) !== 1 || (cfg.TAPFLOW_TOKEN_KEYS_PREVIOUS ?? '').trim() !== '') {
-    throw new Error('TAPFLOW_TOKEN_KEY_VERSION and TAPFLOW_TOKEN_KEYS_PREVIOUS need TAPFLOW_TOKEN_KEY (the current key); development keys are rotated with `tapflow keys rotate`');
+    throw new Error('TAPFLOW_TOKEN_KEY_VERSION and TAPFLOW_TOKEN_KEYS_PREVIOUS need TAPFLOW_TOKEN_KEY (the current key); development keys are rotated with `tapflow token-keys rotate`');
   }
   const dir = cfg.TAPFLOW_DATA_DIR;
   const v = readDevTokenVersions(dir);
