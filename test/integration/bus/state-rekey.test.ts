@@ -2,7 +2,7 @@
  * Re-keying a partition's state on a token key rotation, against a real nats-server: a value
  * under a previous token moves to the current one (and through a rollback back again), the old
  * key is removed in the changelog and — after a checkpoint — in the KV bucket as a delete marker,
- * so that listing the durable keys (`tapflow keys status`) no longer counts it.
+ * so that listing the durable keys (`tapflow token-keys status`) no longer counts it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestNats } from '../../support/nats.js';
