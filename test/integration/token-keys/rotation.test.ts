@@ -21,6 +21,7 @@ import { ROLE_FACTORIES } from '../../../src/cli/roles.js';
 import { createLogger } from '../../../src/observe/log.js';
 import { tokenize } from '../../../src/domain/card/token.js';
 import { keyVersionCounts } from '../../../src/cli/keys-commands.js';
+import { runCli } from '../cli/run-cli.js';
 import { ClaimStatus, TapStatus, TerminalIngestClient, type ClaimResult, type MedicalClaim } from '../../../src/gen/tapflow/v1/ingest.js';
 import { terminalMetadata } from '../../support/scenario.js';
 import { CLASS_A, CLASS_B, SELF_PAY, TJ_COUNTER, claim, getClaim, item, ok, settleClaim, signClaimsWith } from '../claims/grpc-claims.js';
@@ -185,5 +186,21 @@ describe('token key rotation through the pipeline', () => {
       ['KEYS-A', false],
       ['KEYS-B', true],
     ]);
+  });
+
+  it('tapflow token-keys status and tokens, as an operator runs them', async () => {
+    const env = { ...testPipelineSettings(p.nats.url, p.dataDir), TAPFLOW_TOKEN_KEY: K2, TAPFLOW_TOKEN_KEY_VERSION: '2', TAPFLOW_TOKEN_KEYS_PREVIOUS: `1:${K1}` };
+    const status = await runCli(['token-keys', 'status'], env);
+    expect(status.stderr).toBe('');
+    expect(status.code).toBe(0);
+    expect(status.stdout.trim().split('\n')).toEqual([
+      'version 2\tcurrent\tvalidator state 4\tsettler state 2\thotlist 0',
+      'version 1\tprevious (accepted)\tvalidator state 1\tsettler state 3\thotlist 0',
+    ]);
+    const tokens = await runCli(['token-keys', 'tokens', CARD.unseen], env);
+    expect(tokens.code).toBe(0);
+    expect(tokens.stdout).toContain(`version 2\t${v2(CARD.unseen)}\tcurrent`);
+    expect(tokens.stdout).toContain(`version 1\t${v1(CARD.unseen)}\tprevious`);
+    expect(tokens.stdout).not.toContain(CARD.unseen);
   });
 });
