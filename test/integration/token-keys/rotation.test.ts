@@ -163,6 +163,22 @@ describe('token key rotation through the pipeline', () => {
     for (const e of [ev.tripOut, ev.replay, ev.passAgain]) expect(of(e)).toMatch(/^k2\.[0-9a-f]{32}$/);
   });
 
+  it("a card's history is joined across the rotation through the decisions' previous tokens", async () => {
+    const history = (token: string) =>
+      q<{ event_id: string }>(
+        `WITH links AS (SELECT DISTINCT arrayJoin(previous_card_tokens) AS old_token, card_token AS new_token FROM decisions WHERE notEmpty(previous_card_tokens))
+         SELECT event_id FROM decisions WHERE card_token = '${token}' OR card_token IN (SELECT old_token FROM links WHERE new_token = '${token}') ORDER BY device_time`,
+      );
+    expect((await history(v2(CARD.trip))).map((r) => r.event_id)).toEqual([ev.tripIn.eventId, ev.tripOut.eventId]);
+    // (the replay has the device time of the tap it replays: compared as a set)
+    expect((await history(v2(CARD.fare))).map((r) => r.event_id).sort()).toEqual([ev.fareIn.eventId, ev.fareOut.eventId, ev.replay.eventId].sort());
+    const links = await q<{ card_token: string; previous_card_tokens: string[] }>(`SELECT card_token, previous_card_tokens FROM decisions WHERE event_id = '${ev.passAgain.eventId}'`);
+    expect(links).toEqual([{ card_token: v2(CARD.passback), previous_card_tokens: [v1(CARD.passback)] }]);
+    // Before the rotation nothing carries previous tokens; the unseen card has no link.
+    expect((await q<{ n: number }>(`SELECT count() AS n FROM decisions WHERE notEmpty(previous_card_tokens) AND has(previous_card_tokens, '${v1(CARD.unseen)}')`))[0]!.n).toBe(0);
+    expect((await q<{ n: number }>(`SELECT count() AS n FROM decisions WHERE event_id = '${ev.tripIn.eventId}' AND empty(previous_card_tokens)`))[0]!.n).toBe(1);
+  });
+
   it('the state is re-keyed on first touch; a card not seen during the overlap stays under version 1', async () => {
     const c = await keyVersionCounts(cfg2);
     expect(c.current).toBe(2);
