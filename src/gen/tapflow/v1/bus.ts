@@ -44,7 +44,8 @@ export const protobufFileName = "tapflow/v1/bus.proto";
  * input's stream and sequence, so that a redelivered input can only produce a copy JetStream
  * drops within its duplicate window.
  *
- * Subjects (P = partition = fnv1a32(card_token) % partitions; Q the same of the person token):
+ * Subjects (P = partition = fnv1a32(card token under the version-1 key) % partitions, which is
+ * card_token itself until the token key is rotated; Q the same of the person token):
  *   tapflow.taps.<P>           TapBundle        ingest     -> validators   stream TAPS
  *                              Nats-Msg-Id "t:<ingest instance>:<n>" (unique per publish)
  *   tapflow.decisions.<P>      DecisionBundle   validators -> settlers, sink  stream DECISIONS
@@ -59,7 +60,8 @@ export const protobufFileName = "tapflow/v1/bus.proto";
  *   tapflow.dlq.<role>         DeadLetter       any role                  stream DLQ
  * A medical claim is decided by the owner of its card's partition (credentials, hotlist, project
  * list) and settled by the owner of its person's partition (annual accumulations).
- * No raw card or ID numbers: card_token / person_token are keyed HMAC tokens; the card's
+ * No raw card or ID numbers: card_token / person_token are keyed HMAC tokens (32 hex digits for
+ * key version 1, "k<N>.<32 hex>" for version N; src/domain/card/token-keys.ts); the card's
  * credentials travel only sealed (AES-256-GCM, key shared by ingest and validators).
  */
 
