@@ -13,6 +13,7 @@ import { Command, CommanderError } from 'commander';
 import { registerDataCommands } from './data-commands.js';
 import { registerDlqCommands } from './dlq-commands.js';
 import { registerKeysCommands } from './keys-commands.js';
+import { registerStoreCommands } from './store-commands.js';
 import { ExitStatus } from './exit-status.js';
 import { registerQuoteCommands } from './quote-commands.js';
 import { registerReportCommands } from './report-commands.js';
@@ -67,6 +68,7 @@ export function buildProgram(output: CliOutput = processOutput): Command {
   registerQuoteCommands(program);
   registerDlqCommands(program);
   registerKeysCommands(program);
+  registerStoreCommands(program);
   return program;
 }
 

@@ -56,6 +56,16 @@ export const settings = {
   TAPFLOW_DUPLICATE_WINDOW_S: { schema: positiveInt, default: '1200', doc: "JetStream duplicate window of every stream (s): an output re-published within it after a crash (same Nats-Msg-Id, derived from its input) is stored once by JetStream. A re-sent tap is recognised by ingest's memory (TAPFLOW_INGEST_SEQ_MEMORY) and the validators' memory of applied events, not by this window." },
   TAPFLOW_STREAM_MAX_BYTES: { schema: positiveInt, default: String(8 * 1024 ** 3), doc: 'Size limit of each stream (bytes); a full stream refuses new taps (discard new) rather than dropping old ones.' },
   TAPFLOW_STREAM_MAX_AGE_S: { schema: positiveInt, default: String(7 * 24 * 3600), doc: 'Age limit of messages in each stream (s).' },
+  TAPFLOW_ARCHIVE_MAX_AGE_S: {
+    schema: positiveInt,
+    default: String(30 * 24 * 3600),
+    doc: 'How long the ARCHIVE stream keeps the messages the sink stores (decisions, settlements, risk flags), for `tapflow store rebuild` (s; default 30 days): the ranges of the store that can be rebuilt.',
+  },
+  TAPFLOW_ARCHIVE_MAX_BYTES: {
+    schema: positiveInt,
+    default: String(16 * 1024 ** 3),
+    doc: 'Size limit of the ARCHIVE stream (bytes; default 16 GiB). When full it drops its oldest messages (it never holds up the pipeline); it doubles the disk the sink\'s three streams write.',
+  },
   TAPFLOW_BATCH_MAX_TAPS: {
     schema: positiveInt.max(10_000),
     default: '5000',

@@ -12,7 +12,6 @@
  */
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Bus } from '../bus/connection.js';
-import { decodeDecision, decodeRiskFlag, decodeSettlement, splitDecisionBundle, splitSettlementBundle } from '../bus/codec.js';
 import { messageFailure } from '../bus/failures.js';
 import { replayedWholeOriginals } from '../bus/replay.js';
 import { PartitionWorker, type ConsumerSpec, type DeadMessage, type PartitionWorkerOptions } from '../bus/partitions.js';
@@ -23,6 +22,7 @@ import { TapflowError } from '../domain/reasons.js';
 import { join } from 'node:path';
 import { workerOptions, type AppContext, type Role } from '../runtime/app.js';
 import { pacer } from '../runtime/pacer.js';
+import { writeMessageRows } from './message-rows.js';
 import {
   applyRetention,
   clearingReport,
@@ -36,11 +36,6 @@ import {
   migrate,
   openStore,
   summary,
-  writeClaim,
-  writeDecision,
-  writeLedger,
-  writeRiskFlag,
-  writeSettlement,
   todayInShanghai,
   type ClickHouseEngine,
   type SourceStream,
@@ -198,36 +193,17 @@ export class SinkRole {
           dead.push({ msg: m, error: messageFailure(err, 'process'), part: { name: `${kind}-${i}`, data: raw } });
         }
       });
-    const flag = (m: JsMsg) => (raw: Uint8Array) => {
-      if (above('risk_flags', m)) writeRiskFlag(batch('risk_flags'), decodeRiskFlag(raw), m.seq, stream);
-    };
     // Writing a large batch gives the thread's other work (ingest's answers) a turn now and then.
     const pace = pacer();
     for (const m of msgs) {
       await pace();
       try {
-        if (stream === 'DECISIONS') {
-          const b = splitDecisionBundle(m.data);
-          eachPart(m, 'decision', b.decisions, (raw) => {
-            if (!above('decisions', m)) return;
-            const d = decodeDecision(raw);
-            writeDecision(batch('decisions'), d, m.seq);
-            ingestTimes.push(d.ingestTime);
-          });
-          eachPart(m, 'flag', b.flags, flag(m));
-        } else if (stream === 'SETTLEMENTS') {
-          const b = splitSettlementBundle(m.data);
-          eachPart(m, 'settlement', b.settlements, (raw) => {
-            const st = decodeSettlement(raw);
-            // A rejected claim moved no money: it is a row of `claims` only, no settlement.
-            if (st.claim?.status !== 'REJECTED' && above('settlements', m)) writeSettlement(batch('settlements'), st, m.seq);
-            if (above('ledger', m)) writeLedger(batch('ledger'), st, m.seq);
-            if (st.claim && above('claims', m)) writeClaim(batch('claims'), st, m.seq, st.personToken);
-          });
-          eachPart(m, 'flag', b.flags, flag(m));
-        } else {
-          eachPart(m, 'flag', [m.data], flag(m));
-        }
+        writeMessageRows(stream, m.data, m.seq, {
+          wants: (t) => above(t, m),
+          rows: (t) => batch(t),
+          eachPart: (kind, parts, write) => eachPart(m, kind, parts, write),
+          onDecision: (d) => ingestTimes.push(d.ingestTime),
+        });
       } catch (err) {
         dead.push({ msg: m, error: messageFailure(err, 'decode') });
       }
