@@ -125,6 +125,7 @@ export function encodeBusTap(t: TapEvent, sealedCard: Uint8Array): Uint8Array {
     offline: t.offline,
     partition: t.partition,
     contentDigest: t.contentDigest ?? '',
+    previousCardTokens: t.previousCardTokens ?? [],
   }).finish();
 }
 
@@ -152,6 +153,7 @@ export function decodeBusTap(data: Uint8Array): { tap: TapEvent; sealedCard: Uin
       offline: m.offline,
       partition: m.partition,
       ...(m.contentDigest && { contentDigest: m.contentDigest }),
+      ...(m.previousCardTokens.length > 0 && { previousCardTokens: m.previousCardTokens }),
     },
     sealedCard: m.sealedCard,
   };
@@ -194,6 +196,7 @@ export function encodeDecision(d: Decision): Uint8Array {
     reason: d.reason,
     trace: d.trace,
     riskRules: d.riskRules,
+    previousCardTokens: d.previousCardTokens ?? [],
   }).finish();
 }
 
@@ -223,6 +226,7 @@ export function decodeDecision(data: Uint8Array): Decision {
     reason: m.reason,
     trace: m.trace,
     riskRules: m.riskRules,
+    ...(m.previousCardTokens.length > 0 && { previousCardTokens: m.previousCardTokens }),
   };
 }
 
@@ -364,6 +368,8 @@ function claimToPb(c: ClaimSubmission) {
     cardPartition: c.cardPartition,
     form: enums.toForm(c.form),
     cardRegion: enums.toRegion(c.cardRegion),
+    previousCardTokens: c.previousCardTokens ?? [],
+    previousPersonTokens: c.previousPersonTokens ?? [],
   };
 }
 
@@ -389,6 +395,8 @@ function claimFromPb(m: ReturnType<typeof claimToPb>): ClaimSubmission {
     cardPartition: m.cardPartition,
     form: enums.form(m.form),
     cardRegion: enums.region(m.cardRegion),
+    ...(m.previousCardTokens.length > 0 && { previousCardTokens: m.previousCardTokens }),
+    ...(m.previousPersonTokens.length > 0 && { previousPersonTokens: m.previousPersonTokens }),
   };
 }
 

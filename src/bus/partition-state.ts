@@ -236,6 +236,44 @@ export class PartitionState<T> {
     this.cache.set(key, { value, rev: cur?.rev ?? 0 });
   }
 
+  /** Removes a key (loaded before) for the batch in hand: the changelog and the bucket forget it. */
+  delete(key: string): void {
+    const cur = this.cache.get(key);
+    if (!this.undo.has(key)) this.undo.set(key, cur ? { ...cur } : undefined);
+    this.cache.delete(key);
+    this.cache.set(key, { value: undefined, rev: cur?.rev ?? 0 });
+  }
+
+  /**
+   * Token key rotation (src/domain/card/token-keys.ts): loads the keys, and for a key without a
+   * value that names previous keys (its tokens under previous key versions), those too — only
+   * during an overlap, and only for keys not found. Then `rekey` moves such a value.
+   */
+  async loadAliased(items: Iterable<{ key: string; previous?: readonly string[] }>): Promise<void> {
+    const list = [...items];
+    await this.load(list.map((i) => i.key));
+    const old: string[] = [];
+    for (const i of list) if (i.previous && i.previous.length > 0 && this.get(i.key) === undefined) old.push(...i.previous);
+    if (old.length > 0) await this.load(old);
+  }
+
+  /**
+   * When `key` has no value and one of `previous` (loaded with `loadAliased`) has, moves that
+   * value to `key` (through `retag`, e.g. to change a token kept inside it) and removes the old
+   * key, for the batch in hand. Returns the old key moved, or undefined.
+   */
+  rekey(key: string, previous: readonly string[] | undefined, retag?: (value: T) => T): string | undefined {
+    if (!previous || previous.length === 0 || this.get(key) !== undefined) return undefined;
+    for (const old of previous) {
+      const v = this.get(old);
+      if (v === undefined) continue;
+      this.set(key, retag ? retag(v) : v);
+      this.delete(old);
+      return old;
+    }
+    return undefined;
+  }
+
   /** The keys in memory with a value (each decoded). */
   *entries(): IterableIterator<[string, T]> {
     for (const [k, e] of this.cache) {
@@ -331,7 +369,10 @@ export class PartitionState<T> {
     const { publisher, bucket, kv } = this.o;
     await Promise.all(
       snapshot.map(async ({ key, entry, data }) => {
-        const put = (rev: number) => publisher.publish(`$KV.${bucket}.${key}`, data, undefined, rev >= 0 ? { expectLastSubjectSeq: rev } : {});
+        // A removed key is written as a KV delete marker, so that listing the bucket's keys (e.g.
+        // `tapflow token-keys status`) no longer counts it.
+        const del = data.length === 0 ? { headers: { 'KV-Operation': 'DEL' } } : {};
+        const put = (rev: number) => publisher.publish(`$KV.${bucket}.${key}`, data, undefined, rev >= 0 ? { expectLastSubjectSeq: rev, ...del } : del);
         let ack;
         try {
           ack = await put(entry.rev);
@@ -416,6 +457,23 @@ async function readCheckpointAndTail(
     await consumer.delete().catch(() => undefined);
   }
   return { checkpointSeq, lastSeq, messages };
+}
+
+/**
+ * The keys with a value in a role's durable state, read without owning its partitions: the
+ * bucket's keys (as of the last checkpoints), corrected by each partition's changelog after its
+ * mark. For operators (`tapflow token-keys status`); it lists the whole bucket.
+ */
+export async function durableKeys(bus: Bus, kv: KV, role: string, partitions: number): Promise<Set<string>> {
+  const keys = new Set<string>();
+  for await (const k of await kv.keys()) keys.add(k);
+  for (let p = 0; p < partitions; p++) {
+    await readCheckpointAndTail(bus, kv, p, subjects.state(role, p), { error: () => undefined }, (e) => {
+      if (e.deleted || e.value.length === 0) keys.delete(e.key);
+      else keys.add(e.key);
+    });
+  }
+  return keys;
 }
 
 /**

@@ -129,8 +129,10 @@ export function registerDataCommands(program: Command): void {
   const cardToken = async (card: string) => {
     const cfg = await config();
     const { localKeys } = await import('../runtime/keys.js');
-    const { tokenize } = await import('../domain/card/token.js');
-    return { cfg, token: tokenize(localKeys(cfg).tokenKey, 'card', card) };
+    const { tokensOf } = await import('../domain/card/token-keys.js');
+    // The current key version's token; during a rotation overlap also the previous versions'.
+    const t = tokensOf(localKeys(cfg).tokenKeys, 'card', card, 1);
+    return { cfg, token: t.token, previous: t.previous };
   };
   const hotlist = program.command('hotlist').description('cards reported lost, frozen or cancelled (stored as tokens)');
   hotlist
@@ -153,9 +155,14 @@ export function registerDataCommands(program: Command): void {
     .addArgument(new Argument('<card-number>', 'card number').argParser(cardNumber))
     .description('take a card off the hotlist')
     .action(async (card: string) => {
-      const { cfg, token } = await cardToken(card);
+      const { cfg, token, previous } = await cardToken(card);
       const { removeHotlistEntry } = await dataStore();
-      const removed = await (await withBus())(cfg, (_bus, b) => removeHotlistEntry(b.hotlist, token));
+      // During a rotation overlap an entry made under a previous key version is taken off too.
+      const removed = await (await withBus())(cfg, async (_bus, b) => {
+        let any = await removeHotlistEntry(b.hotlist, token);
+        for (const t of previous) any = (await removeHotlistEntry(b.hotlist, t)) || any;
+        return any;
+      });
       console.log(removed ? `removed card token ${token}` : `card token ${token} was not on the hotlist`);
     });
   hotlist

@@ -12,6 +12,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerDataCommands } from './data-commands.js';
 import { registerDlqCommands } from './dlq-commands.js';
+import { registerKeysCommands } from './keys-commands.js';
 import { registerStoreCommands } from './store-commands.js';
 import { ExitStatus } from './exit-status.js';
 import { registerQuoteCommands } from './quote-commands.js';
@@ -66,6 +67,7 @@ export function buildProgram(output: CliOutput = processOutput): Command {
   registerReportCommands(program);
   registerQuoteCommands(program);
   registerDlqCommands(program);
+  registerKeysCommands(program);
   registerStoreCommands(program);
   return program;
 }

@@ -107,7 +107,7 @@ export async function runRoles(roles: readonly RoleName[], flags: RunFlags, demo
     target: `127.0.0.1:${ingest.port}`,
     cfg,
     fleetKey: app.ctx.keys.fleetKey,
-    tokenKey: app.ctx.keys.tokenKey,
+    tokenKeys: app.ctx.keys.tokenKeys,
     buckets: app.ctx.buckets,
     metrics: () => app.metrics(),
     rate: demo.rate,

@@ -19,13 +19,13 @@ import { TapGenerator } from './generator.js';
 import { trustFilePath } from '../validate/trust.js';
 import type { BucketSet } from '../bus/topology.js';
 import { putHotlistEntry } from '../validate/data-store.js';
-import { tokenize } from '../domain/card/token.js';
+import { tokensOf, type TokenKeySet } from '../domain/card/token-keys.js';
 
 export interface DemoOptions {
   target: string;
   cfg: Config;
   fleetKey: Uint8Array;
-  tokenKey: Uint8Array;
+  tokenKeys: TokenKeySet;
   buckets: BucketSet;
   /** The process's metrics, its worker threads' included. */
   metrics: () => Promise<Registry>;
@@ -56,7 +56,7 @@ export async function runDemoFleet(o: DemoOptions): Promise<void> {
   const groups = 3 * 3; // regions x transit/culture scenes
   const gen = new TapGenerator({ venues, keys, cards: Math.max(2000, o.rate * 90), terminalsPerGroup: Math.max(1, Math.ceil(o.terminals / groups)), seed: Date.now() % 2 ** 31, firstSeq: Date.now() });
   for (const c of gen.pickHotlisted(20)) {
-    await putHotlistEntry(o.buckets.hotlist, { cardToken: tokenize(o.tokenKey, 'card', c.number), reason: 'LOST', since: Date.now(), note: 'demo fleet' });
+    await putHotlistEntry(o.buckets.hotlist, { cardToken: tokensOf(o.tokenKeys, 'card', c.number, 1).token, reason: 'LOST', since: Date.now(), note: 'demo fleet' });
   }
   const client = new TerminalIngestClient(o.target, grpc.credentials.createInsecure());
   const streams = new Map<string, grpc.ClientDuplexStream<Tap, TapAck>>();

@@ -54,6 +54,11 @@ export interface TapEvent {
   direction: Direction;
   /** Keyed HMAC token of the card number: the only card identity outside ingest and validators. */
   cardToken: string;
+  /**
+   * During a token key rotation overlap: the card's tokens under the previous key versions
+   * (newest first), under which its state may still be kept (src/domain/card/token-keys.ts).
+   */
+  previousCardTokens?: string[];
   cardRegion: Region;
   form: CardForm;
   /** Amount the terminal already debited from a purse; 0 when it did not. */
@@ -145,6 +150,9 @@ export interface MedicalClaimEvent {
 
 /** A claim as ingest publishes it for the validator of its card's partition. */
 export interface ClaimSubmission extends MedicalClaimEvent {
+  /** During a token key rotation overlap: the card's and the person's tokens under the previous versions. */
+  previousCardTokens?: string[];
+  previousPersonTokens?: string[];
   /** Hex SHA-256 prefix of the claim id: names the claim in subjects, KV keys and message ids. */
   claimKey: string;
   /** Partition of the card token: the validator that decides the claim. */

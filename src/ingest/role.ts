@@ -23,7 +23,7 @@ export async function createIngestRole(ctx: AppContext): Promise<IngestRole> {
     claimsKv: ctx.buckets.claims,
     registry,
     venues: loadVenueDirectory(cfg.TAPFLOW_TARIFF_DIR),
-    tokenKey: ctx.keys.tokenKey,
+    tokenKeys: ctx.keys.tokenKeys,
     sealKey: ctx.keys.sealKey,
     partitions: cfg.TAPFLOW_PARTITIONS,
     maxInflight: cfg.TAPFLOW_MAX_INFLIGHT,

@@ -41,7 +41,7 @@ import type { Bus } from '../bus/connection.js';
 import type { JsPublisher } from '../bus/publisher.js';
 import { subjects } from '../bus/subjects.js';
 import { markPublished, readClaim, reserveClaim } from '../bus/claims-store.js';
-import { partitionOf, tokenize } from '../domain/card/token.js';
+import { tokensOf, type TokenKeySet } from '../domain/card/token-keys.js';
 import { seal } from '../domain/card/seal.js';
 import { FailureCodes, TapflowError, toTapflowError, type FailureCode } from '../domain/reasons.js';
 import type { ClaimSplit, TapEvent, VenueDirectory } from '../domain/types.js';
@@ -65,7 +65,8 @@ export interface IngestOptions {
   claimsKv: KV;
   registry: TerminalRegistry;
   venues: VenueDirectory;
-  tokenKey: Uint8Array;
+  /** Token keys: the current version, and during a rotation overlap the previous ones (token-keys.ts). */
+  tokenKeys: TokenKeySet;
   sealKey: Uint8Array;
   partitions: number;
   maxInflight: number;
@@ -253,8 +254,9 @@ export class IngestService {
     }
     const eventId = `${terminalId}:${seq}`;
     const digest = tapDigest(c.tap);
-    const cardToken = tokenize(this.o.tokenKey, 'card', c.cardNumber);
-    const partition = partitionOf(cardToken, this.o.partitions);
+    // The partition comes from the never-rotated partition key; during a key rotation overlap
+    // the card's tokens under the previous versions go along, so its state can follow it.
+    const { token: cardToken, previous: previousCardTokens, partition } = tokensOf(this.o.tokenKeys, 'card', c.cardNumber, this.o.partitions);
     // The same (terminal, seq) made durable before, or on its way now (a re-send before the
     // first copy's bundle was answered): answered from the first copy, nothing published again.
     const earlier = this.pendingTaps.get(eventId);
@@ -294,6 +296,7 @@ export class IngestService {
       venueId,
       direction: c.direction,
       cardToken,
+      ...(previousCardTokens.length > 0 && { previousCardTokens }),
       cardRegion: c.cardRegion,
       form: c.credentials.kind === 'chip' ? 'CHIP' : 'QR',
       amountFen: c.tap.amountFen,
@@ -477,7 +480,7 @@ export class IngestService {
       this.o.metrics.framesUnreadable.inc({ method: 'SettleClaim' });
       throw serviceError('TF_INGEST_INVALID', frame.error);
     }
-    const checked = checkClaim(frame.value, terminal, { tokenKey: this.o.tokenKey, partitions: this.o.partitions, ingestTime: this.now() });
+    const checked = checkClaim(frame.value, terminal, { tokenKey: this.o.tokenKeys, partitions: this.o.partitions, ingestTime: this.now() });
     if (!checked.ok) {
       this.o.metrics.tapsInvalid.inc({ field: `claim.${fieldLabel(checked.error.field)}` });
       throw serviceError('TF_INGEST_INVALID', `${checked.error.field}: ${checked.error.message}`);

@@ -4,7 +4,8 @@
  * (reason "<field>: <problem>") and nothing is published; a claim that fails is refused with
  * INVALID_ARGUMENT. The bounds are those of src/domain/limits.ts.
  */
-import { CARD_NUMBER_PATTERN, partitionOf, regionOfCardNumber, tokenize } from '../domain/card/token.js';
+import { CARD_NUMBER_PATTERN, regionOfCardNumber } from '../domain/card/token.js';
+import { tokenKeySet, tokensOf, type TokenKeySet } from '../domain/card/token-keys.js';
 import { parseQrPayload } from '../domain/card/qr.js';
 import { claimKey } from '../domain/claim-key.js';
 import {
@@ -202,7 +203,7 @@ export interface CheckedClaim {
 export function checkClaim(
   c: WireClaim,
   terminal: { id: string; region: Region },
-  o: { tokenKey: Uint8Array; partitions: number; ingestTime: number },
+  o: { tokenKey: Uint8Array | TokenKeySet; partitions: number; ingestTime: number },
 ): Checked<CheckedClaim> | Failed {
   const id = checkId(c.claimId, 'claim_id');
   if (id) return id;
@@ -235,8 +236,12 @@ export function checkClaim(
   const card = checkCard(c.card, 'card');
   if (!card.ok) return card;
 
-  const personToken = tokenize(o.tokenKey, 'person', c.idNumber);
-  const cardToken = tokenize(o.tokenKey, 'card', card.card.cardNumber);
+  // A bare key is version 1 alone (tests, the bench); a key set may hold a rotation overlap.
+  const keys = o.tokenKey instanceof Uint8Array ? tokenKeySet({ version: 1, key: o.tokenKey }, []) : o.tokenKey;
+  const person = tokensOf(keys, 'person', c.idNumber, o.partitions);
+  const cardTokens = tokensOf(keys, 'card', card.card.cardNumber, o.partitions);
+  const personToken = person.token;
+  const cardToken = cardTokens.token;
   const claim: ClaimSubmission = {
     claimId: c.claimId,
     claimKey: claimKey(c.claimId),
@@ -247,6 +252,8 @@ export function checkClaim(
     treatment: PbTreatment[c.treatment] as ClaimSubmission['treatment'],
     cardToken,
     personToken,
+    ...(cardTokens.previous.length > 0 && { previousCardTokens: cardTokens.previous }),
+    ...(person.previous.length > 0 && { previousPersonTokens: person.previous }),
     insuredRegion: enums.region(c.insuredRegion),
     treatmentRegion: terminal.region,
     deviceTime: Number(c.deviceTime),
@@ -254,8 +261,8 @@ export function checkClaim(
     items: c.items.map((i) => ({ code: i.code, name: i.name, catalogueClass: PbClass[i.catalogueClass] as CatalogueClass, amountFen: Number(i.amountFen) })),
     reversesClaimId: c.reversesClaimId,
     personalAccountBalanceFen: Number(c.personalAccountBalanceFen),
-    partition: partitionOf(personToken, o.partitions),
-    cardPartition: partitionOf(cardToken, o.partitions),
+    partition: person.partition,
+    cardPartition: cardTokens.partition,
     form: card.card.credentials.kind === 'chip' ? 'CHIP' : 'QR',
     cardRegion: card.card.cardRegion,
   };

@@ -132,7 +132,10 @@ export async function createSettlerRole(ctx: AppContext): Promise<Role> {
       }
       if (inputs.length === 0) return { dead };
       try {
-        await state.load(inputs.flatMap((x) => x.decided.map(({ d }) => d.cardToken)));
+        // During a token key rotation overlap, a card's state may still be under a previous token.
+        if (inputs.some((x) => x.decided.some(({ d }) => d.previousCardTokens))) {
+          await state.loadAliased(inputs.flatMap((x) => x.decided.map(({ d }) => ({ key: d.cardToken, previous: d.previousCardTokens }))));
+        } else await state.load(inputs.flatMap((x) => x.decided.map(({ d }) => d.cardToken)));
         const now = Date.now();
         const outputs: Promise<unknown>[] = [];
         for (const { msg, decided } of inputs) {
@@ -141,6 +144,7 @@ export async function createSettlerRole(ctx: AppContext): Promise<Role> {
           for (const { d, raw, i } of decided) {
             await pace();
             let r: ReturnType<typeof settleDecision>;
+            if (d.previousCardTokens) state.rekey(d.cardToken, d.previousCardTokens, (st) => ({ ...(st as CardSettleState), cardToken: d.cardToken }));
             try {
               r = settleDecision(data, state.get(d.cardToken) as CardSettleState | undefined, d, now);
             } catch (err) {
@@ -185,12 +189,14 @@ export async function createSettlerRole(ctx: AppContext): Promise<Role> {
       }
       if (claims.length === 0) return { dead };
       try {
-        await state.load(claims.map(({ c }) => personKey(c.personToken)));
+        await state.loadAliased(claims.map(({ c }) => ({ key: personKey(c.personToken), previous: c.previousPersonTokens?.map(personKey) })));
         const out: { c: ClaimDecision; s: Settlement }[] = [];
         const now = Date.now();
         const outputs: Promise<unknown>[] = [];
         for (const { msg, c } of claims) {
           let r: ReturnType<typeof settleClaim>;
+          // A person's accumulations kept under a previous key version's token move to the current one.
+          if (c.previousPersonTokens) state.rekey(personKey(c.personToken), c.previousPersonTokens.map(personKey));
           try {
             const refused = c.verdict === 'ACCEPTED' ? undefined : { reason: c.reason, trace: c.trace };
             r = settleClaim(data, state.get(personKey(c.personToken)) as PersonMedicalState | undefined, c, now, refused);

@@ -1,5 +1,5 @@
 /**
- * Row mapping from the domain types to tapflow's tables (columns in migrations/0001 and 0003).
+ * Row mapping from the domain types to tapflow's tables (columns in migrations/0001, 0003 and 0005).
  * Pure: no I/O, no clock — `stored_time` is filled by ClickHouse (DEFAULT now64(3)).
  *
  * Each table has one mapping, `write<Table>(w, …)`, that writes a row field by field through a
@@ -33,6 +33,8 @@ function seqOf(streamSeq: number): number {
 /** The keys of a trace step in the JSON of the `trace` columns, in order. */
 const TRACE_KEYS: readonly (keyof TraceStep)[] = ['rule', 'version', 'detail'];
 
+const NO_TOKENS: readonly string[] = [];
+
 /** A row of `decisions`. */
 export type DecisionRow = {
   event_id: string;
@@ -47,6 +49,8 @@ export type DecisionRow = {
   venue_id: string;
   direction: string;
   card_token: string;
+  /** During a token key rotation overlap, the card's tokens under the previous key versions (migration 0005). */
+  previous_card_tokens: string[];
   card_region: string;
   form: string;
   amount_fen: number;
@@ -74,6 +78,7 @@ export function writeDecision(w: RowWriter, d: Decision, streamSeq: number): voi
   w.string('venue_id', d.venueId);
   w.string('direction', d.direction);
   w.string('card_token', d.cardToken);
+  w.stringArray('previous_card_tokens', d.previousCardTokens ?? NO_TOKENS);
   w.string('card_region', d.cardRegion);
   w.string('form', d.form);
   w.int('amount_fen', fen(d.amountFen, 'amountFen'));

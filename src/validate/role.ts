@@ -149,7 +149,10 @@ export async function createValidatorRole(ctx: AppContext): Promise<Role> {
         inputs.push({ msg: m, taps });
       }
       try {
-        await state.load(inputs.flatMap((x) => x.taps.map((t) => t.tap.cardToken)));
+        // During a token key rotation overlap, a card's state may still be under a previous token.
+        if (inputs.some((x) => x.taps.some((t) => t.tap.previousCardTokens))) {
+          await state.loadAliased(inputs.flatMap((x) => x.taps.map((t) => ({ key: t.tap.cardToken, previous: t.tap.previousCardTokens }))));
+        } else await state.load(inputs.flatMap((x) => x.taps.map((t) => t.tap.cardToken)));
         const d = data();
         const now = Date.now();
         const outputs: Promise<unknown>[] = [];
@@ -158,6 +161,8 @@ export async function createValidatorRole(ctx: AppContext): Promise<Role> {
           const flags: RiskFlag[] = [];
           for (const { tap, creds, raw, i } of taps) {
             await pace();
+            // Moved from a previous key version's token on the card's first tap since the rotation.
+            if (tap.previousCardTokens) state.rekey(tap.cardToken, tap.previousCardTokens);
             let r;
             try {
               r = decideTap(d, state.get(tap.cardToken), tap, creds, now);
@@ -212,11 +217,12 @@ export async function createValidatorRole(ctx: AppContext): Promise<Role> {
         }
       }
       try {
-        await state.load(claims.map((c) => c.claim.cardToken));
+        await state.loadAliased(claims.map((c) => ({ key: c.claim.cardToken, previous: c.claim.previousCardTokens })));
         const d = data();
         const now = Date.now();
         const outputs: Promise<unknown>[] = [];
         for (const { msg, claim, creds } of claims) {
+          if (claim.previousCardTokens) state.rekey(claim.cardToken, claim.previousCardTokens);
           let r;
           try {
             r = decideClaim(d, state.get(claim.cardToken), claim, creds, now);

@@ -3,7 +3,8 @@
  * tokens (HMAC-SHA-256 under the deployment's token key, truncated to 128 bits, hex). The same
  * number always gives the same token under one key, so per-card state and aggregates work on
  * tokens; without the key a token cannot be turned back into a number, even by trying every
- * card number.
+ * card number. The key is versioned and can be rotated; a token names its version and a card's
+ * partition stays that of its version-1 token (token-keys.ts).
  */
 import { createHmac } from 'node:crypto';
 import type { Region } from '../types.js';

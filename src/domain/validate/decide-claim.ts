@@ -62,6 +62,7 @@ export function decideClaim(
     scene: 'MEDICAL',
     form: claim.form,
     cardToken: claim.cardToken,
+    previousCardTokens: claim.previousCardTokens,
   };
   const trace: TraceStep[] = [];
   const record = { chip: undefined as ChipMemo | undefined, nonce: undefined as NonceMemo | undefined };

@@ -214,6 +214,7 @@ function decisionOf(tap: TapEvent, m: Pick<Decision, 'decisionTime' | 'verdict' 
     venueId: tap.venueId,
     direction: tap.direction,
     cardToken: tap.cardToken,
+    previousCardTokens: tap.previousCardTokens,
     cardRegion: tap.cardRegion,
     form: tap.form,
     amountFen: tap.amountFen,
@@ -241,6 +242,8 @@ export interface CardPresentation {
   scene: TapEvent['scene'];
   form: TapEvent['form'];
   cardToken: string;
+  /** Rotation overlap: the card's tokens under previous key versions (a hotlist entry may name one). */
+  previousCardTokens?: string[];
 }
 
 /** What passed the card checks: the project list item that decided, and what to remember. */
@@ -317,7 +320,9 @@ export function checkPresentation(
   }
 
   // 3. Hotlist.
-  const hot = data.hotlist.lookup(tap.cardToken, tap.form, tap.deviceTime);
+  let hot = data.hotlist.lookup(tap.cardToken, tap.form, tap.deviceTime);
+  // During a token key rotation overlap, an entry made under a previous key version still counts.
+  if (!hot && tap.previousCardTokens) for (const t of tap.previousCardTokens) hot ??= data.hotlist.lookup(t, tap.form, tap.deviceTime);
   if (hot) return reject('hotlist', data.hotlist.version, HOTLIST_REASON_CODES[hot.reason], `${hot.reason} since ${formatInstant(hot.since)}`);
   trace.push({ rule: 'hotlist', version: data.hotlist.version, detail: 'not listed' });
 

@@ -32,7 +32,7 @@ async function count(engine: ClickHouseEngine, sql: string): Promise<number> {
 
 const BASE_TABLES = ['decisions', 'settlements', 'ledger', 'risk_flags', 'claims'];
 const AGGREGATES = ['venue_entries_per_hour', 'risk_flags_per_minute', 'ledger_per_day'];
-const MIGRATIONS = ['0001_base_tables', '0002_dashboard_aggregates', '0003_risk_flag_source_stream', '0004_fewer_views_on_hot_tables'];
+const MIGRATIONS = ['0001_base_tables', '0002_dashboard_aggregates', '0003_risk_flag_source_stream', '0004_fewer_views_on_hot_tables', '0005_previous_card_tokens'];
 
 describe('store - migrations', () => {
   it('applies every migration once, in order, and records it', async () => {
@@ -89,10 +89,13 @@ describe('store - migrations on an existing store', () => {
     // What the sink stored before bundles: flags without a source stream, taps counted per minute.
     const { source_stream: _, ...oldFlag } = riskFlagRow(riskFlag(1), 40);
     await engine.insert('risk_flags', [oldFlag], { dedupToken: 'RISK:40-40' });
-    await engine.insert('decisions', [decisionRow(decision(1), 12)], { dedupToken: 'DECISIONS:12-12' });
+    // (and decisions without previous_card_tokens, 0005)
+    const { previous_card_tokens: _p, ...oldDecision } = decisionRow(decision(1), 12);
+    await engine.insert('decisions', [oldDecision], { dedupToken: 'DECISIONS:12-12' });
     expect(await count(engine, 'SELECT sum(taps) AS n FROM taps_per_minute')).toBe(1);
 
     expect(await migrate(engine)).toEqual(MIGRATIONS.slice(2));
+    expect(await engine.query('SELECT event_id, previous_card_tokens FROM decisions')).toEqual([{ event_id: decision(1).eventId, previous_card_tokens: [] }]);
     expect(await engine.query('SELECT flag_id, source_stream, stream_seq FROM risk_flags')).toEqual([{ flag_id: 'flag-1', source_stream: 'RISK', stream_seq: 40 }]);
     const tables = await engine.query<{ name: string }>("SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE '%per_minute%' ORDER BY name");
     expect(tables.map((t) => t.name)).toEqual(['risk_flags_per_minute', 'risk_flags_per_minute_mv']);

@@ -44,7 +44,8 @@ export const protobufFileName = "tapflow/v1/bus.proto";
  * input's stream and sequence, so that a redelivered input can only produce a copy JetStream
  * drops within its duplicate window.
  *
- * Subjects (P = partition = fnv1a32(card_token) % partitions; Q the same of the person token):
+ * Subjects (P = partition = fnv1a32(card token under the version-1 key) % partitions, which is
+ * card_token itself until the token key is rotated; Q the same of the person token):
  *   tapflow.taps.<P>           TapBundle        ingest     -> validators   stream TAPS
  *                              Nats-Msg-Id "t:<ingest instance>:<n>" (unique per publish)
  *   tapflow.decisions.<P>      DecisionBundle   validators -> settlers, sink  stream DECISIONS
@@ -59,7 +60,8 @@ export const protobufFileName = "tapflow/v1/bus.proto";
  *   tapflow.dlq.<role>         DeadLetter       any role                  stream DLQ
  * A medical claim is decided by the owner of its card's partition (credentials, hotlist, project
  * list) and settled by the owner of its person's partition (annual accumulations).
- * No raw card or ID numbers: card_token / person_token are keyed HMAC tokens; the card's
+ * No raw card or ID numbers: card_token / person_token are keyed HMAC tokens (32 hex digits for
+ * key version 1, "k<N>.<32 hex>" for version N; src/domain/card/token-keys.ts); the card's
  * credentials travel only sealed (AES-256-GCM, key shared by ingest and validators).
  */
 
@@ -289,6 +291,11 @@ export interface BusTap {
    * from a seq reused for another tap.
    */
   contentDigest: string;
+  /**
+   * During a token key rotation overlap: the card's tokens under the previous key versions,
+   * newest first (the validator moves the card's state from one to card_token). Empty otherwise.
+   */
+  previousCardTokens: string[];
 }
 
 /**
@@ -325,6 +332,9 @@ export interface BusClaim {
   cardPartition: number;
   /** hex SHA-256 prefix of the claim id: subjects, KV keys, message ids */
   claimKey: string;
+  /** rotation overlap: tokens under previous key versions */
+  previousCardTokens: string[];
+  previousPersonTokens: string[];
 }
 
 /**
@@ -359,6 +369,10 @@ export interface ClaimDecision {
   reason: string;
   trace: TraceStep[];
   riskRules: string[];
+  /** rotation overlap, as in BusClaim */
+  previousCardTokens: string[];
+  /** the settler moves the person's state to person_token */
+  previousPersonTokens: string[];
 }
 
 /** One step of the reasoning behind a decision or a price: which rule, which data version. */
@@ -393,6 +407,8 @@ export interface Decision {
   trace: TraceStep[];
   /** rule ids of risk flags raised by this tap */
   riskRules: string[];
+  /** rotation overlap, as in BusTap (for the settler's card state) */
+  previousCardTokens: string[];
 }
 
 /**
@@ -647,6 +663,7 @@ function createBaseBusTap(): BusTap {
     offline: false,
     partition: 0,
     contentDigest: "",
+    previousCardTokens: [],
   };
 }
 
@@ -708,6 +725,9 @@ export const BusTap: MessageFns<BusTap> = {
     }
     if (message.contentDigest !== "") {
       writer.uint32(154).string(message.contentDigest);
+    }
+    for (const v of message.previousCardTokens) {
+      writer.uint32(162).string(v!);
     }
     return writer;
   },
@@ -877,6 +897,14 @@ export const BusTap: MessageFns<BusTap> = {
             message.contentDigest = reader.string();
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.previousCardTokens.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -962,6 +990,11 @@ export const BusTap: MessageFns<BusTap> = {
         : isSet(object.content_digest)
         ? globalThis.String(object.content_digest)
         : "",
+      previousCardTokens: globalThis.Array.isArray(object?.previousCardTokens)
+        ? object.previousCardTokens.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.previous_card_tokens)
+        ? object.previous_card_tokens.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1024,6 +1057,9 @@ export const BusTap: MessageFns<BusTap> = {
     if (message.contentDigest !== "") {
       obj.contentDigest = message.contentDigest;
     }
+    if (message.previousCardTokens?.length) {
+      obj.previousCardTokens = message.previousCardTokens;
+    }
     return obj;
   },
 
@@ -1051,6 +1087,7 @@ export const BusTap: MessageFns<BusTap> = {
     message.offline = object.offline ?? false;
     message.partition = object.partition ?? 0;
     message.contentDigest = object.contentDigest ?? "";
+    message.previousCardTokens = object.previousCardTokens?.map((e) => e) || [];
     return message;
   },
 };
@@ -1144,6 +1181,8 @@ function createBaseBusClaim(): BusClaim {
     sealedCard: Buffer.alloc(0),
     cardPartition: 0,
     claimKey: "",
+    previousCardTokens: [],
+    previousPersonTokens: [],
   };
 }
 
@@ -1208,6 +1247,12 @@ export const BusClaim: MessageFns<BusClaim> = {
     }
     if (message.claimKey !== "") {
       writer.uint32(162).string(message.claimKey);
+    }
+    for (const v of message.previousCardTokens) {
+      writer.uint32(170).string(v!);
+    }
+    for (const v of message.previousPersonTokens) {
+      writer.uint32(178).string(v!);
     }
     return writer;
   },
@@ -1385,6 +1430,22 @@ export const BusClaim: MessageFns<BusClaim> = {
             message.claimKey = reader.string();
             continue;
           }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.previousCardTokens.push(reader.string());
+            continue;
+          }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.previousPersonTokens.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1485,6 +1546,16 @@ export const BusClaim: MessageFns<BusClaim> = {
         : isSet(object.claim_key)
         ? globalThis.String(object.claim_key)
         : "",
+      previousCardTokens: globalThis.Array.isArray(object?.previousCardTokens)
+        ? object.previousCardTokens.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.previous_card_tokens)
+        ? object.previous_card_tokens.map((e: any) => globalThis.String(e))
+        : [],
+      previousPersonTokens: globalThis.Array.isArray(object?.previousPersonTokens)
+        ? object.previousPersonTokens.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.previous_person_tokens)
+        ? object.previous_person_tokens.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1550,6 +1621,12 @@ export const BusClaim: MessageFns<BusClaim> = {
     if (message.claimKey !== "") {
       obj.claimKey = message.claimKey;
     }
+    if (message.previousCardTokens?.length) {
+      obj.previousCardTokens = message.previousCardTokens;
+    }
+    if (message.previousPersonTokens?.length) {
+      obj.previousPersonTokens = message.previousPersonTokens;
+    }
     return obj;
   },
 
@@ -1578,6 +1655,8 @@ export const BusClaim: MessageFns<BusClaim> = {
     message.sealedCard = object.sealedCard ?? Buffer.alloc(0);
     message.cardPartition = object.cardPartition ?? 0;
     message.claimKey = object.claimKey ?? "";
+    message.previousCardTokens = object.previousCardTokens?.map((e) => e) || [];
+    message.previousPersonTokens = object.previousPersonTokens?.map((e) => e) || [];
     return message;
   },
 };
@@ -1608,6 +1687,8 @@ function createBaseClaimDecision(): ClaimDecision {
     reason: "",
     trace: [],
     riskRules: [],
+    previousCardTokens: [],
+    previousPersonTokens: [],
   };
 }
 
@@ -1684,6 +1765,12 @@ export const ClaimDecision: MessageFns<ClaimDecision> = {
     }
     for (const v of message.riskRules) {
       writer.uint32(194).string(v!);
+    }
+    for (const v of message.previousCardTokens) {
+      writer.uint32(202).string(v!);
+    }
+    for (const v of message.previousPersonTokens) {
+      writer.uint32(210).string(v!);
     }
     return writer;
   },
@@ -1893,6 +1980,22 @@ export const ClaimDecision: MessageFns<ClaimDecision> = {
             message.riskRules.push(reader.string());
             continue;
           }
+          case 25: {
+            if (tag !== 202) {
+              break;
+            }
+
+            message.previousCardTokens.push(reader.string());
+            continue;
+          }
+          case 26: {
+            if (tag !== 210) {
+              break;
+            }
+
+            message.previousPersonTokens.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2003,6 +2106,16 @@ export const ClaimDecision: MessageFns<ClaimDecision> = {
         : globalThis.Array.isArray(object?.risk_rules)
         ? object.risk_rules.map((e: any) => globalThis.String(e))
         : [],
+      previousCardTokens: globalThis.Array.isArray(object?.previousCardTokens)
+        ? object.previousCardTokens.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.previous_card_tokens)
+        ? object.previous_card_tokens.map((e: any) => globalThis.String(e))
+        : [],
+      previousPersonTokens: globalThis.Array.isArray(object?.previousPersonTokens)
+        ? object.previousPersonTokens.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.previous_person_tokens)
+        ? object.previous_person_tokens.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -2080,6 +2193,12 @@ export const ClaimDecision: MessageFns<ClaimDecision> = {
     if (message.riskRules?.length) {
       obj.riskRules = message.riskRules;
     }
+    if (message.previousCardTokens?.length) {
+      obj.previousCardTokens = message.previousCardTokens;
+    }
+    if (message.previousPersonTokens?.length) {
+      obj.previousPersonTokens = message.previousPersonTokens;
+    }
     return obj;
   },
 
@@ -2112,6 +2231,8 @@ export const ClaimDecision: MessageFns<ClaimDecision> = {
     message.reason = object.reason ?? "";
     message.trace = object.trace?.map((e) => TraceStep.fromPartial(e)) || [];
     message.riskRules = object.riskRules?.map((e) => e) || [];
+    message.previousCardTokens = object.previousCardTokens?.map((e) => e) || [];
+    message.previousPersonTokens = object.previousPersonTokens?.map((e) => e) || [];
     return message;
   },
 };
@@ -2241,6 +2362,7 @@ function createBaseDecision(): Decision {
     reason: "",
     trace: [],
     riskRules: [],
+    previousCardTokens: [],
   };
 }
 
@@ -2311,6 +2433,9 @@ export const Decision: MessageFns<Decision> = {
     }
     for (const v of message.riskRules) {
       writer.uint32(178).string(v!);
+    }
+    for (const v of message.previousCardTokens) {
+      writer.uint32(186).string(v!);
     }
     return writer;
   },
@@ -2504,6 +2629,14 @@ export const Decision: MessageFns<Decision> = {
             message.riskRules.push(reader.string());
             continue;
           }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            message.previousCardTokens.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2594,6 +2727,11 @@ export const Decision: MessageFns<Decision> = {
         : globalThis.Array.isArray(object?.risk_rules)
         ? object.risk_rules.map((e: any) => globalThis.String(e))
         : [],
+      previousCardTokens: globalThis.Array.isArray(object?.previousCardTokens)
+        ? object.previousCardTokens.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.previous_card_tokens)
+        ? object.previous_card_tokens.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -2665,6 +2803,9 @@ export const Decision: MessageFns<Decision> = {
     if (message.riskRules?.length) {
       obj.riskRules = message.riskRules;
     }
+    if (message.previousCardTokens?.length) {
+      obj.previousCardTokens = message.previousCardTokens;
+    }
     return obj;
   },
 
@@ -2695,6 +2836,7 @@ export const Decision: MessageFns<Decision> = {
     message.reason = object.reason ?? "";
     message.trace = object.trace?.map((e) => TraceStep.fromPartial(e)) || [];
     message.riskRules = object.riskRules?.map((e) => e) || [];
+    message.previousCardTokens = object.previousCardTokens?.map((e) => e) || [];
     return message;
   },
 };
