@@ -16,3 +16,4 @@ export { highWaterMarks, tablesHoldingMessages, summary, regionParts, clearingRe
 export { TABLE_SOURCE_STREAMS, MARK_KEYS, DEFAULT_RISK_FLAG_STREAM, markKey, dedupToken } from './sources.js';
 export type { StoreTable, SourceStream, MarkKey } from './sources.js';
 export type { HighWaterMarks, StoreSummary, SummaryFilter, RegionPart, ClearingReport, ClearingOptions, AccountTotal, LedgerBalance, VenueHourEntries } from './queries.js';
+export { ledgerImbalanceFen, venueAcceptance, silentTerminals, VENUE_CHECK, type VenueAcceptance, type VenueCheck, type SilentTerminals } from './checks.js';
