@@ -4,6 +4,7 @@
  * refusals surge against their own history, and silent terminals by region and scene — from rows
  * inserted into the base tables, through the migrations' aggregates.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Gauge } from 'prom-client';
 import { createLogger } from '../../../src/observe/log.js';
@@ -161,5 +162,24 @@ describe('store gauges - silent terminals', () => {
     expect(await values(metrics.terminalsSilent)).toEqual({ 'BJ/RAIL': 0, 'TJ/BUS': 1 });
     expect(await values(metrics.terminalsSeen)).toEqual({ 'BJ/RAIL': 2, 'TJ/BUS': 1 });
     await gauges.stop();
+  });
+});
+
+describe('store gauges - the silent terminals table of the operations dashboard', () => {
+  it('lists the terminals seen in the last day and silent for 30 minutes, longest silent first', async () => {
+    const dash = JSON.parse(readFileSync(new URL('../../../grafana/dashboards/tapflow-operations.json', import.meta.url), 'utf8')) as { panels: { title: string; targets?: { rawSql?: string }[] }[] };
+    const sql = dash.panels.find((p) => p.title === 'Silent terminals (ClickHouse)')!.targets![0]!.rawSql!;
+    const engine = await freshDb('terminals_panel');
+    const now = Date.now();
+    await taps(engine, 'bj-subway:A', 2, 2, now - 20 * MIN, now - 2 * MIN, { terminalId: 'bj-live' });
+    await taps(engine, 'bj-subway:A', 2, 2, now - 5 * 60 * MIN, now - 3 * 60 * MIN, { terminalId: 'bj-3h' });
+    await taps(engine, 'tj-bus:1:2', 2, 2, now - 90 * MIN, now - 45 * MIN, { terminalId: 'tj-1h', terminalRegion: 'TJ', scene: 'BUS' });
+    await taps(engine, 'he:rail:X', 2, 2, now - 3 * 24 * 60 * MIN, now - 2 * 24 * 60 * MIN, { terminalId: 'he-gone', terminalRegion: 'HE' });
+    const rows = await engine.query<{ region: string; scene: string; terminal_id: string; taps_ever: number; silent_minutes: number }>(sql);
+    expect(rows.map((r) => [r.region, r.scene, r.terminal_id, Number(r.taps_ever)])).toEqual([
+      ['BJ', 'RAIL', 'bj-3h', 2],
+      ['TJ', 'BUS', 'tj-1h', 2],
+    ]);
+    expect(Number(rows[0]!.silent_minutes)).toBeGreaterThanOrEqual(239);
   });
 });
