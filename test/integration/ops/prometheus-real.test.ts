@@ -83,6 +83,10 @@ const ALERT_OUTCOME: Record<string, { fires: boolean; why: string }> = {
   TapflowDeadLetters: { fires: true, why: 'a poison message was dead-lettered by the validator' },
   TapflowLedgerImbalance: { fires: false, why: 'every settlement posts balanced ledger entries' },
   TapflowNoTaps: { fires: false, why: 'the fleet sends taps until the end' },
+  TapflowSinkNotStoring: { fires: false, why: 'the sink stores decision rows throughout the run (its heartbeat keeps moving)' },
+  TapflowSinkNotActive: { fires: false, why: 'the sink holds its lease throughout the run' },
+  TapflowConsumerStalled: { fires: false, why: 'every partition is processed: no pending message gets 5 minutes old' },
+  TapflowStoreChecksStale: { fires: false, why: 'the sink computes its ClickHouse gauges every 5 s' },
 };
 
 let p: TestPipeline;
