@@ -1,8 +1,8 @@
 /**
  * The store's alert figures, read by the active sink on a timer (src/sink/store-gauges.ts) and
  * exported as bounded gauges (docs/runbook.md). Each reads a small aggregate, never the base
- * tables: the ledger per day (ledger_per_day), decisions per venue and 5 minutes
- * (venue_decisions_per_5min) and the last tap of each terminal (terminal_last_seen).
+ * tables: the ledger per day (ledger_per_day), decisions per venue and 5 minutes of device time
+ * (venue_decisions_per_5min) and the last tap of each terminal by ingest time (terminal_last_seen).
  */
 import type { ClickHouseEngine } from './engine.js';
 
