@@ -113,7 +113,6 @@ export interface PartitionWorkerOptions {
   maxDeliver: number;
   /** Publishes a dead letter (durable when it resolves) and counts it. */
   deadLetter: (consumer: string, dead: DeadMessage) => Promise<void>;
-  onPending?: (stream: StreamName, p: number, pending: number) => void;
   onOwned?: (count: number) => void;
   /** A batch failed as a whole with this code. */
   onBatchFailure?: (code: FailureCode) => void;
@@ -446,7 +445,6 @@ export class PartitionWorker {
             if (back.has(m)) m.nak(250);
             else m.ack();
           }
-          this.o.onPending?.(spec.stream, p, msgs[msgs.length - 1]!.info.pending);
           backoff = 0;
         } catch (err) {
           await this.failBatch(p, spec, msgs, batchFailure(err));

@@ -15,6 +15,7 @@ import { ensureTopology, fileStoreNeeded, openBuckets, topologyOptions, type Buc
 import { createLogger, type Logger } from '../observe/log.js';
 import { aggregated, createMetrics, serveMetrics, type HealthCheck, type Metrics } from '../observe/metrics.js';
 import type { Registry } from 'prom-client';
+import { startConsumerLag } from '../observe/consumer-lag.js';
 import { startRoleThreads, type RoleThreads, type ThreadRole } from './threads.js';
 import { ensureNatsServer, isNatsReachable, parseNatsAddress, startNatsServer, type NatsServerHandle } from './nats-server.js';
 import { localKeys, type LocalKeys } from './keys.js';
@@ -69,7 +70,6 @@ export function workerOptions(ctx: AppContext, role: WorkerRole): Omit<Partition
       metrics.deadLetters.inc({ role, code: d.error.code });
     },
     onOwned: (n) => metrics.partitionsOwned.set({ role }, n),
-    onPending: (stream, _p, n) => metrics.consumerPending.set({ role, stream }, n),
     onBatchFailure: (code) => metrics.batchFailures.inc({ role, code }),
   };
 }
@@ -157,6 +157,11 @@ export async function startApp(cfg: Config, factories: { name: string; create: R
     ...roles.map((r) => ({ name: r.name, ready: () => r.ready() })),
     ...(threads ? [{ name: `${threads.count} worker threads`, ready: () => threads!.ready() }] : []),
   ];
+  // Backlog per role, stream and partition, read from JetStream on a timer (not after a batch, so
+  // a stalled partition shows): once per process, for its roles and its worker threads' roles.
+  const lag = opts.inThread
+    ? undefined
+    : startConsumerLag({ bus, partitions: cfg.TAPFLOW_PARTITIONS, roles: [...factories.map((f) => f.name), ...(threads ? opts.threads!.roles : [])], intervalMs: cfg.TAPFLOW_LAG_INTERVAL_MS, metrics, log });
   let draining = false;
   const http = opts.inThread
     ? undefined
@@ -174,6 +179,7 @@ export async function startApp(cfg: Config, factories: { name: string; create: R
       }, cfg.TAPFLOW_SHUTDOWN_TIMEOUT_MS);
       deadline.unref();
       for (const r of roles) await r.drain?.();
+      await lag?.stop();
       // Worker threads after ingest stopped taking taps, before the sink: what they publish
       // while finishing their batches is still stored.
       if (threads) {

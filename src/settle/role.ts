@@ -17,8 +17,9 @@
  * tapflow_claims bucket (for GetClaim) and announced on tapflow.claimresult.<key> for the ingest
  * waiting on it.
  *
- * Every settlement's ledger is checked: debits must equal credits (metric
- * tapflow_ledger_imbalance_fen stays 0; an unbalanced one is counted and logged).
+ * Every settlement's ledger is checked: debits must equal credits (an unbalanced one is counted,
+ * tapflow_ledger_imbalanced_total, and logged). The ledger's balance as a whole,
+ * tapflow_ledger_imbalance_fen, is computed from ClickHouse by the sink (src/sink/store-gauges.ts).
  */
 import { createHash } from 'node:crypto';
 import type { JsMsg } from '@nats-io/jetstream';
@@ -79,13 +80,10 @@ export async function createSettlerRole(ctx: AppContext): Promise<Role> {
     metrics,
   });
   const lastCheckpoint = new Map<number, number>();
-  let imbalance = 0;
 
   const account = (s: Settlement) => {
     const b = checkBalanced(s.ledger);
     if (!b.balanced) {
-      imbalance += b.debitFen - b.creditFen;
-      metrics.ledgerImbalance.set(imbalance);
       metrics.ledgerImbalanced.inc();
       log.error({ settlementId: s.settlementId, debit: b.debitFen, credit: b.creditFen }, 'unbalanced ledger entries');
     }

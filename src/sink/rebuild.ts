@@ -40,10 +40,16 @@ const SINK_CONSUMER: Record<SourceStream, string> = { DECISIONS: 'sink-decisions
 
 /**
  * The aggregates that materialized views fill from each table, and their bucket column
- * (migrations 0002, 0004). A rebuild refuses to run when the store has a view it does not know.
+ * (migrations 0002, 0004, 0006). A rebuild refuses to run when the store has a view it does not
+ * know. Kind `max`: an aggregate of maxima (a terminal's last tap), which rows inserted again
+ * leave as it was: nothing of it is deleted.
  */
-export const TABLE_AGGREGATES: Record<StoreTable, { view: string; table: string; bucket: string; kind: 'time' | 'day' }[]> = {
-  decisions: [{ view: 'venue_entries_per_hour_mv', table: 'venue_entries_per_hour', bucket: 'hour', kind: 'time' }],
+export const TABLE_AGGREGATES: Record<StoreTable, { view: string; table: string; bucket: string; kind: 'time' | 'day' | 'max' }[]> = {
+  decisions: [
+    { view: 'venue_entries_per_hour_mv', table: 'venue_entries_per_hour', bucket: 'hour', kind: 'time' },
+    { view: 'venue_decisions_per_5min_mv', table: 'venue_decisions_per_5min', bucket: 'five_min', kind: 'time' },
+    { view: 'terminal_last_seen_mv', table: 'terminal_last_seen', bucket: 'last_seen', kind: 'max' },
+  ],
   settlements: [],
   ledger: [{ view: 'ledger_per_day_mv', table: 'ledger_per_day', bucket: 'business_day', kind: 'day' }],
   claims: [],
@@ -237,6 +243,7 @@ export async function rebuildRange(bus: Bus, engine: ClickHouseEngine, o: Rebuil
         const t = r.table;
         await engine.exec(`ALTER TABLE ${t} DELETE WHERE ${rangeCondition(t, o, marks)} SETTINGS mutations_sync = 2`);
         for (const agg of TABLE_AGGREGATES[t]) {
+          if (agg.kind === 'max') continue;
           const range = agg.kind === 'day' ? `${agg.bucket} >= toDate('${dayOf(o.fromMs)}') AND ${agg.bucket} < toDate('${dayOf(o.toMs)}')` : `toUnixTimestamp(${agg.bucket}) >= ${o.fromMs / 1000} AND toUnixTimestamp(${agg.bucket}) < ${o.toMs / 1000}`;
           await engine.exec(`ALTER TABLE ${agg.table} DELETE WHERE ${range} SETTINGS mutations_sync = 2`);
         }

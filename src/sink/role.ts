@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { workerOptions, type AppContext, type Role } from '../runtime/app.js';
 import { pacer } from '../runtime/pacer.js';
 import { writeMessageRows } from './message-rows.js';
+import { StoreGauges } from './store-gauges.js';
 import {
   applyRetention,
   clearingReport,
@@ -55,6 +56,8 @@ export interface SinkOptions {
   flushMs: number;
   metrics: Metrics;
   log: Logger;
+  /** The store's alert gauges (store-gauges.ts), computed while this replica holds the sink lease. */
+  storeGauges?: { intervalMs: number; silentMinutes: number };
 }
 
 /** Most bytes of bundles per insert: large blocks for ClickHouse (some 15,000 decisions). */
@@ -80,8 +83,10 @@ export class SinkRole {
   private cursors = new Map<string, number>();
   private readonly worker: PartitionWorker;
   private lastInsertOk = true;
+  private readonly gauges?: StoreGauges;
 
   constructor(private readonly o: SinkOptions) {
+    if (o.storeGauges) this.gauges = new StoreGauges({ engine: o.engine, metrics: o.metrics, log: o.log, ...o.storeGauges });
     // Messages are bundles (many rows each): a batch is bounded in messages and in bytes.
     const consumers = CONSUMERS.map((c) => ({ ...c, batch: o.maxMessages, batchBytes: SINK_BATCH_BYTES, expiresMs: o.flushMs }));
     this.worker = new PartitionWorker({
@@ -94,7 +99,9 @@ export class SinkRole {
           this.marks = await highWaterMarks(o.engine);
           this.cursors.clear();
           o.log.info({ marks: this.marks }, 'sink owns the streams; high-water marks loaded');
+          this.gauges?.start();
         },
+        onRelease: () => this.gauges?.stop(),
         handle: (_p, spec, msgs) => this.handle(spec, msgs),
       },
     });
@@ -104,8 +111,9 @@ export class SinkRole {
     return this.worker.start();
   }
 
-  stop(): Promise<void> {
-    return this.worker.stop();
+  async stop(): Promise<void> {
+    await this.worker.stop();
+    await this.gauges?.stop();
   }
 
   /** Ready when it has no failing inserts (a standby replica is ready too). */
@@ -221,6 +229,8 @@ export class SinkRole {
         await engine.insert(table, b, { dedupToken: dedupToken(table, stream, first, last, b.rows) });
         marks[markKey(table, stream)] = Math.max(marks[markKey(table, stream)] ?? 0, last);
         metrics.storedRows.inc({ table }, b.rows);
+        // The heartbeat: moves only when rows were stored (TapflowSinkNotStoring).
+        metrics.sinkLastStored.set({ table }, Date.now() / 1000);
       }
       this.lastInsertOk = true;
     } catch (err) {
@@ -256,6 +266,7 @@ export async function createSinkRole(ctx: AppContext): Promise<Role> {
     flushMs: cfg.TAPFLOW_SINK_FLUSH_MS,
     metrics: ctx.metrics,
     log,
+    storeGauges: { intervalMs: cfg.TAPFLOW_STORE_CHECK_INTERVAL_MS, silentMinutes: cfg.TAPFLOW_TERMINAL_SILENT_MINUTES },
   });
   await sink.start();
   ctx.engine = engine;

@@ -25,7 +25,22 @@ export const TAPFLOW_METRICS = {
     'tapflow_seq_reused_total',
     'tapflow_ingest_unreadable_frames_total',
   ],
-  gauges: ['tapflow_ledger_imbalance_fen', 'tapflow_inflight_publishes', 'tapflow_consumer_pending', 'tapflow_role_up', 'tapflow_partitions_owned'],
+  gauges: [
+    'tapflow_ledger_imbalance_fen',
+    'tapflow_inflight_publishes',
+    'tapflow_consumer_pending',
+    'tapflow_consumer_oldest_pending_age_seconds',
+    'tapflow_role_up',
+    'tapflow_partitions_owned',
+    'tapflow_sink_last_stored_timestamp_seconds',
+    'tapflow_venues_acceptance_drop',
+    'tapflow_venues_refusal_surge',
+    'tapflow_venue_acceptance_ratio',
+    'tapflow_venue_rejects_per_minute',
+    'tapflow_terminals_silent',
+    'tapflow_terminals_seen',
+    'tapflow_store_checks_timestamp_seconds',
+  ],
   histograms: ['tapflow_ack_latency_seconds', 'tapflow_tap_to_store_latency_seconds'],
 } as const;
 

@@ -34,7 +34,7 @@ describe('store - pure helpers', () => {
 
   it('loadMigrations - the shipped files are ordered, named, non-empty and idempotent', () => {
     const migrations = loadMigrations();
-    expect(migrations.map((m) => m.version)).toEqual(['0001', '0002', '0003', '0004', '0005']);
+    expect(migrations.map((m) => m.version)).toEqual(['0001', '0002', '0003', '0004', '0005', '0006']);
     for (const m of migrations) {
       expect(m.checksum).toMatch(/^[0-9a-f]{64}$/);
       for (const s of m.statements) {

@@ -59,9 +59,11 @@ async function aggregates(): Promise<Record<string, string[]>> {
   for (const t of REBUILD_TABLES) {
     for (const a of TABLE_AGGREGATES[t]) {
       const cols = (await p.query<{ name: string; type: string }>(`SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = '${a.table}' ORDER BY position`)).map((c) => c);
-      const keys = cols.filter((c) => !/Int64$/.test(c.type) || c.name === a.bucket).map((c) => c.name);
-      const sums = cols.filter((c) => !keys.includes(c.name)).map((c) => `sum(${c.name}) AS ${c.name}`);
-      out[a.table] = (await p.query(`SELECT ${keys.join(', ')}, ${sums.join(', ')} FROM ${a.table} GROUP BY ALL ORDER BY ALL`)).map((r) => JSON.stringify(r));
+      // Maxima (terminal_last_seen's last_seen) are read with max(), counts with sum().
+      const isMax = (c: { type: string }) => c.type.startsWith('SimpleAggregateFunction(max');
+      const keys = cols.filter((c) => !isMax(c) && (!/Int64$/.test(c.type) || c.name === a.bucket)).map((c) => c.name);
+      const sums = cols.filter((c) => !keys.includes(c.name)).map((c) => (isMax(c) ? `max(${c.name}) AS ${c.name}` : `sum(${c.name}) AS ${c.name}`));
+      out[a.table] = (await p.query(`SELECT ${[...keys, ...sums].join(', ')} FROM ${a.table} GROUP BY ${keys.join(', ')} ORDER BY ALL`)).map((r) => JSON.stringify(r));
     }
   }
   return out;

@@ -11,7 +11,7 @@ import { fare, testStore } from './fixtures.js';
 
 const { freshDb } = testStore('tapflow-retention-');
 
-const AGGREGATES = ['venue_entries_per_hour', 'risk_flags_per_minute', 'ledger_per_day'];
+const AGGREGATES = ['venue_entries_per_hour', 'risk_flags_per_minute', 'ledger_per_day', 'venue_decisions_per_5min'];
 const DAY_MS = 86_400_000;
 
 /** The table TTL of each table of the engine's database (undefined: none). */

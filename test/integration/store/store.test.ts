@@ -32,7 +32,9 @@ async function count(engine: ClickHouseEngine, sql: string): Promise<number> {
 
 const BASE_TABLES = ['decisions', 'settlements', 'ledger', 'risk_flags', 'claims'];
 const AGGREGATES = ['venue_entries_per_hour', 'risk_flags_per_minute', 'ledger_per_day'];
-const MIGRATIONS = ['0001_base_tables', '0002_dashboard_aggregates', '0003_risk_flag_source_stream', '0004_fewer_views_on_hot_tables', '0005_previous_card_tokens'];
+const MIGRATIONS = ['0001_base_tables', '0002_dashboard_aggregates', '0003_risk_flag_source_stream', '0004_fewer_views_on_hot_tables', '0005_previous_card_tokens', '0006_alert_aggregates'];
+/** 0006's aggregates for the alerts (docs/schema.md): their engines. */
+const ALERT_AGGREGATES: Record<string, string> = { venue_decisions_per_5min: 'SummingMergeTree', terminal_last_seen: 'AggregatingMergeTree' };
 
 describe('store - migrations', () => {
   it('applies every migration once, in order, and records it', async () => {
@@ -51,9 +53,13 @@ describe('store - migrations', () => {
       expect(byName[t], t).toBe('SummingMergeTree');
       expect(byName[`${t}_mv`], `${t}_mv`).toBe('MaterializedView');
     }
+    for (const [t, e] of Object.entries(ALERT_AGGREGATES)) {
+      expect(byName[t], t).toBe(e);
+      expect(byName[`${t}_mv`], `${t}_mv`).toBe('MaterializedView');
+    }
     // 0004: the aggregates nothing read are gone, views and tables.
     expect(Object.keys(byName).filter((t) => /^(taps|fares)_per_minute/.test(t))).toEqual([]);
-    expect(Object.values(byName).filter((e) => e === 'MaterializedView')).toHaveLength(AGGREGATES.length);
+    expect(Object.values(byName).filter((e) => e === 'MaterializedView')).toHaveLength(AGGREGATES.length + Object.keys(ALERT_AGGREGATES).length);
   });
 
   it('applies only new files, and refuses an applied file that was edited', async () => {
@@ -76,7 +82,7 @@ describe('store - migrations', () => {
 });
 
 describe('store - migrations on an existing store', () => {
-  it('0003 and 0004 apply on a store made by 0001 and 0002: its flags came from RISK, the unread aggregates go', async () => {
+  it('0003 to 0006 apply on a store made by 0001 and 0002: its flags came from RISK, the unread aggregates go', async () => {
     const engine = await freshDb('tf_migrate_old', { migrate: false });
     const dir = mkdtempSync(join(tmpdir(), 'tapflow-migrations-'));
     try {
