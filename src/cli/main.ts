@@ -10,6 +10,7 @@
  * chdb, NATS or gRPC.
  */
 import { Command, CommanderError } from 'commander';
+import { registerBusCommands } from './bus-commands.js';
 import { registerDataCommands } from './data-commands.js';
 import { registerDlqCommands } from './dlq-commands.js';
 import { ExitStatus } from './exit-status.js';
@@ -65,6 +66,7 @@ export function buildProgram(output: CliOutput = processOutput): Command {
   registerReportCommands(program);
   registerQuoteCommands(program);
   registerDlqCommands(program);
+  registerBusCommands(program);
   return program;
 }
 
