@@ -3,6 +3,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { Logger } from '../observe/log.js';
 import { TapflowError } from '../domain/reasons.js';
+import type { BusAuth } from './credentials.js';
 
 export interface Bus {
   nc: NatsConnection;
@@ -13,7 +14,11 @@ export interface Bus {
   close(): Promise<void>;
 }
 
-export async function connectBus(url: string, name: string, log: Logger, timeoutMs = 5000): Promise<Bus> {
+/**
+ * Connects to NATS; with `auth`, as that user (the password is never logged). A subject the
+ * server refuses this user (a permission violation) is logged as an error naming it.
+ */
+export async function connectBus(url: string, name: string, log: Logger, timeoutMs = 5000, auth?: BusAuth): Promise<Bus> {
   let nc: NatsConnection;
   try {
     nc = await connect({
@@ -26,9 +31,11 @@ export async function connectBus(url: string, name: string, log: Logger, timeout
       reconnectTimeWait: 250,
       timeout: timeoutMs,
       pingInterval: 10_000,
+      ...(auth ? { user: auth.user, pass: auth.pass } : {}),
     });
   } catch (err) {
-    throw new TapflowError('TF_BUS_UNAVAILABLE', `cannot connect to NATS at ${url}: ${(err as Error).message}`, { cause: err });
+    const as = auth ? ` as user ${auth.user}` : '';
+    throw new TapflowError('TF_BUS_UNAVAILABLE', `cannot connect to NATS at ${url}${as}: ${(err as Error).message}`, { cause: err });
   }
   let up = true;
   void (async () => {
@@ -39,6 +46,9 @@ export async function connectBus(url: string, name: string, log: Logger, timeout
       } else if (s.type === 'reconnect') {
         up = true;
         log.info({ server: s.server }, 'NATS reconnected');
+      } else if (s.type === 'error' && s.error.name === 'PermissionViolationError') {
+        const pe = s.error as Error & { operation?: string; subject?: string };
+        log.error({ user: auth?.user, operation: pe.operation, subject: pe.subject }, 'NATS refused an operation outside this user\'s permissions');
       }
     }
   })();

@@ -1,12 +1,14 @@
 /**
- * Creates tapflow's JetStream topology idempotently at start-up: streams (file storage,
+ * Creates tapflow's JetStream topology idempotently in the admin step (`tapflow bus setup`,
+ * src/runtime/bus-setup.ts; `tapflow start` runs it first): streams (file storage,
  * explicit limits, discard new so a full stream pushes back instead of dropping), the durable
  * pull consumers of every role, and the KV buckets.
  *
  * Streams other than DLQ use interest retention: a message is removed once every consumer
  * interested in it has acknowledged it. Consumers must therefore exist before anything is
  * published (a message nobody is interested in is dropped at once), which is why they are all
- * created here rather than by the roles.
+ * created here rather than by the roles. The roles only bind to what exists (bindTopology):
+ * their NATS users may not change streams (src/bus/permissions.ts).
  */
 import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, type ConsumerConfig, type StreamConfig } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
@@ -206,10 +208,15 @@ function storageError(err: unknown, stream: string, streamMaxBytes: number): unk
   );
 }
 
-/** Opens (creating when missing) every KV bucket; the leases through `leaseBus` when given. */
-export async function openBuckets(bus: Bus, leaseTtlMs: number, leaseBus: Bus = bus): Promise<BucketSet> {
+/**
+ * Opens every KV bucket; the leases through `leaseBus` when given. `create` (the setup step):
+ * creating the missing ones; otherwise (a role) binding to them as they are (bindTopology has
+ * checked they exist).
+ */
+export async function openBuckets(bus: Bus, leaseTtlMs: number, leaseBus: Bus = bus, create = true): Promise<BucketSet> {
   const kvm = new Kvm(bus.js);
-  const open = (name: string, opts: Record<string, unknown> = {}, m = kvm) => m.create(name, { storage: StorageType.File, history: 1, ...opts });
+  const open = (name: string, opts: Record<string, unknown> = {}, m = kvm) =>
+    create ? m.create(name, { storage: StorageType.File, history: 1, ...opts }) : m.open(name, { allow_direct: true });
   return {
     hotlist: await open(Buckets.HOTLIST, { history: 5 }),
     projects: await open(Buckets.PROJECTS, { history: 10 }),
@@ -220,4 +227,50 @@ export async function openBuckets(bus: Bus, leaseTtlMs: number, leaseBus: Bus = 
     windowState: await open(Buckets.WINDOW_STATE),
     claims: await open(Buckets.CLAIMS),
   };
+}
+
+/** The durable consumers a process running `roles` pulls from. */
+export function consumersOf(roles: readonly string[], partitions: number): { stream: StreamName; name: string; filter: string }[] {
+  const prefixes = roles.flatMap((r) => (r === 'validator' ? ['validator-', 'risk-windows'] : r === 'settler' ? ['settler-'] : r === 'sink' ? ['sink-'] : []));
+  return consumerPlan(partitions).filter((c) => prefixes.some((p) => c.name.startsWith(p)));
+}
+
+const SETUP_HINT = 'run the admin step first: `tapflow bus setup` (with the admin NATS user; `tapflow start` runs it itself)';
+
+/**
+ * A role's check at start that the topology it binds to exists, without creating anything (its
+ * NATS user may not): the streams, the durable consumers of `roles`, the KV buckets, and the
+ * deployment's partition count. Throws TF_TOPOLOGY_MISSING naming what is missing, or
+ * TF_TOPOLOGY_MISMATCH.
+ */
+export async function bindTopology(bus: Bus, partitions: number, roles: readonly string[]): Promise<void> {
+  const deployed = await deployedPartitions(bus);
+  if (deployed === undefined) {
+    throw new TapflowError('TF_TOPOLOGY_MISSING', `tapflow's JetStream topology does not exist on this NATS server (no stream ${Streams.TAPS.name} with its validator consumers): ${SETUP_HINT}`);
+  }
+  if (deployed !== partitions) {
+    throw new TapflowError('TF_TOPOLOGY_MISMATCH', `TAPFLOW_PARTITIONS is ${partitions}, but the deployment on this NATS server has ${deployed} partitions: set TAPFLOW_PARTITIONS=${deployed} (the partition count is fixed for the life of the streams)`);
+  }
+  const missing: string[] = [];
+  for (const key of Object.keys(Streams) as StreamName[]) {
+    if (!(await exists(() => bus.jsm.streams.info(Streams[key].name)))) missing.push(`stream ${Streams[key].name}`);
+  }
+  for (const c of consumersOf(roles, partitions)) {
+    if (!(await exists(() => bus.jsm.consumers.info(Streams[c.stream].name, c.name)))) missing.push(`consumer ${c.name} of stream ${Streams[c.stream].name}`);
+  }
+  for (const b of Object.values(Buckets)) {
+    if (!(await exists(() => bus.jsm.streams.info(`KV_${b}`)))) missing.push(`KV bucket ${b}`);
+  }
+  if (missing.length > 0) throw new TapflowError('TF_TOPOLOGY_MISSING', `missing on this NATS server: ${missing.join(', ')}: ${SETUP_HINT}`);
+}
+
+/** True when the info call succeeds; false when the server says it does not exist; other errors are thrown. */
+async function exists(info: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await info();
+    return true;
+  } catch (err) {
+    if (/not found/i.test((err as Error).message)) return false;
+    throw err;
+  }
 }

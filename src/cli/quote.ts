@@ -34,6 +34,7 @@ import { Buckets, stateKeys } from '../bus/subjects.js';
 import { stateCodec, readDurableKey } from '../bus/partition-state.js';
 import { deployedPartitions } from '../bus/topology.js';
 import { connectBus, type Bus } from '../bus/connection.js';
+import { busAuth } from '../bus/credentials.js';
 import { ID_NUMBER_PATTERN } from '../ingest/shape.js';
 import { keyFromHexOrFile } from '../runtime/keys.js';
 import { isNatsReachable } from '../runtime/nats-server.js';
@@ -391,7 +392,7 @@ export interface QuoteProjectList {
  */
 async function deploymentBus(cfg: Config, client: string): Promise<Bus | undefined> {
   if (!(await isNatsReachable(cfg.NATS_URL, 1000))) return undefined;
-  return connectBus(cfg.NATS_URL, client, createLogger('error', { app: 'tapflow-cli' }), 3000).catch(() => undefined);
+  return connectBus(cfg.NATS_URL, client, createLogger('error', { app: 'tapflow-cli' }), 3000, busAuth(cfg, 'admin')).catch(() => undefined);
 }
 
 /**
@@ -457,7 +458,7 @@ async function livePersonState(cfg: Config, idNumber: string): Promise<PersonMed
   const log = createLogger('error', { app: 'tapflow-cli' });
   let bus;
   try {
-    bus = await connectBus(cfg.NATS_URL, 'tapflow-cli-medical-quote', log, 3000);
+    bus = await connectBus(cfg.NATS_URL, 'tapflow-cli-medical-quote', log, 3000, busAuth(cfg, 'admin'));
   } catch (err) {
     throw new QuoteInputError('--id-number', `the accumulations live in JetStream and ${(err as Error).message}; start tapflow or give --ytd-deductible-fen / --ytd-fund-fen`);
   }

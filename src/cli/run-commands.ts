@@ -66,16 +66,16 @@ export function registerRunCommands(program: Command): void {
       }
     }
     if (flags.demo && !flags.roles.includes('ingest')) throw new Error('--roles: the demo fleet sends its taps to the ingest role of this process; add ingest');
-    await (await run()).runRoles(flags.roles, flags, flags.demo ? flags : undefined);
+    await (await run()).runRoles(flags.roles, flags, flags.demo ? flags : undefined, true);
   });
 
   withDemoFlags(withRunFlags(program.command('demo')), 'stop after this many seconds (default: run until Ctrl-C)')
     .description('same as `start --demo`: the whole pipeline plus a simulated terminal fleet')
-    .action(async (flags: RunFlags & DemoFlags) => (await run()).runRoles([...ROLES], flags, flags));
+    .action(async (flags: RunFlags & DemoFlags) => (await run()).runRoles([...ROLES], flags, flags, true));
 
   for (const role of ROLES) {
     withRunFlags(program.command(role))
-      .description(`run only the ${role} role (scale out by starting several)`)
+      .description(`run only the ${role} role (scale out by starting several); the topology must exist (tapflow bus setup)`)
       .action(async (flags: RunFlags) => (await run()).runRoles([role], flags));
   }
 }

@@ -7,6 +7,8 @@ import { THREAD_ROLES } from '../runtime/threads.js';
 import { startApp, type RunningApp, type RoleName } from '../runtime/app.js';
 import { waitForPipelineIdle } from '../runtime/pipeline-idle.js';
 import { ROLE_FACTORIES } from './roles.js';
+import { connectAdminBus } from '../runtime/bus-setup.js';
+import { openBuckets } from '../bus/topology.js';
 import { formatSummary, formatTime } from './report-commands.js';
 import { runDemoFleet, type DemoOptions } from '../demo/fleet.js';
 import { regionParts, summary } from '../store/mod.js';
@@ -86,7 +88,11 @@ function demoFigures(app: RunningApp, runStart: number): Pick<DemoOptions, 'fare
 }
 
 /** Starts the roles; with `demo`, runs the fleet against this process's ingest and exits after it. */
-export async function runRoles(roles: readonly RoleName[], flags: RunFlags, demo?: DemoFlags): Promise<void> {
+/**
+ * `setup`: run the admin step first (`tapflow start` and `demo`, which run the whole pipeline);
+ * a single-role command only binds to the topology (`tapflow bus setup` makes it).
+ */
+export async function runRoles(roles: readonly RoleName[], flags: RunFlags, demo?: DemoFlags, setup = false): Promise<void> {
   const cfg = configFromFlags(flags);
   // Validator and settler replicas go to worker threads when there are cores to spare; the main
   // thread keeps ingest and the sink, or, when it runs nothing else, a replica of its own.
@@ -96,19 +102,21 @@ export async function runRoles(roles: readonly RoleName[], flags: RunFlags, demo
   const app = await startApp(
     cfg,
     mainRoles.map((r) => ({ name: r, create: ROLE_FACTORIES[r] })),
-    { threads: { roles: [...threadRoles], count: threads } },
+    { threads: { roles: [...threadRoles], count: threads }, setupBus: setup },
   );
   if (!demo) return;
   const ingest = app.roles.find((r) => r.name === 'ingest') as import('../ingest/role.js').IngestRole | undefined;
   if (!ingest) throw new Error('the demo fleet needs the ingest role in this process');
   // Every tap of this run is ingested after this instant: the run's figures are those since it.
   const runStart = Date.now();
+  // The fleet reports some of its cards lost (hotlist): an operator's write, as the admin user.
+  const adminBus = await connectAdminBus(cfg, app.ctx.log, 'tapflow-demo');
   await runDemoFleet({
     target: `127.0.0.1:${ingest.port}`,
     cfg,
     fleetKey: app.ctx.keys.fleetKey,
     tokenKeys: app.ctx.keys.tokenKeys,
-    buckets: app.ctx.buckets,
+    buckets: await openBuckets(adminBus, cfg.TAPFLOW_LEASE_TTL_MS, adminBus, false),
     metrics: () => app.metrics(),
     rate: demo.rate,
     terminals: demo.terminals,
@@ -117,6 +125,7 @@ export async function runRoles(roles: readonly RoleName[], flags: RunFlags, demo
     out: process.stdout,
     ...demoFigures(app, runStart),
   });
+  await adminBus.close();
   await app.shutdown('demo finished');
   process.exit(0);
 }

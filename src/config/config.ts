@@ -36,6 +36,14 @@ function shippedDataDir(): string {
 export const settings = {
   NATS_URL: { schema: z.string().min(1), default: 'nats://127.0.0.1:4222', doc: 'NATS server URL (comma-separated for a cluster).' },
   TAPFLOW_NATS_AUTOSTART: { schema: bool, default: 'true', doc: 'Start a local nats-server (JetStream, store under the data dir) when none answers at NATS_URL; installs it with apt-get on Debian when missing.' },
+  NATS_USER: { schema: z.string().min(1).optional(), default: undefined, doc: 'NATS user this process connects as (with NATS_PASSWORD), for every connection it makes: the setup step, roles and operator tools alike. Unset: per-role users from TAPFLOW_NATS_CREDS_DIR, or no authentication when there is none.' },
+  NATS_PASSWORD: { schema: z.string().optional(), default: undefined, doc: 'Password of NATS_USER (never logged). NATS_PASSWORD_FILE reads it from a file instead.' },
+  NATS_PASSWORD_FILE: { schema: z.string().min(1).optional(), default: undefined, doc: 'File holding the password of NATS_USER (first line).' },
+  TAPFLOW_NATS_CREDS_DIR: {
+    schema: z.string().min(1).optional(),
+    default: undefined,
+    doc: 'Folder of the bus users\' passwords, one file per user (tapflow-admin.password, tapflow-ingest.password, …, mode 0600): a process connects as the user of the role it runs (tapflow-all for several roles), the setup step and operator tools as tapflow-admin (README, Least privilege). Unset: <data dir>/nats-creds when it exists (the local nats-server tapflow starts writes it).',
+  },
   TAPFLOW_DATA_DIR: { schema: z.string().min(1), default: './data', doc: 'Local state: embedded ClickHouse, the local nats-server store, generated development keys.' },
   CLICKHOUSE_URL: { schema: z.string().url().optional(), default: undefined, doc: 'ClickHouse server (http://host:8123). Unset: the embedded engine (chdb) under the data dir.' },
   CLICKHOUSE_USER: { schema: z.string().optional(), default: undefined, doc: 'ClickHouse server user.' },

@@ -11,7 +11,10 @@ import { connectBus, type Bus } from '../bus/connection.js';
 import { JsPublisher } from '../bus/publisher.js';
 import { PartitionWorker, type PartitionHandler, type PartitionWorkerOptions } from '../bus/partitions.js';
 import { deadLetter } from '../bus/dead-letter.js';
-import { ensureTopology, fileStoreNeeded, openBuckets, topologyOptions, type BucketSet } from '../bus/topology.js';
+import { bindTopology, fileStoreNeeded, openBuckets, type BucketSet } from '../bus/topology.js';
+import { busAuth, defaultCredsDir, ensureCredentials } from '../bus/credentials.js';
+import { busUserFor, natsAuthorizationBlock } from '../bus/permissions.js';
+import { setupBus } from './bus-setup.js';
 import { createLogger, type Logger } from '../observe/log.js';
 import { aggregated, createMetrics, serveMetrics, type HealthCheck, type Metrics } from '../observe/metrics.js';
 import type { Registry } from 'prom-client';
@@ -19,7 +22,7 @@ import { startConsumerLag } from '../observe/consumer-lag.js';
 import { startRoleThreads, type RoleThreads, type ThreadRole } from './threads.js';
 import { ensureNatsServer, isNatsReachable, parseNatsAddress, startNatsServer, type NatsServerHandle } from './nats-server.js';
 import { localKeys, type LocalKeys } from './keys.js';
-import type { WorkerRole } from './role-names.js';
+import type { RoleName, WorkerRole } from './role-names.js';
 
 export { ROLES, type RoleName } from './role-names.js';
 
@@ -108,9 +111,15 @@ export async function ensureNats(cfg: Config, log: Logger): Promise<NatsServerHa
   const nlog = { info: (m: string) => log.info(m), warn: (m: string) => log.warn(m), debug: (m: string) => log.debug(m) };
   const bin = await ensureNatsServer({ install: true, log: nlog });
   const storeDir = join(cfg.TAPFLOW_DATA_DIR, 'nats');
-  log.info({ bin, port, storeDir }, 'starting a local nats-server with JetStream');
+  // Least privilege by default: a user per role and an admin user, their passwords generated
+  // once into the credentials folder (0600), which every process of this data dir then reads.
+  // With NATS_USER the operator chose one identity: the server then asks for none.
+  const credsDir = cfg.TAPFLOW_NATS_CREDS_DIR ?? defaultCredsDir(cfg.TAPFLOW_DATA_DIR);
+  const passwords = cfg.NATS_USER ? undefined : await ensureCredentials(credsDir);
+  const authorization = passwords ? natsAuthorizationBlock(cfg.TAPFLOW_PARTITIONS, (u) => JSON.stringify(passwords[u])) : undefined;
+  log.info({ bin, port, storeDir, credsDir: passwords ? credsDir : undefined }, 'starting a local nats-server with JetStream');
   // Room for every stream's size limit, whatever the disk's free space says at start.
-  return startNatsServer({ bin, host: '127.0.0.1', port, storeDir, jetstream: true, maxFileStore: fileStoreNeeded(cfg.TAPFLOW_STREAM_MAX_BYTES, cfg.TAPFLOW_ARCHIVE_MAX_BYTES), log: nlog });
+  return startNatsServer({ bin, host: '127.0.0.1', port, storeDir, jetstream: true, maxFileStore: fileStoreNeeded(cfg.TAPFLOW_STREAM_MAX_BYTES, cfg.TAPFLOW_ARCHIVE_MAX_BYTES), log: nlog, authorization });
 }
 
 export interface StartOptions {
@@ -120,18 +129,32 @@ export interface StartOptions {
   threads?: { roles: ThreadRole[]; count: number };
   /** This is a worker thread: no local nats-server, no HTTP endpoints, no process metrics. */
   inThread?: boolean;
+  /**
+   * Run the admin step (setupBus: topology, as the admin NATS user) before the roles bind to
+   * it, as `tapflow start` does. Otherwise the topology must exist (TF_TOPOLOGY_MISSING).
+   */
+  setupBus?: boolean;
 }
 
 export async function startApp(cfg: Config, factories: { name: string; create: RoleFactory }[], opts: StartOptions = {}): Promise<RunningApp> {
   const log = opts.log ?? createLogger(cfg.TAPFLOW_LOG_LEVEL, { app: 'tapflow' });
   const natsServer = opts.inThread ? undefined : await ensureNats(cfg, log);
   const instanceId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-  const bus = await connectBus(cfg.NATS_URL, `tapflow:${factories.map((f) => f.name).join('+')}:${instanceId}`, log);
-  await ensureTopology(bus, topologyOptions(cfg));
+  if (opts.setupBus && !opts.inThread) await setupBus(cfg, log);
+  // The NATS user of this process: its role's, or `all` when it runs several (threads included).
+  const roleNames = [...new Set([...factories.map((f) => f.name), ...(opts.threads && opts.threads.count > 0 ? opts.threads.roles : [])])];
+  const auth = busAuth(cfg, busUserFor(roleNames as RoleName[]));
+  const bus = await connectBus(cfg.NATS_URL, `tapflow:${factories.map((f) => f.name).join('+')}:${instanceId}`, log, 5000, auth);
+  try {
+    await bindTopology(bus, cfg.TAPFLOW_PARTITIONS, roleNames);
+  } catch (err) {
+    await bus.close();
+    throw err;
+  }
   // Leases on a connection of their own: a renewal must not wait behind the data path's
   // publishes on a busy socket, or an overloaded owner loses partitions it is serving.
-  const leaseBus = await connectBus(cfg.NATS_URL, `tapflow-leases:${instanceId}`, log);
-  const buckets = await openBuckets(bus, cfg.TAPFLOW_LEASE_TTL_MS, leaseBus);
+  const leaseBus = await connectBus(cfg.NATS_URL, `tapflow-leases:${instanceId}`, log, 5000, auth);
+  const buckets = await openBuckets(bus, cfg.TAPFLOW_LEASE_TTL_MS, leaseBus, false);
   const publisher = new JsPublisher(bus.nc, cfg.TAPFLOW_PUBLISH_TIMEOUT_MS);
   const metrics = createMetrics({ processMetrics: !opts.inThread });
   const ctx: AppContext = { cfg, log, bus, buckets, publisher, metrics, keys: localKeys(cfg), instanceId, endpoints: new Map() };

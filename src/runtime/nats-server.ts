@@ -9,7 +9,7 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, realpath, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, realpath, stat, writeFile } from 'node:fs/promises';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { delimiter, join, resolve } from 'node:path';
 import { APT_INSTALL, aptAccess, gatherInstallFacts, runInstallRoutes, type InstallFacts, type InstallRoute } from './apt.js';
@@ -378,6 +378,11 @@ export interface StartNatsServerOptions {
   startTimeoutMs?: number;
   /** Where the server's own log lines (debug) and warnings go. */
   log?: NatsServerLog;
+  /**
+   * An `authorization { … }` block for the config (src/bus/permissions.ts): users and their
+   * permissions. The config file is then written mode 0600 (it holds their passwords).
+   */
+  authorization?: string;
 }
 
 /** A nats-server process started by {@link startNatsServer}. */
@@ -444,6 +449,7 @@ export function natsServerConfig(o: {
   maxMemoryStore?: number;
   maxFileStore?: number;
   syncInterval?: 'always' | number;
+  authorization?: string;
 }): string {
   const js: string[] = [`  store_dir: ${JSON.stringify(o.storeDir)}`];
   if (o.maxMemoryStore !== undefined) js.push(`  max_memory_store: ${Math.floor(o.maxMemoryStore)}`);
@@ -457,6 +463,7 @@ export function natsServerConfig(o: {
     'jetstream {',
     ...js,
     '}',
+    ...(o.authorization ? [o.authorization.trimEnd()] : []),
     '',
   ].join('\n');
 }
@@ -505,8 +512,11 @@ class LocalNatsServer implements NatsServerHandle {
         maxMemoryStore: this.opts.maxMemoryStore,
         maxFileStore: this.opts.maxFileStore,
         syncInterval,
+        authorization: this.opts.authorization,
       }),
+      { mode: 0o600 },
     );
+    await chmod(this.configFile, 0o600);
     const tail = new OutputTail(40);
     const child = spawn(this.bin, ['-c', this.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;

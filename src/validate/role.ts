@@ -19,8 +19,6 @@
  * which need every partition's decisions: a single owner (lease) consumes all decision bundles.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { JsMsg } from '@nats-io/jetstream';
 import { partitionedWorker, workerOptions, type AppContext, type Role } from '../runtime/app.js';
 import {
@@ -50,43 +48,18 @@ import {
   claimEventId,
   decideClaim,
   decideTap,
-  parseProjectList,
   type CardValidationState,
   type ValidatorData,
 } from '../domain/validate/index.js';
 import { observeSeries, windowKeysFor, type WindowSeries } from '../domain/validate/risk-windows.js';
-import { parseDataText } from '../domain/validate/data-format.js';
 import type { CardCredentials, Decision, RiskFlag, TapEvent } from '../domain/types.js';
-import { LiveValidatorData, getProjectListDoc, listRiskRules, putProjectList, putRiskRule } from './data-store.js';
+import { LiveValidatorData } from './data-store.js';
 import { loadTrust } from './trust.js';
 
 const EMPTY_PROJECTS = new ProjectList('none', []);
 
-/** Seeds the project list and risk rules from the data folder when their buckets are empty. */
-async function seedDefaults(ctx: AppContext): Promise<void> {
-  const dir = ctx.cfg.TAPFLOW_TARIFF_DIR;
-  if ((await getProjectListDoc(ctx.buckets.projects)) === undefined) {
-    const path = join(dir, 'projects', 'default.yaml');
-    if (existsSync(path)) {
-      const text = readFileSync(path, 'utf8');
-      parseProjectList(text, 'yaml');
-      await putProjectList(ctx.buckets.projects, parseDataText(text, 'yaml'));
-      ctx.log.info({ path }, 'no application project list in KV: applied the default one');
-    }
-  }
-  if ((await ctx.buckets.riskRules.status()).values === 0 && (await listRiskRules(ctx.buckets.riskRules)).length === 0) {
-    const path = join(dir, 'risk-rules', 'default.yaml');
-    if (existsSync(path)) {
-      const doc = parseDataText(readFileSync(path, 'utf8'), 'yaml') as { rules?: unknown[] };
-      for (const r of doc.rules ?? []) await putRiskRule(ctx.buckets.riskRules, r);
-      ctx.log.info({ path, rules: doc.rules?.length ?? 0 }, 'no risk rules in KV: applied the default ones');
-    }
-  }
-}
-
 export async function createValidatorRole(ctx: AppContext): Promise<Role> {
   const { cfg, log, metrics, publisher, buckets } = ctx;
-  await seedDefaults(ctx);
   const live = new LiveValidatorData(log);
   await live.start(buckets);
   const trust = loadTrust(cfg);

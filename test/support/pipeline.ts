@@ -15,6 +15,7 @@ import { demoTerminalSecret } from '../../src/ingest/terminals.js';
 import { TerminalIngestClient } from '../../src/gen/tapflow/v1/ingest.js';
 import type { NatsServerHandle } from '../../src/runtime/nats-server.js';
 import { startTestNats, type TestNatsOptions } from './nats.js';
+import { setupBus } from './bus.js';
 
 export interface TestPipeline {
   nats: NatsServerHandle;
@@ -68,6 +69,8 @@ export async function startTestPipeline(
   const nats = await startTestNats(o.nats);
   const dataDir = await mkdtemp(join(tmpdir(), 'tapflow-e2e-'));
   const cfg = loadConfig({}, { ...testPipelineSettings(nats.url, dataDir), TAPFLOW_LOG_LEVEL: process.env.TAPFLOW_TEST_LOG_LEVEL ?? 'warn', ...overrides });
+  // The admin step, as `tapflow start` runs it: the roles only bind to the topology.
+  await setupBus(nats.url, { ...testPipelineSettings(nats.url, dataDir), ...overrides });
   const app = await startApp(
     cfg,
     (o.roles ?? (o.threads ? (['ingest', 'sink'] as const) : (['ingest', 'validator', 'settler', 'sink'] as const))).map((r) => ({ name: r, create: ROLE_FACTORIES[r] })),

@@ -6,7 +6,10 @@
  * given (plus PATH and HOME), logs JSON lines (pino) on stderr, which are kept in memory and can
  * be awaited with waitForLog(). A data dir shared by several children must already hold the
  * development keys (see {@link prepareSharedKeys}), or children started together race to
- * generate different ones.
+ * generate different ones. Roles only bind to tapflow's JetStream topology: run the admin step
+ * once per nats-server before the first role starts, `await setupBus(nats.url, env)`
+ * (test/support/bus.ts), with the same env (partitions, ack wait) the children get; a role
+ * started before it exits with TF_TOPOLOGY_MISSING.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';

@@ -4,7 +4,7 @@
  * parsed and cross-checked, not started.)
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -106,15 +106,109 @@ describe('ops - docker compose', () => {
     expect(prom.rule_files).toEqual(['alerts.yml']);
   });
 
-  it('Grafana reaches ClickHouse with the credentials and database of the clickhouse service', async () => {
+  it('Grafana reads ClickHouse as the read-only user of clickhouse/users.sql, the roles write as its writer', async () => {
     const ds = parse(await readFile(join(ROOT, 'grafana', 'provisioning', 'datasources', 'tapflow.yml'), 'utf8')) as {
       datasources: { uid: string; url?: string; jsonData?: Record<string, unknown>; secureJsonData?: Record<string, string> }[];
     };
+    const users = parseUsersSql(await readFile(join(ROOT, 'clickhouse', 'users.sql'), 'utf8'));
     const ch = ds.datasources.find((d) => d.uid === 'clickhouse');
     const env = compose.services.clickhouse!.environment!;
-    expect(ch?.jsonData).toMatchObject({ host: 'clickhouse', port: 8123, protocol: 'http', username: env.CLICKHOUSE_USER, defaultDatabase: env.CLICKHOUSE_DB });
-    expect(ch?.secureJsonData?.password).toBe(env.CLICKHOUSE_PASSWORD);
-    expect(compose.services.ingest!.environment).toMatchObject({ CLICKHOUSE_USER: env.CLICKHOUSE_USER, CLICKHOUSE_PASSWORD: env.CLICKHOUSE_PASSWORD, CLICKHOUSE_DATABASE: env.CLICKHOUSE_DB });
+    expect(compose.services.clickhouse!.volumes).toContain('./clickhouse/users.sql:/docker-entrypoint-initdb.d/10-tapflow-users.sql:ro');
+    // Grafana: a user of users.sql, read-only, granted SELECT only.
+    expect(ch?.jsonData).toMatchObject({ host: 'clickhouse', port: 8123, protocol: 'http', username: 'tapflow_grafana', defaultDatabase: env.CLICKHOUSE_DB });
+    const grafana = users.get('tapflow_grafana')!;
+    expect(ch?.secureJsonData?.password).toBe(grafana.password);
+    expect(grafana.readonly).toBe(2);
+    expect(grafana.grants).toEqual(['SELECT ON tapflow.*']);
+    // The roles: the writer, on the tapflow database only; not the server's administrator.
+    const writer = users.get('tapflow_writer')!;
+    for (const role of Object.keys(ROLE_SERVICES)) {
+      expect(compose.services[role]!.environment, role).toMatchObject({ CLICKHOUSE_USER: 'tapflow_writer', CLICKHOUSE_PASSWORD: writer.password, CLICKHOUSE_DATABASE: env.CLICKHOUSE_DB });
+    }
+    expect(env.CLICKHOUSE_USER).not.toBe('tapflow_writer');
+    expect(writer.readonly).toBeUndefined();
+    expect(writer.grants.every((g) => g.endsWith(' ON tapflow.*')), writer.grants.join('; ')).toBe(true);
+    expect(writer.grants.join(' ')).not.toMatch(/\b(ALL|ACCESS MANAGEMENT|CREATE USER|SYSTEM|DROP DATABASE)\b/);
     expect(ds.datasources.find((d) => d.uid === 'prometheus')?.url).toBe('http://prometheus:9090');
   });
+
+  it("the writer's grants cover every statement the sink and its migrations run", async () => {
+    const writer = parseUsersSql(await readFile(join(ROOT, 'clickhouse', 'users.sql'), 'utf8')).get('tapflow_writer')!;
+    const granted = new Set(writer.grants.flatMap((g) => g.replace(/ ON tapflow\.\*$/, '').split(/,\s*/)));
+    const dir = join(ROOT, 'src', 'store', 'migrations');
+    const sql = [
+      ...(await Promise.all((await readdir(dir)).filter((f) => f.endsWith('.sql')).map((f) => readFile(join(dir, f), 'utf8')))),
+      await readFile(join(ROOT, 'src', 'store', 'server-engine.ts'), 'utf8'),
+      await readFile(join(ROOT, 'src', 'store', 'retention.ts'), 'utf8'),
+      await readFile(join(ROOT, 'src', 'store', 'migrate.ts'), 'utf8'),
+    ].join('\n');
+    const needs: [RegExp, string][] = [
+      [/CREATE DATABASE/, 'CREATE DATABASE'],
+      [/CREATE TABLE/, 'CREATE TABLE'],
+      [/CREATE MATERIALIZED VIEW/, 'CREATE VIEW'],
+      [/ADD COLUMN/, 'ALTER ADD COLUMN'],
+      [/MODIFY TTL|REMOVE TTL/, 'ALTER TTL'],
+      [/DROP TABLE/, 'DROP TABLE'],
+      [/DROP VIEW/, 'DROP VIEW'],
+    ];
+    for (const [statement, privilege] of needs) {
+      expect(statement.test(sql), `${statement} no longer used: drop ${privilege} from clickhouse/users.sql`).toBe(true);
+      expect(granted.has(privilege), privilege).toBe(true);
+    }
+    expect(granted.has('INSERT') && granted.has('SELECT')).toBe(true);
+    // Nothing the code does not use.
+    expect([...granted].sort()).toEqual(['ALTER ADD COLUMN', 'ALTER TTL', 'CREATE DATABASE', 'CREATE TABLE', 'CREATE VIEW', 'DROP TABLE', 'DROP VIEW', 'INSERT', 'SELECT']);
+  });
+
+  it("NATS runs with tapflow's bus users: the current permission table, one user per role service, the admin step first", async () => {
+    const { natsAuthorizationBlock, natsUserName, passwordVariable } = await import('../../../src/bus/permissions.js');
+    const nats = compose.services.nats!;
+    expect(nats.command?.slice(0, 2)).toEqual(['-c', '/etc/nats/tapflow.conf']);
+    expect(nats.volumes).toContain('./nats/tapflow.conf:/etc/nats/tapflow.conf:ro');
+    const conf = await readFile(join(ROOT, 'nats', 'tapflow.conf'), 'utf8');
+    const partitions = Number(settings.TAPFLOW_PARTITIONS.default);
+    // Regenerate with: tapflow bus permissions --partitions 16 (below the file's header).
+    expect(conf.endsWith(natsAuthorizationBlock(partitions, (u) => `$${passwordVariable(u)}`))).toBe(true);
+    const password = (v: string) => new RegExp(`^\\$\\{${v}:-[^}]+\\}$`);
+    for (const u of ['admin', 'ingest', 'validator', 'settler', 'sink', 'all'] as const) {
+      expect(nats.environment?.[passwordVariable(u)], u).toMatch(password(passwordVariable(u)));
+    }
+    for (const role of Object.keys(ROLE_SERVICES) as (keyof typeof ROLE_SERVICES)[]) {
+      const e = compose.services[role]!.environment!;
+      expect(e.NATS_USER, role).toBe(natsUserName(role));
+      expect(e.NATS_PASSWORD, role).toBe(nats.environment?.[passwordVariable(role)]);
+      expect((compose.services[role]!.depends_on as Record<string, { condition: string }>)['bus-setup'], role).toEqual({ condition: 'service_completed_successfully' });
+    }
+    const setup = compose.services['bus-setup']!;
+    expect(setup.command).toEqual(['node', 'dist/src/cli/main.js', 'bus', 'setup']);
+    expect(setup.environment?.NATS_USER).toBe(natsUserName('admin'));
+    expect(setup.environment?.NATS_PASSWORD).toBe(nats.environment?.[passwordVariable('admin')]);
+  });
 });
+
+/** The users of clickhouse/users.sql: password, readonly setting, grants ("PRIVS ON db.*"). */
+function parseUsersSql(text: string): Map<string, { password: string; readonly?: number; grants: string[] }> {
+  const users = new Map<string, { password: string; readonly?: number; grants: string[] }>();
+  const statements = text
+    .split('\n')
+    .filter((l) => !l.trim().startsWith('--'))
+    .join('\n')
+    .split(';')
+    .map((s) => s.replace(/\s+/g, ' ').trim())
+    .filter((s) => s !== '');
+  for (const s of statements) {
+    const user = /^CREATE USER IF NOT EXISTS (\w+) IDENTIFIED WITH sha256_password BY '([^']*)'(.*)$/.exec(s);
+    if (user) {
+      const ro = /SETTINGS readonly = (\d)/.exec(user[3]!);
+      users.set(user[1]!, { password: user[2]!, ...(ro ? { readonly: Number(ro[1]) } : {}), grants: [] });
+      continue;
+    }
+    const grant = /^GRANT (.+) TO (\w+)$/.exec(s);
+    if (grant) {
+      users.get(grant[2]!)!.grants.push(grant[1]!);
+      continue;
+    }
+    throw new Error(`clickhouse/users.sql: unexpected statement: ${s}`);
+  }
+  return users;
+}

@@ -21,6 +21,7 @@ import { parseDataText } from '../../../src/domain/validate/data-format.js';
 import { putHotlistEntry, putProjectList, putRiskRule } from '../../../src/validate/data-store.js';
 import type { HotlistReason } from '../../../src/domain/validate/index.js';
 import { startTestNats } from '../../support/nats.js';
+import { setupBus } from '../../support/bus.js';
 import { REPO_ROOT, ingestPortOf, spawnRole, stopAll, type RoleProcess } from '../../support/processes.js';
 import { sendScript, TapSender, type AckLog, type ScriptStep } from '../../support/scenario.js';
 import { TapStatus } from '../../../src/gen/tapflow/v1/ingest.js';
@@ -128,6 +129,7 @@ export async function runReplicas(o: RunOptions): Promise<RunResult> {
   let sink: RunningApp | undefined;
   let sender: TapSender | undefined;
   try {
+    await setupBus(nats.url, env);
     sink = await startApp(cfg, [{ name: 'sink', create: ROLE_FACTORIES.sink }], { installSignalHandlers: false, log: createLogger(cfg.TAPFLOW_LOG_LEVEL, { test: o.name }) });
     const b = sink.ctx.buckets;
     // Run-time data before any validator starts, so every replica starts from the same view.
