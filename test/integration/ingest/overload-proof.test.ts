@@ -30,6 +30,7 @@ import { overloadRssBoundBytes } from '../../../src/ingest/overload.js';
 import { localKeys } from '../../../src/runtime/keys.js';
 import { createLogger } from '../../../src/observe/log.js';
 import { startTestNats } from '../../support/nats.js';
+import { setupBus } from '../../support/bus.js';
 import { testPipelineSettings } from '../../support/pipeline.js';
 import { ingestPortOf, prepareSharedKeys, spawnRole, type RoleProcess } from '../../support/processes.js';
 import { terminalMetadata } from '../../support/scenario.js';
@@ -138,6 +139,7 @@ beforeAll(async () => {
   const cfg = loadConfig({}, env);
   prepareSharedKeys(cfg);
   fleetKey = localKeys(cfg).fleetKey;
+  await setupBus(nats.url, env);
   ingest = spawnRole('ingest', { env });
   port = await ingestPortOf(ingest, 60_000);
   metricsPort = (await ingest.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('metrics, /healthz') && typeof l.port === 'number')).port as number;

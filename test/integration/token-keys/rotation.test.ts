@@ -197,6 +197,8 @@ describe('token key rotation through the pipeline', () => {
     expect(ClaimStatus[splitB.status]).toBe('SETTLED');
     // 80,000 of the deductible left (had the accumulations stayed behind, 145,000 and no fund share).
     expect({ deductible: splitB.deductibleAmt, hifp: splitB.hifpPay, cash: splitB.cashPayamt }).toEqual({ deductible: 80_000, hifp: 45_500, cash: 74_500 });
+    // The claims rows are stored by the sink after SettleClaim has answered.
+    await until(async () => (await q<{ n: number }>("SELECT count() AS n FROM claims WHERE claim_id IN ('KEYS-A', 'KEYS-B')"))[0]!.n >= 2, 'both claims stored');
     const rows = await q<{ claim_id: string; person_token: string }>("SELECT claim_id, person_token FROM claims WHERE claim_id IN ('KEYS-A', 'KEYS-B') ORDER BY claim_id");
     expect(rows.map((r) => [r.claim_id, r.person_token.startsWith('k2.')])).toEqual([
       ['KEYS-A', false],
