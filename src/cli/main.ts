@@ -10,6 +10,7 @@
  * chdb, NATS or gRPC.
  */
 import { Command, CommanderError } from 'commander';
+import { registerCertsCommands } from './certs-commands.js';
 import { registerDataCommands } from './data-commands.js';
 import { registerDlqCommands } from './dlq-commands.js';
 import { registerKeysCommands } from './keys-commands.js';
@@ -69,6 +70,7 @@ export function buildProgram(output: CliOutput = processOutput): Command {
   registerDlqCommands(program);
   registerKeysCommands(program);
   registerStoreCommands(program);
+  registerCertsCommands(program);
   return program;
 }
 

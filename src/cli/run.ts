@@ -103,9 +103,11 @@ export async function runRoles(roles: readonly RoleName[], flags: RunFlags, demo
   if (!ingest) throw new Error('the demo fleet needs the ingest role in this process');
   // Every tap of this run is ingested after this instant: the run's figures are those since it.
   const runStart = Date.now();
+  const { demoIssuingCa, serverTlsFiles } = await import('../ingest/tls.js');
   await runDemoFleet({
     target: `127.0.0.1:${ingest.port}`,
     cfg,
+    ...(cfg.TAPFLOW_INGEST_AUTH === 'mtls' && { tls: { ca: demoIssuingCa(serverTlsFiles(cfg).caFile) } }),
     fleetKey: app.ctx.keys.fleetKey,
     tokenKeys: app.ctx.keys.tokenKeys,
     buckets: app.ctx.buckets,

@@ -121,6 +121,8 @@ export async function runReplicas(o: RunOptions): Promise<RunResult> {
     TAPFLOW_SHUTDOWN_TIMEOUT_MS: '10000',
     // One replica per process: the partition shares below count processes.
     TAPFLOW_WORKERS: '0',
+    // The static-secret path (TapSender); mutual TLS is covered by test/integration/ingest/mtls.test.ts.
+    TAPFLOW_INGEST_AUTH: 'dev-secrets',
     TAPFLOW_LOG_LEVEL: process.env.TAPFLOW_TEST_CHILD_LOG_LEVEL ?? 'info',
   };
   const cfg: Config = loadConfig({}, { ...env, CLICKHOUSE_DATABASE: `replicas_${o.name}`, TAPFLOW_LOG_LEVEL: process.env.TAPFLOW_TEST_LOG_LEVEL ?? 'warn' });
