@@ -116,7 +116,7 @@ export function demoRegistry(fleetKey: Uint8Array): TerminalRegistry {
   const cache = new Map<string, Terminal>();
   const known = (id: string): Terminal | undefined => {
     const region = id.slice(0, 2) as Region;
-    if (!TERMINAL_ID_PATTERN.test(id) || !(Regions as readonly string[]).includes(region) || id[2] !== '-') return undefined;
+    if (!TERMINAL_ID_PATTERN.test(id) || !(Regions as readonly string[]).includes(region) || id[2] !== '-' || id.length < 4) return undefined;
     let t = cache.get(id);
     if (!t) cache.set(id, (t = { id, region, venues: WHOLE_REGION }));
     return t;

@@ -129,6 +129,7 @@ export function issueTerminalCert(ca: FleetCa, terminalId: string, days = 365): 
 /** Issues a terminal certificate from the CA in `dir` into `<dir>/terminals/<id>.pem|.key` (or `outDir`). */
 export function writeTerminalCert(dir: string, terminalId: string, o: { days?: number; outDir?: string } = {}): TerminalCert & { certFile: string; keyFile: string } {
   const p = tlsPaths(dir);
+  if (!existsSync(p.caCert) || !existsSync(p.caKey)) throw new Error(`no fleet CA in ${dir} (ca.pem and ca.key): create one with tapflow certs init --dir ${dir}`);
   const ca = readCa(p.caCert, p.caKey);
   const t = issueTerminalCert(ca, terminalId, o.days);
   const out = o.outDir ?? p.terminals;
