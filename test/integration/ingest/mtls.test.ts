@@ -191,6 +191,20 @@ describe('ingest - terminal identity on mutual TLS', () => {
     expect(o.error?.code).toBe(grpc.status.PERMISSION_DENIED);
   });
 
+  it("the bench's fleet client: each terminal on a TLS connection of its own, with its own certificate", async () => {
+    const { FleetClient } = await import('../../../bench/lib/fleet-client.js');
+    const { Timeline } = await import('../../../bench/lib/recorder.js');
+    const { Tap: TapCodec } = await import('../../../src/gen/tapflow/v1/ingest.js');
+    const fleet = new FleetClient({ target: `127.0.0.1:${p.grpcPort}`, channels: 1, fleetKey: new Uint8Array(32), timeline: new Timeline(), tls: { ca: readCa(tls.caCert, tls.caKey) } });
+    const sims = [tap(GATE, 300), tap(GATE2, 300), tap(GATE, 301)].map((t) => ({ tap: t, expect: 'ok', cardNumber: '', terminalRegion: 'BJ', phase: 'window' }) as unknown as import('../../../bench/lib/fleet.js').SimTap);
+    fleet.startWindow();
+    for (const sim of sims) fleet.sendLive({ at: fleet.now(), sim, bytes: Buffer.from(TapCodec.encode(sim.tap).finish()) });
+    await p.until(async () => fleet.results.size === sims.length, 20_000, 'the fleet client\'s acks');
+    fleet.close();
+    expect(sims.map((s) => TapStatus[fleet.results.get(s)!.status])).toEqual(['ACCEPTED_DURABLE', 'ACCEPTED_DURABLE', 'ACCEPTED_DURABLE']);
+    expect(fleet.streamErrors).toBe(0);
+  });
+
   it('a certificate revoked while the server runs is refused from the next call on and its open stream ends; other terminals go on', async () => {
     const reloadsBefore = await metric('tapflow_tls_revocation_reloads_total{outcome="ok"}');
     const revokedBefore = await refusedCount('TF_INGEST_UNAUTHENTICATED');
