@@ -24,8 +24,9 @@ export const TAPFLOW_METRICS = {
     'tapflow_claim_decisions_total',
     'tapflow_seq_reused_total',
     'tapflow_ingest_unreadable_frames_total',
+    'tapflow_tls_revocation_reloads_total',
   ],
-  gauges: ['tapflow_ledger_imbalance_fen', 'tapflow_inflight_publishes', 'tapflow_consumer_pending', 'tapflow_role_up', 'tapflow_partitions_owned'],
+  gauges: ['tapflow_ledger_imbalance_fen', 'tapflow_inflight_publishes', 'tapflow_consumer_pending', 'tapflow_role_up', 'tapflow_partitions_owned', 'tapflow_tls_revoked_certificates'],
   histograms: ['tapflow_ack_latency_seconds', 'tapflow_tap_to_store_latency_seconds'],
 } as const;
 
