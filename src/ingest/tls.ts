@@ -18,7 +18,7 @@
  *   same files for a deployment's tests, and terminal certificates.
  */
 import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync, unwatchFile, watchFile, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, unwatchFile, watchFile, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { PeerCertificate } from 'node:tls';
@@ -45,9 +45,32 @@ export function tlsPaths(dir: string) {
 }
 
 /** Writes a file readable by its owner only (keys), or world-readable (certificates). */
-function writeNew(path: string, text: string, secret: boolean): void {
+function writeNew(path: string, text: string, secret: boolean, flag = 'w'): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  writeFileSync(path, text, { mode: secret ? 0o600 : 0o644 });
+  writeFileSync(path, text, { mode: secret ? 0o600 : 0o644, flag });
+}
+
+/**
+ * Creates a key and its certificate once, when several processes start on one data dir: the key
+ * is written exclusively (the process that wins also writes the certificate); the others wait
+ * for that certificate (at most 10 s). False when another process made them.
+ */
+function createPairOnce(keyFile: string, certFile: string, make: () => { keyPem: string; certPem: string }): boolean {
+  const { keyPem, certPem } = make();
+  try {
+    writeNew(keyFile, keyPem, true, 'wx');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const until = Date.now() + 10_000;
+    const nap = new Int32Array(new SharedArrayBuffer(4));
+    while (!existsSync(certFile) && Date.now() < until) Atomics.wait(nap, 0, 0, 50);
+    if (!existsSync(certFile)) throw new Error(`${keyFile} exists without ${certFile}: remove the key, or restore the certificate`);
+    return false;
+  }
+  // Whole or not at all for the processes waiting for it.
+  writeNew(`${certFile}.${process.pid}.tmp`, certPem, false);
+  renameSync(`${certFile}.${process.pid}.tmp`, certFile);
+  return true;
 }
 
 export interface FleetCa {
@@ -83,21 +106,31 @@ export function initTlsDir(dir: string, o: { hosts?: string[]; days?: number; ca
   let createdCa = false;
   let createdServer = false;
   if (!existsSync(p.caCert) || !existsSync(p.caKey)) {
-    if (existsSync(p.caCert) || existsSync(p.caKey)) throw new Error(`${dir}: has one of ca.pem and ca.key without the other; remove it or restore the pair`);
-    const keys = newKeyPair();
-    const ca = issueCa(o.caName ?? DEV_CA_NAME, keys, o.caDays ?? 3650);
-    writeNew(p.caKey, privateKeyPem(keys.privateKey), true);
-    writeNew(p.caCert, ca.pem, false);
-    createdCa = true;
+    if (existsSync(p.caCert)) throw new Error(`${dir}: has ca.pem without ca.key; remove it or restore the key`);
+    createdCa = createPairOnce(p.caKey, p.caCert, () => {
+      const keys = newKeyPair();
+      return { keyPem: privateKeyPem(keys.privateKey), certPem: issueCa(o.caName ?? DEV_CA_NAME, keys, o.caDays ?? 3650).pem };
+    });
   }
-  if (createdCa || o.reissueServer || !existsSync(p.serverCert) || !existsSync(p.serverKey)) {
+  const hosts = o.hosts && o.hosts.length > 0 ? o.hosts : defaultServerHosts();
+  const issueServer = () => {
     const ca = readCa(p.caCert, p.caKey);
     const keys = newKeyPair();
-    const hosts = o.hosts && o.hosts.length > 0 ? o.hosts : defaultServerHosts();
     const cert = issueCertificate({ kind: 'server', commonName: hosts[0]!, hosts, publicKey: keys.publicKey, signingKey: ca.key, issuer: ca, days: o.days ?? 825 });
-    writeNew(p.serverKey, privateKeyPem(keys.privateKey), true);
-    writeNew(p.serverCert, cert.pem, false);
-    recordIssued(p.issued, cert, `server ${hosts.join(',')}`);
+    return { keyPem: privateKeyPem(keys.privateKey), certPem: cert.pem, serial: cert.serial };
+  };
+  let server: ReturnType<typeof issueServer> | undefined;
+  if (o.reissueServer) {
+    server = issueServer();
+    writeNew(p.serverKey, server.keyPem, true);
+    writeNew(p.serverCert, server.certPem, false);
+  } else if (!existsSync(p.serverKey) || !existsSync(p.serverCert)) {
+    if (existsSync(p.serverCert)) throw new Error(`${dir}: has server.pem without server.key; remove it or restore the key (or tapflow certs init --reissue-server)`);
+    server = issueServer();
+    if (!createPairOnce(p.serverKey, p.serverCert, () => server!)) server = undefined;
+  }
+  if (server) {
+    recordIssued(p.issued, { pem: server.certPem, serial: server.serial }, `server ${hosts.join(',')}`);
     createdServer = true;
   }
   if (!existsSync(p.revoked)) writeNew(p.revoked, '# Revoked terminal certificates: one serial (hex) per line. tapflow certs revoke adds to it; ingest reads it again when it changes.\n', false);

@@ -86,10 +86,32 @@ describe('x509 - certificates made with node:crypto', () => {
     const half = join(dir, 'half');
     initTlsDir(half);
     rmSync(tlsPaths(half).caKey);
-    expect(() => initTlsDir(half)).toThrow(/ca.pem and ca.key/);
+    expect(() => initTlsDir(half)).toThrow(/has ca\.pem without ca\.key/);
     const other = initTlsDir(join(dir, 'other'));
     expect(() => readCa(p.caCert, other.caKey)).toThrow(/not the private key of/);
   });
+});
+
+describe('x509 - several processes starting on one data dir', () => {
+  it('make one CA and one server certificate, which all of them serve', async () => {
+    const { spawn } = await import('node:child_process');
+    const shared = join(dir, 'race');
+    const code = `import('${join(import.meta.dirname, '../../../src/ingest/tls.ts')}').then((m) => { const p = m.initTlsDir(${JSON.stringify(shared)}); const fs = require('node:fs'); const c = require('node:crypto'); const ca = new c.X509Certificate(fs.readFileSync(p.caCert)); const srv = new c.X509Certificate(fs.readFileSync(p.serverCert)); console.log(JSON.stringify({ ca: ca.fingerprint256, server: srv.fingerprint256, keyMatches: srv.checkPrivateKey(c.createPrivateKey(fs.readFileSync(p.serverKey))) })); })`;
+    const run = () =>
+      new Promise<string>((resolve, reject) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d: Buffer) => (out += d));
+        child.stderr.on('data', (d: Buffer) => (err += d));
+        child.on('close', (c) => (c === 0 ? resolve(out.trim()) : reject(new Error(err))));
+      });
+    const outs = (await Promise.all([run(), run(), run()])).map((o) => JSON.parse(o) as { ca: string; server: string; keyMatches: boolean });
+    expect(new Set(outs.map((o) => o.ca)).size).toBe(1);
+    expect(new Set(outs.map((o) => o.server)).size).toBe(1);
+    expect(outs.every((o) => o.keyMatches)).toBe(true);
+    expect(readFileSync(tlsPaths(shared).issued, 'utf8').trim().split('\n')).toHaveLength(1);
+  }, 60_000);
 });
 
 describe('peer identity - the terminal a verified certificate names', () => {
