@@ -222,7 +222,7 @@ export async function runReplicas(o: RunOptions): Promise<RunResult> {
       ledger: await count('SELECT count() AS n FROM ledger'),
       flags: await count("SELECT count() AS n FROM risk_flags WHERE key_kind = 'card'"),
     };
-    const notes = procs.flatMap((p) => p.logs.filter((l) => ((l.level ?? 0) >= 40 && !/demo terminal registry/.test(String(l.msg))) || /previous owner|lease|partition acquired/.test(String(l.msg))).map((l) => `${p.name}: ${l.msg} ${JSON.stringify({ t: l.time, role: l.role, partition: l.partition, consumer: l.consumer, held: l.held, pending: l.pending, code: l.code, err: l.err })}`));
+    const notes = procs.flatMap((p) => p.logs.filter((l) => ((l.level ?? 0) >= 40 && !/demo terminal registry|TAPFLOW_INGEST_AUTH=dev-secrets/.test(String(l.msg))) || /previous owner|lease|partition acquired/.test(String(l.msg))).map((l) => `${p.name}: ${l.msg} ${JSON.stringify({ t: l.time, role: l.role, partition: l.partition, consumer: l.consumer, held: l.held, pending: l.pending, code: l.code, err: l.err })}`));
     return { acks, decisions, settlements, ledger, cardFlags, rows, unbalanced, killed, seconds, notes };
   } finally {
     await sender?.close().catch(() => undefined);
