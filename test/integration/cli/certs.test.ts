@@ -72,13 +72,13 @@ describe('tapflow certs', { timeout: 60_000 }, () => {
 
   it('refuses what it cannot do, naming why', async () => {
     const none = await runCli(['certs', 'revoke', '--dir', dir]);
-    expect([none.code, none.stderr.trim()]).toEqual([1, 'tapflow: give --serial or --id: which certificates to revoke']);
+    expect([none.code, none.stderr.trim()]).toEqual([1, 'tapflow: --serial or --id: which certificates to revoke (give one of them)']);
     const unknown = await runCli(['certs', 'revoke', '--dir', dir, '--id', 'HE-X-1']);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/--id HE-X-1: no certificate issued to it is recorded in .*issued\.txt/);
     const badId = await runCli(['certs', 'terminal', '--dir', dir, '--id', 'BJ GATE']);
     expect(badId.code).toBe(1);
-    expect(badId.stderr).toContain('terminal id "BJ GATE"');
+    expect(badId.stderr).toContain("argument 'BJ GATE' is invalid. Expected a terminal id");
     const noCa = await runCli(['certs', 'terminal', '--dir', join(root, 'empty'), '--id', 'BJ-A-1']);
     expect(noCa.code).toBe(1);
     expect(noCa.stderr).toMatch(/no fleet CA in .*empty \(ca\.pem and ca\.key\): create one with tapflow certs init --dir /);
