@@ -186,7 +186,8 @@ export async function runBench(o: BenchOptions, progress = new Progress()): Prom
     if (cpuProfileDir) mkdirSync(cpuProfileDir, { recursive: true });
     // Mutual TLS (the default): the development CA under the data dir, made here first so that
     // the fleet can issue its terminals' certificates; tapflow serves it.
-    const fleetCa = o.auth === 'mtls' ? (() => { const t = initTlsDir(join(dataDir, 'tls')); return readCa(t.caCert, t.caKey); })() : undefined;
+    const tlsDir = o.auth === 'mtls' ? initTlsDir(join(dataDir, 'tls')) : undefined;
+    const fleetCa = tlsDir ? readCa(tlsDir.caCert, tlsDir.caKey) : undefined;
     const clusterP = startTapflow({ mode: o.mode, dataDir, natsUrl: nats.url, partitions: o.partitions, logDir: dir, cpuProfileDir, env: { TAPFLOW_INGEST_AUTH: o.auth } });
     clusterP.catch(() => undefined); // awaited below; do not crash while the tape is generated
     const live = isLive(o.profile);
