@@ -28,6 +28,7 @@ import { loadNetworks, loadVenueDirectory } from '../src/domain/network/index.js
 import { parseProjectList } from '../src/domain/validate/index.js';
 import { loadSettlerData } from '../src/domain/settle/index.js';
 import { localKeys } from '../src/runtime/keys.js';
+import { initTlsDir, readCa } from '../src/ingest/tls.js';
 import { settings } from '../src/config/config.js';
 import { ensureDevTrustFile, readKeysFile } from '../src/validate/trust.js';
 import { openClickHouse } from '../src/store/mod.js';
@@ -183,7 +184,11 @@ export async function runBench(o: BenchOptions, progress = new Progress()): Prom
     progress.say(`starting tapflow (${o.mode})`);
     const cpuProfileDir = o.profileCpu ? join(dir, 'cpuprofile') : undefined;
     if (cpuProfileDir) mkdirSync(cpuProfileDir, { recursive: true });
-    const clusterP = startTapflow({ mode: o.mode, dataDir, natsUrl: nats.url, partitions: o.partitions, logDir: dir, cpuProfileDir });
+    // Mutual TLS (the default): the development CA under the data dir, made here first so that
+    // the fleet can issue its terminals' certificates; tapflow serves it.
+    const tlsDir = o.auth === 'mtls' ? initTlsDir(join(dataDir, 'tls')) : undefined;
+    const fleetCa = tlsDir ? readCa(tlsDir.caCert, tlsDir.caKey) : undefined;
+    const clusterP = startTapflow({ mode: o.mode, dataDir, natsUrl: nats.url, partitions: o.partitions, logDir: dir, cpuProfileDir, env: { TAPFLOW_INGEST_AUTH: o.auth } });
     clusterP.catch(() => undefined); // awaited below; do not crash while the tape is generated
     const live = isLive(o.profile);
     const expected = live ? expectedCount(shapeOf(o), o.durationS) : o.taps;
@@ -232,7 +237,7 @@ export async function runBench(o: BenchOptions, progress = new Progress()): Prom
 
     // ---------------------------------------------------------------- 3. hotlist and warm-up
     await putHotlist(bus, keys.tokenKey, sim.hotlistedCards());
-    client = new FleetClient({ target: cluster.grpcTarget, channels: o.channels, fleetKey: keys.fleetKey, timeline });
+    client = new FleetClient({ target: cluster.grpcTarget, channels: o.channels, fleetKey: keys.fleetKey, timeline, ...(fleetCa && { tls: { ca: fleetCa } }) });
     client.startWindow(performance.now());
     if (tape.warm.length > 0) {
       progress.say(`warm-up: uploading ${warmTaps} entries of journeys under way (${tape.warm.length} batches)`);
@@ -536,7 +541,8 @@ export function buildProgram(): Command {
     .option('--taps <n>', 'offline-burst: stored taps uploaded at once (default 300000); batch: total taps (default rate × duration)')
     .addOption(new Option('--mode <mode>', 'tapflow as one process or one process per role').choices(['all-in-one', 'separate']).default('all-in-one'))
     .option('--terminals <n>', 'terminal budget (live: gates, bus validators, counters; offline-burst: buses) (defaults: 3000; batch 1200; burst 200)')
-    .option('--channels <n>', 'HTTP/2 connections the terminals share', '4')
+    .option('--auth <how>', 'terminal identity: mtls (a TLS connection and client certificate per terminal, as deployed) or dev-secrets (plaintext, static secrets, terminals multiplexed on --channels connections)', 'mtls')
+    .option('--channels <n>', 'HTTP/2 connections the terminals share (dev-secrets only)', '4')
     .option('--batch-size <n>', 'taps per UploadBatch', '500')
     .option('--bad <shares>', 'shares of bad taps, e.g. "hotlisted=0.01,qr-replay=0.005,impossible-travel=0.002,malformed=0.002,unlisted=0.001" or "none"')
     .addOption(new Option('--arrivals <kind>', 'spacing of live taps').choices(['poisson', 'uniform']).default('poisson'))

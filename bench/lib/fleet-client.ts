@@ -1,6 +1,8 @@
 /**
  * The simulated fleet's side of the wire: live terminals on StreamTaps (one stream per
- * terminal, multiplexed on a few HTTP/2 connections), station computers and buses on
+ * terminal; with mutual TLS, the default, each terminal on a TLS connection of its own with its
+ * own certificate, as real terminals connect; on the dev-secrets path multiplexed on a few
+ * plaintext HTTP/2 connections), station computers and buses on
  * UploadBatch, clinics on SettleClaim — with what real terminals do when tapflow pushes back:
  * a tap answered OVERLOADED or UNAVAILABLE, or a call refused with RESOURCE_EXHAUSTED or
  * UNAVAILABLE, is sent again with the same seq after a growing pause (jittered, at most
@@ -14,6 +16,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { BatchAck, ClaimResult, ClaimStatus, TapAck, TapBatch, TapStatus } from '../../src/gen/tapflow/v1/ingest.js';
 import { demoTerminalSecret } from '../../src/ingest/terminals.js';
+import { issueTerminalCert, type FleetCa } from '../../src/ingest/tls.js';
 import type { SimTap } from './fleet.js';
 import { Counts, newHistogram, recordMs, Timeline } from './recorder.js';
 import { asBuffer, type BatchItem, type ClaimItem, type LiveItem } from './tape.js';
@@ -44,8 +47,13 @@ export interface TapResult {
 
 export interface FleetClientOptions {
   target: string;
-  /** HTTP/2 connections the terminals share. */
+  /** HTTP/2 connections the terminals share (dev-secrets; with mutual TLS a connection per terminal). */
   channels: number;
+  /**
+   * Mutual TLS: each terminal gets a certificate from this CA (issued in memory before it first
+   * connects) and a connection of its own. Absent: plaintext, static secrets (dev-secrets).
+   */
+  tls?: { ca: FleetCa };
   fleetKey: Uint8Array;
   timeline: Timeline;
 }
@@ -93,6 +101,9 @@ export class FleetClient {
   inflightClaims = 0;
   lastAckAt = 0;
   private readonly channels: grpc.Client[] = [];
+  /** Mutual TLS: each terminal's own connection. */
+  private readonly terminalChannels = new Map<string, grpc.Client>();
+  private readonly caPem?: Buffer;
   private readonly streams = new Map<string, TerminalStream>();
   private readonly md = new Map<string, grpc.Metadata>();
   /** performance.now() of the window start. */
@@ -100,7 +111,8 @@ export class FleetClient {
   private closing = false;
 
   constructor(private readonly o: FleetClientOptions) {
-    for (let i = 0; i < o.channels; i++) {
+    if (o.tls) this.caPem = Buffer.from(o.tls.ca.certPem);
+    for (let i = 0; i < (o.tls ? 0 : o.channels); i++) {
       // A local subchannel pool per client: each gets its own connection instead of sharing one.
       this.channels.push(new grpc.Client(o.target, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc.max_send_message_length': 64 * 1024 * 1024 }));
     }
@@ -127,13 +139,26 @@ export class FleetClient {
     if (!m) {
       m = new grpc.Metadata();
       m.set('x-terminal-id', id);
-      m.set('x-terminal-secret', demoTerminalSecret(this.o.fleetKey, id));
+      if (!this.o.tls) m.set('x-terminal-secret', demoTerminalSecret(this.o.fleetKey, id));
       this.md.set(id, m);
     }
     return m;
   }
 
   private channelFor(id: string): grpc.Client {
+    if (this.o.tls) {
+      let c = this.terminalChannels.get(id);
+      if (!c) {
+        const cert = issueTerminalCert(this.o.tls.ca, id, 1);
+        c = new grpc.Client(this.o.target, grpc.credentials.createSsl(this.caPem!, Buffer.from(cert.keyPem), Buffer.from(cert.certPem)), {
+          'grpc.ssl_target_name_override': 'localhost',
+          'grpc.max_receive_message_length': 64 * 1024 * 1024,
+          'grpc.max_send_message_length': 64 * 1024 * 1024,
+        });
+        this.terminalChannels.set(id, c);
+      }
+      return c;
+    }
     let h = 0;
     for (let i = 0; i < id.length; i++) h = (h * 31 + id.charCodeAt(i)) >>> 0;
     return this.channels[h % this.channels.length]!;
@@ -314,6 +339,7 @@ export class FleetClient {
     this.closing = true;
     for (const s of this.streams.values()) s.call?.cancel();
     for (const c of this.channels) c.close();
+    for (const c of this.terminalChannels.values()) c.close();
   }
 }
 

@@ -22,8 +22,10 @@ export interface BenchOptions {
   taps: number;
   /** Terminal budget (live: gates, validators, counters; burst: buses of the depot). */
   terminals: number;
-  /** HTTP/2 connections the terminals share. */
+  /** HTTP/2 connections the terminals share (dev-secrets only). */
   channels: number;
+  /** How terminals authenticate: mutual TLS (a connection and certificate per terminal) or dev-secrets. */
+  auth: 'mtls' | 'dev-secrets';
   batchSize: number;
   bad: BadShares;
   arrivals: Arrivals;
@@ -110,6 +112,8 @@ export function resolveOptions(f: Record<string, string | boolean | undefined>):
   if (mode !== 'all-in-one' && mode !== 'separate') throw new Error(`--mode: expected all-in-one or separate, got ${mode}`);
   const arrivals = String(f.arrivals ?? 'poisson') as Arrivals;
   if (arrivals !== 'poisson' && arrivals !== 'uniform') throw new Error(`--arrivals: expected poisson or uniform, got ${arrivals}`);
+  const auth = String(f.auth ?? 'mtls') as BenchOptions['auth'];
+  if (auth !== 'mtls' && auth !== 'dev-secrets') throw new Error(`--auth: expected mtls or dev-secrets, got ${auth}`);
   const rate = num('rate', f.rate, d.rate, { min: 1 });
   const durationS = num('duration', f.duration, d.durationS, { min: 1 });
   const batchSize = num('batch-size', f.batchSize, 500, { min: 1, int: true });
@@ -124,6 +128,7 @@ export function resolveOptions(f: Record<string, string | boolean | undefined>):
     taps,
     terminals: num('terminals', f.terminals, d.terminals, { min: 1, int: true }),
     channels: num('channels', f.channels, 4, { min: 1, int: true }),
+    auth,
     batchSize,
     bad: parseBad(typeof f.bad === 'string' ? f.bad : undefined),
     arrivals,

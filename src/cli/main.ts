@@ -11,6 +11,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerBusCommands } from './bus-commands.js';
+import { registerCertsCommands } from './certs-commands.js';
 import { registerDataCommands } from './data-commands.js';
 import { registerDlqCommands } from './dlq-commands.js';
 import { registerKeysCommands } from './keys-commands.js';
@@ -71,6 +72,7 @@ export function buildProgram(output: CliOutput = processOutput): Command {
   registerKeysCommands(program);
   registerStoreCommands(program);
   registerBusCommands(program);
+  registerCertsCommands(program);
   return program;
 }
 

@@ -111,9 +111,11 @@ export async function runRoles(roles: readonly RoleName[], flags: RunFlags, demo
   const runStart = Date.now();
   // The fleet reports some of its cards lost (hotlist): an operator's write, as the admin user.
   const adminBus = await connectAdminBus(cfg, app.ctx.log, 'tapflow-demo');
+  const { demoIssuingCa, serverTlsFiles } = await import('../ingest/tls.js');
   await runDemoFleet({
     target: `127.0.0.1:${ingest.port}`,
     cfg,
+    ...(cfg.TAPFLOW_INGEST_AUTH === 'mtls' && { tls: { ca: demoIssuingCa(serverTlsFiles(cfg).caFile) } }),
     fleetKey: app.ctx.keys.fleetKey,
     tokenKeys: app.ctx.keys.tokenKeys,
     buckets: await openBuckets(adminBus, cfg.TAPFLOW_LEASE_TTL_MS, adminBus, false),

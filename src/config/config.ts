@@ -118,7 +118,20 @@ export const settings = {
   TAPFLOW_PARTITION_KEY: { schema: z.string().regex(/^[0-9a-f]{64}$/i).optional(), default: undefined, doc: 'Hex key the card and person partitions are derived from: the version-1 token key, never rotated. Needed only once version 1 is retired from TAPFLOW_TOKEN_KEYS_PREVIOUS; must equal the version-1 key.' },
   TAPFLOW_SEAL_KEY: { schema: z.string().regex(/^[0-9a-f]{64}$/i).optional(), default: undefined, doc: 'Hex 32-byte AES key sealing card credentials between ingest and validators. Unset: generated into <data dir>/keys/seal.key.' },
   TAPFLOW_TRUST_FILE: { schema: z.string().optional(), default: undefined, doc: 'Card issuer keys (chip master keys, QR public keys) of BJ, TJ, HE. Unset: <data dir>/keys/trust.json, generated test keys.' },
-  TAPFLOW_TERMINALS_FILE: { schema: z.string().optional(), default: undefined, doc: 'Terminal registry (YAML): id, region, the venues each terminal serves, operator, secret hash (README, Terminal registry). Unset: the demo registry (terminal secrets derived from <data dir>/keys/fleet.key; a terminal serves the venues of the region its id names).' },
+  TAPFLOW_TERMINALS_FILE: { schema: z.string().optional(), default: undefined, doc: 'Terminal registry (YAML): id, region, the venues each terminal serves, operator, secret hash for dev-secrets (README, Terminal registry). Unset: the demo registry (any <BJ|TJ|HE>-<name> id its certificate names; on dev-secrets, secrets derived from <data dir>/keys/fleet.key; a terminal serves the venues of the region its id names).' },
+  TAPFLOW_INGEST_AUTH: {
+    schema: z.enum(['mtls', 'dev-secrets']),
+    default: 'mtls',
+    doc: 'How terminals prove who they are. mtls: the ingest gRPC server serves TLS and requires a client certificate of the fleet CA naming the terminal (URI SAN urn:tapflow:terminal:<id>). dev-secrets: DEVELOPMENT ONLY — plaintext gRPC, terminals send x-terminal-id and x-terminal-secret metadata (a warning is logged at start).',
+  },
+  TAPFLOW_TLS_CA_FILE: { schema: z.string().optional(), default: undefined, doc: 'PEM of the fleet CA whose terminal certificates ingest accepts. With TAPFLOW_TLS_CERT_FILE and TAPFLOW_TLS_KEY_FILE, all three or none. None: a development CA and server certificate generated once under <data dir>/tls/ (tapflow certs).' },
+  TAPFLOW_TLS_CERT_FILE: { schema: z.string().optional(), default: undefined, doc: "PEM of the ingest server's certificate (chain)." },
+  TAPFLOW_TLS_KEY_FILE: { schema: z.string().optional(), default: undefined, doc: "PEM of the ingest server certificate's private key." },
+  TAPFLOW_TLS_REVOKED_FILE: {
+    schema: z.string().optional(),
+    default: undefined,
+    doc: 'Revoked terminal certificates: one serial (hex) per line, # comments (tapflow certs revoke writes it). Read again when it changes (checked every second); calls with a revoked certificate are refused and its open streams ended. A file that cannot be read keeps the last good list. Unset: revoked.txt beside the CA file (<data dir>/tls/revoked.txt for the development CA).',
+  },
   TAPFLOW_TARIFF_DIR: {
     schema: z.string().min(1),
     default: shippedDataDir(),

@@ -13,6 +13,7 @@ import { TerminalIngestClient, TapStatus, type Tap, type TapAck } from '../gen/t
 import { loadVenueDirectory } from '../domain/network/index.js';
 import { parseKeyFile } from '../domain/card/keys.js';
 import { demoTerminalSecret } from '../ingest/terminals.js';
+import { issueTerminalCert, type FleetCa } from '../ingest/tls.js';
 import type { Logger } from '../observe/log.js';
 import type { Registry } from 'prom-client';
 import { TapGenerator } from './generator.js';
@@ -24,6 +25,11 @@ import { tokensOf, type TokenKeySet } from '../domain/card/token-keys.js';
 export interface DemoOptions {
   target: string;
   cfg: Config;
+  /**
+   * Mutual TLS (the default): each demo terminal gets a certificate of its own from this CA
+   * (issued in memory at its first tap) and its own TLS connection. Absent: the dev-secrets path.
+   */
+  tls?: { ca: FleetCa };
   fleetKey: Uint8Array;
   tokenKeys: TokenKeySet;
   buckets: BucketSet;
@@ -58,7 +64,20 @@ export async function runDemoFleet(o: DemoOptions): Promise<void> {
   for (const c of gen.pickHotlisted(20)) {
     await putHotlistEntry(o.buckets.hotlist, { cardToken: tokensOf(o.tokenKeys, 'card', c.number, 1).token, reason: 'LOST', since: Date.now(), note: 'demo fleet' });
   }
-  const client = new TerminalIngestClient(o.target, grpc.credentials.createInsecure());
+  // Dev-secrets: one plaintext connection for the whole fleet. Mutual TLS: a connection per
+  // terminal, as each presents its own certificate.
+  const client = o.tls ? undefined : new TerminalIngestClient(o.target, grpc.credentials.createInsecure());
+  const tlsClients: TerminalIngestClient[] = [];
+  const caPem = o.tls ? Buffer.from(o.tls.ca.certPem) : undefined;
+  const clientFor = (terminalId: string): TerminalIngestClient => {
+    if (client) return client;
+    const cert = issueTerminalCert(o.tls!.ca, terminalId, 1);
+    // The server certificate names localhost (and 127.0.0.1); the name avoids Node's warning about
+    // an IP address as the TLS server name.
+    const c = new TerminalIngestClient(o.target, grpc.credentials.createSsl(caPem!, Buffer.from(cert.keyPem), Buffer.from(cert.certPem)), { 'grpc.ssl_target_name_override': 'localhost' });
+    tlsClients.push(c);
+    return c;
+  };
   const streams = new Map<string, grpc.ClientDuplexStream<Tap, TapAck>>();
   const statuses = new Map<string, number>();
   let sent = 0;
@@ -68,8 +87,8 @@ export async function runDemoFleet(o: DemoOptions): Promise<void> {
     if (!s) {
       const md = new grpc.Metadata();
       md.set('x-terminal-id', terminalId);
-      md.set('x-terminal-secret', demoTerminalSecret(o.fleetKey, terminalId));
-      s = client.streamTaps(md);
+      if (!o.tls) md.set('x-terminal-secret', demoTerminalSecret(o.fleetKey, terminalId));
+      s = clientFor(terminalId).streamTaps(md);
       s.on('data', (a: TapAck) => {
         acked++;
         const k = TapStatus[a.status] ?? String(a.status);
@@ -111,7 +130,7 @@ export async function runDemoFleet(o: DemoOptions): Promise<void> {
     );
   };
 
-  o.out.write(`demo fleet: ${o.terminals} terminals, ${gen.cards.length} cards, ${o.rate} taps/s offered -> ${o.target}${o.durationS ? ` for ${o.durationS}s` : ' (Ctrl-C stops)'}\n`);
+  o.out.write(`demo fleet: ${o.terminals} terminals, ${gen.cards.length} cards, ${o.rate} taps/s offered -> ${o.target} (${o.tls ? 'mutual TLS, a certificate per terminal' : 'plaintext, dev-secrets'})${o.durationS ? ` for ${o.durationS}s` : ' (Ctrl-C stops)'}\n`);
   let stop = false;
   const onSig = () => (stop = true);
   process.once('SIGINT', onSig);
@@ -145,5 +164,6 @@ export async function runDemoFleet(o: DemoOptions): Promise<void> {
   const drained = await o.drained();
   await print(true);
   if (o.closingSummary) o.out.write(`\n${await o.closingSummary(drained)}\n`);
-  client.close();
+  client?.close();
+  for (const c of tlsClients) c.close();
 }

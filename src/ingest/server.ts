@@ -55,6 +55,8 @@ import { SeqMemory } from './seq-memory.js';
 import { checkClaim, checkTap, deviceTimeProblem, terminalIdOf, type TimeBounds } from './shape.js';
 import { venueRefusal, VenueRegions } from './venue-scope.js';
 import { TERMINAL_ID_PATTERN, type Terminal, type TerminalRegistry } from './terminals.js';
+import { PeerIdentityCache } from './tls.js';
+import type { PeerCertificate } from 'node:tls';
 import { readBatch, readClaim as readClaimFrame, readClaimQuery, readTap, salvageIds, type Frame, type WireBatch, type WireClaim, type WireTap } from './wire.js';
 
 export interface IngestOptions {
@@ -64,6 +66,11 @@ export interface IngestOptions {
   instanceId: string;
   claimsKv: KV;
   registry: TerminalRegistry;
+  /**
+   * Mutual TLS (tls.ts): a terminal is the one its verified client certificate names, unless
+   * that certificate's serial is revoked. Absent: the static-secret path (development only).
+   */
+  mtls?: { revoked: { has(serial: string): boolean } };
   venues: VenueDirectory;
   /** Token keys: the current version, and during a rotation overlap the previous ones (token-keys.ts). */
   tokenKeys: TokenKeySet;
@@ -119,6 +126,12 @@ function fieldLabel(field: string): string {
 /** A StreamTaps frame as the deserializer hands it over: read, or not, with what could be salvaged. */
 type TapFrame = Frame<WireTap> & { salvaged?: { terminalId: string; seq: bigint | undefined } };
 
+/** A call as authentication sees it: its metadata and its TLS peer. */
+interface AuthCall {
+  metadata: grpc.Metadata;
+  getAuthContext(): { sslPeerCertificate?: PeerCertificate };
+}
+
 /** What a live stream is doing; transitions in {@link IngestService.handlers}.streamTaps. */
 type StreamState = 'open' | 'ending' | 'ended';
 
@@ -128,6 +141,10 @@ interface OpenStream {
   state: StreamState;
   /** Set when the drain's grace has passed: end as soon as nothing is in flight. */
   drainDue: boolean;
+  /** Serial of the client certificate the stream was opened with (mutual TLS). */
+  serial?: string;
+  /** Set when that certificate was revoked: end as soon as nothing is in flight. */
+  refused?: grpc.ServiceError;
   tryEnd(): void;
 }
 
@@ -141,6 +158,7 @@ export class IngestService {
   private readonly pendingTaps = new Map<string, { digest: string; outcome: Promise<BundleOutcome> }>();
   private readonly venueRegions: VenueRegions;
   private readonly timeBounds: TimeBounds;
+  private readonly peers = new PeerIdentityCache();
 
   constructor(private readonly o: IngestOptions) {
     this.now = o.now ?? Date.now;
@@ -179,16 +197,53 @@ export class IngestService {
     return this.openStreams.size;
   }
 
-  private authenticate(md: grpc.Metadata): Terminal {
-    const id = md.get('x-terminal-id')[0]?.toString();
-    const secret = md.get('x-terminal-secret')[0]?.toString();
-    const r = this.o.registry.authenticate(id, secret);
-    if (!r.ok) {
-      const code: FailureCode = r.code === 'UNAUTHENTICATED' ? 'TF_INGEST_UNAUTHENTICATED' : 'TF_INGEST_PERMISSION_DENIED';
-      this.o.metrics.ingestRefused.inc({ code });
-      throw serviceError(code, r.message);
+  private authenticate(call: AuthCall): Terminal {
+    return this.authenticated(call).terminal;
+  }
+
+  /**
+   * Who is calling. Mutual TLS: the terminal its client certificate names (read once per
+   * certificate), refused when the serial is revoked, the id unknown or disabled, or when
+   * x-terminal-id metadata names another terminal. Dev-secrets: the id and secret metadata.
+   */
+  private authenticated(call: AuthCall): { terminal: Terminal; serial?: string } {
+    const refuse = (code: 'UNAUTHENTICATED' | 'PERMISSION_DENIED', message: string) => {
+      const failure: FailureCode = code === 'UNAUTHENTICATED' ? 'TF_INGEST_UNAUTHENTICATED' : 'TF_INGEST_PERMISSION_DENIED';
+      this.o.metrics.ingestRefused.inc({ code: failure });
+      return serviceError(failure, message);
+    };
+    const md = call.metadata;
+    if (!this.o.mtls) {
+      const r = this.o.registry.authenticate(md.get('x-terminal-id')[0]?.toString(), md.get('x-terminal-secret')[0]?.toString());
+      if (!r.ok) throw refuse(r.code, r.message);
+      return { terminal: r.terminal };
     }
-    return r.terminal;
+    const peer = call.getAuthContext().sslPeerCertificate;
+    if (!peer) throw refuse('UNAUTHENTICATED', 'no verified client certificate: connect with TLS and the terminal certificate issued by the fleet CA');
+    const who = this.peers.identify(peer);
+    if (!who.ok) throw refuse('UNAUTHENTICATED', who.message);
+    if (this.o.mtls.revoked.has(who.serial)) throw refuse('UNAUTHENTICATED', `client certificate serial ${who.serial} of terminal ${who.terminalId} is revoked`);
+    const r = this.o.registry.identify(who.terminalId);
+    if (!r.ok) throw refuse(r.code, r.message);
+    const claimed = md.get('x-terminal-id')[0]?.toString();
+    if (claimed !== undefined && claimed !== who.terminalId) throw refuse('PERMISSION_DENIED', `x-terminal-id ${claimed} is not the terminal ${who.terminalId} that the client certificate names`);
+    return { terminal: r.terminal, serial: who.serial };
+  }
+
+  /**
+   * Ends the open streams whose client certificate is now revoked (after the taps in flight are
+   * answered), with UNAUTHENTICATED naming the serial.
+   */
+  endRevokedStreams(revoked: { has(serial: string): boolean }): number {
+    let n = 0;
+    for (const s of this.openStreams) {
+      if (s.serial === undefined || s.refused || !revoked.has(s.serial)) continue;
+      s.refused = serviceError('TF_INGEST_UNAUTHENTICATED', `client certificate serial ${s.serial} was revoked; this stream ends`);
+      this.o.metrics.ingestRefused.inc({ code: 'TF_INGEST_UNAUTHENTICATED' });
+      n++;
+      s.tryEnd();
+    }
+    return n;
   }
 
   /** Refuses a new call while draining or while JetStream is unreachable. */
@@ -321,9 +376,10 @@ export class IngestService {
   readonly handlers = {
     streamTaps: (call: grpc.ServerDuplexStream<TapFrame, TapAck>) => {
       let terminal: Terminal;
+      let serial: string | undefined;
       try {
         this.admit();
-        terminal = this.authenticate(call.metadata);
+        ({ terminal, serial } = this.authenticated(call));
       } catch (err) {
         // emit('error') sends the status to the client; destroy() would leave the call hanging.
         call.emit('error', err as grpc.ServiceError);
@@ -339,9 +395,11 @@ export class IngestService {
         inflight: 0,
         state: 'open',
         drainDue: false,
+        ...(serial !== undefined && { serial }),
         tryEnd: () => {
           if (s.state !== 'open' || s.inflight > 0) return;
           if (unreadable) this.endStream(s, call, unreadable);
+          else if (s.refused) this.endStream(s, call, s.refused);
           else if (s.drainDue) this.endStream(s, call, serviceError('TF_DRAINING', 'ingest is shutting down; reconnect and re-send every tap not answered (always safe)'));
           else if (inputDone) this.endStream(s, call);
         },
@@ -360,7 +418,7 @@ export class IngestService {
         }
       };
       call.on('data', (frame: TapFrame) => {
-        if (s.state !== 'open' || unreadable) return;
+        if (s.state !== 'open' || unreadable || s.refused) return;
         const t0 = performance.now();
         m.tapsReceived.inc({ kind: 'live' });
         if (!frame.ok) {
@@ -412,7 +470,7 @@ export class IngestService {
       let b: WireBatch;
       try {
         this.admit();
-        terminal = this.authenticate(call.metadata);
+        terminal = this.authenticate(call);
         const frame = call.request;
         if (!frame.ok) {
           this.o.metrics.framesUnreadable.inc({ method: 'UploadBatch' });
@@ -449,14 +507,14 @@ export class IngestService {
     },
 
     settleClaim: (call: grpc.ServerUnaryCall<Frame<WireClaim>, ClaimResult>, callback: grpc.sendUnaryData<ClaimResult>) => {
-      void this.settleClaim(call.metadata, call.request).then(
+      void this.settleClaim(call, call.request).then(
         (r) => callback(null, r),
         (err: unknown) => callback(asServiceError(err)),
       );
     },
 
     getClaim: (call: grpc.ServerUnaryCall<Frame<ClaimQuery>, ClaimResult>, callback: grpc.sendUnaryData<ClaimResult>) => {
-      void this.getClaim(call.metadata, call.request).then(
+      void this.getClaim(call, call.request).then(
         (r) => callback(null, r),
         (err: unknown) => callback(asServiceError(err)),
       );
@@ -473,9 +531,9 @@ export class IngestService {
     s.state = 'ended';
   }
 
-  private async settleClaim(md: grpc.Metadata, frame: Frame<WireClaim>): Promise<ClaimResult> {
+  private async settleClaim(call: AuthCall, frame: Frame<WireClaim>): Promise<ClaimResult> {
     this.admit();
-    const terminal = this.authenticate(md);
+    const terminal = this.authenticate(call);
     if (!frame.ok) {
       this.o.metrics.framesUnreadable.inc({ method: 'SettleClaim' });
       throw serviceError('TF_INGEST_INVALID', frame.error);
@@ -544,8 +602,8 @@ export class IngestService {
     }
   }
 
-  private async getClaim(md: grpc.Metadata, frame: Frame<ClaimQuery>): Promise<ClaimResult> {
-    const terminal = this.authenticate(md);
+  private async getClaim(call: AuthCall, frame: Frame<ClaimQuery>): Promise<ClaimResult> {
+    const terminal = this.authenticate(call);
     if (!frame.ok) {
       this.o.metrics.framesUnreadable.inc({ method: 'GetClaim' });
       throw serviceError('TF_INGEST_INVALID', frame.error);
@@ -607,6 +665,8 @@ export interface GrpcServerOptions {
    * as soon as it inflates beyond it, with RESOURCE_EXHAUSTED ("Received message larger than max").
    */
   maxMessageBytes: number;
+  /** Mutual TLS: the server's certificate and key, and the CA whose client certificates it requires. Absent: plaintext (dev-secrets). */
+  tls?: { caPem: Buffer; certPem: Buffer; keyPem: Buffer };
 }
 
 /** Starts the gRPC server with TerminalIngest, health checking and reflection. */
@@ -621,7 +681,11 @@ export async function startGrpcServer(service: IngestService, o: GrpcServerOptio
   const pkgDef = protoLoader.loadFileDescriptorSetFromBuffer(readFileSync(descriptorPath));
   new ReflectionService(pkgDef).addToServer(server);
   const bound = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${o.host}:${o.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(
+      `${o.host}:${o.port}`,
+      o.tls ? grpc.ServerCredentials.createSsl(o.tls.caPem, [{ private_key: o.tls.keyPem, cert_chain: o.tls.certPem }], true) : grpc.ServerCredentials.createInsecure(),
+      (err, p) => (err ? reject(err) : resolve(p)),
+    ),
   );
   return { server, port: bound, health };
 }

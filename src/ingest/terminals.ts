@@ -1,9 +1,12 @@
 /**
- * The terminal registry: every terminal that may send taps, with its region and credential.
- * There is no anonymous path. A terminal authenticates each call with gRPC metadata
+ * The terminal registry: every terminal that may send taps, with its region and the venues it
+ * serves. There is no anonymous path. A terminal proves who it is with its client certificate
+ * (mutual TLS, tls.ts: the certificate names the terminal id), and the registry says whether
+ * that id may send and for what ({@link TerminalRegistry.identify}). For development only
+ * (TAPFLOW_INGEST_AUTH=dev-secrets), a terminal may instead authenticate each call with gRPC
+ * metadata
  *   x-terminal-id: <id>      x-terminal-secret: <secret>
- * and the registry keeps only SHA-256 hashes of secrets. (mTLS per terminal replaces the
- * secret when the security work lands.)
+ * and the registry keeps only SHA-256 hashes of secrets.
  *
  * File format (YAML, TAPFLOW_TERMINALS_FILE):
  *   terminals:
@@ -11,13 +14,13 @@
  *       region: BJ                # operating region: BJ | TJ | HE
  *       venues: [bj-subway:西直门] # the venues it serves: ids, or prefixes ending in "*"
  *       operator: bj-subway       # optional; otherwise the operator of the tapped venue
- *       secret_sha256: <64 hex>   # sha256 of the secret
+ *       secret_sha256: <64 hex>   # optional: sha256 of the secret (dev-secrets only)
  *       disabled: false           # optional
  * A terminal sends only for the venues it serves, in its region (venue-scope.ts).
- * Without a file, the demo registry accepts terminals named "<REGION>-<ANY>-<n>" whose secret
- * is HMAC-SHA-256(fleet key, id): the fleet key is generated under the data dir, so the demo
- * fleet can log in and nobody without that key can. A demo terminal serves every venue of the
- * region its id names.
+ * Without a file, the demo registry accepts terminals named "<REGION>-<ANY>-<n>": with mutual TLS,
+ * any such id a fleet-CA certificate names; on the dev-secrets path, when its secret is
+ * HMAC-SHA-256(fleet key, id) (the fleet key is generated under the data dir). A demo terminal
+ * serves every venue of the region its id names.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -38,7 +41,10 @@ export interface Terminal {
 export type AuthResult = { ok: true; terminal: Terminal } | { ok: false; code: 'UNAUTHENTICATED' | 'PERMISSION_DENIED'; message: string };
 
 export interface TerminalRegistry {
+  /** The static-secret path (development only). */
   authenticate(id: string | undefined, secret: string | undefined): AuthResult;
+  /** A terminal whose id its verified client certificate names: known and enabled, or refused. */
+  identify(id: string): AuthResult;
 }
 
 export const TERMINAL_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
@@ -52,7 +58,7 @@ const fileSchema = z.object({
       region: z.enum(Regions),
       venues: z.array(z.string()),
       operator: z.string().min(1).optional(),
-      secret_sha256: z.string().regex(/^[0-9a-f]{64}$/i),
+      secret_sha256: z.string().regex(/^[0-9a-f]{64}$/i).optional(),
       disabled: z.boolean().optional(),
     }),
   ),
@@ -87,7 +93,13 @@ export function fileRegistry(path: string): TerminalRegistry {
       const m = missing(id, secret);
       if (m) return m;
       const t = byId.get(id!);
-      if (!t || !timingSafeEqual(sha256(secret!), Buffer.from(t.secret_sha256, 'hex'))) return { ok: false, code: 'UNAUTHENTICATED', message: `unknown terminal or wrong secret for ${id}` };
+      if (!t || !t.secret_sha256 || !timingSafeEqual(sha256(secret!), Buffer.from(t.secret_sha256, 'hex'))) return { ok: false, code: 'UNAUTHENTICATED', message: `unknown terminal or wrong secret for ${id}` };
+      if (t.disabled) return { ok: false, code: 'PERMISSION_DENIED', message: `terminal ${id} is disabled` };
+      return { ok: true, terminal: t.terminal };
+    },
+    identify(id) {
+      const t = byId.get(id);
+      if (!t) return { ok: false, code: 'UNAUTHENTICATED', message: `terminal ${id} (named by the client certificate) is not in the terminal registry ${path}` };
       if (t.disabled) return { ok: false, code: 'PERMISSION_DENIED', message: `terminal ${id} is disabled` };
       return { ok: true, terminal: t.terminal };
     },
@@ -102,20 +114,26 @@ export function demoTerminalSecret(fleetKey: Uint8Array, terminalId: string): st
 /** Registry of the demo fleet and the bench: "<REGION>-..." ids with derived secrets. */
 export function demoRegistry(fleetKey: Uint8Array): TerminalRegistry {
   const cache = new Map<string, Terminal>();
+  const known = (id: string): Terminal | undefined => {
+    const region = id.slice(0, 2) as Region;
+    if (!TERMINAL_ID_PATTERN.test(id) || !(Regions as readonly string[]).includes(region) || id[2] !== '-' || id.length < 4) return undefined;
+    let t = cache.get(id);
+    if (!t) cache.set(id, (t = { id, region, venues: WHOLE_REGION }));
+    return t;
+  };
   return {
     authenticate(id, secret) {
       const m = missing(id, secret);
       if (m) return m;
-      const region = id!.slice(0, 2) as Region;
-      if (!TERMINAL_ID_PATTERN.test(id!) || !(Regions as readonly string[]).includes(region) || id![2] !== '-') {
-        return { ok: false, code: 'UNAUTHENTICATED', message: `unknown terminal ${id}` };
-      }
+      if (!known(id!)) return { ok: false, code: 'UNAUTHENTICATED', message: `unknown terminal ${id}` };
       const expected = Buffer.from(demoTerminalSecret(fleetKey, id!));
       const given = Buffer.from(secret!);
       if (expected.length !== given.length || !timingSafeEqual(expected, given)) return { ok: false, code: 'UNAUTHENTICATED', message: `wrong secret for terminal ${id}` };
-      let t = cache.get(id!);
-      if (!t) cache.set(id!, (t = { id: id!, region, venues: WHOLE_REGION }));
-      return { ok: true, terminal: t };
+      return { ok: true, terminal: known(id!)! };
+    },
+    identify(id) {
+      const t = known(id);
+      return t ? { ok: true, terminal: t } : { ok: false, code: 'UNAUTHENTICATED', message: `terminal ${id} (named by the client certificate) is not a demo-registry terminal (<BJ|TJ|HE>-<name>)` };
     },
   };
 }

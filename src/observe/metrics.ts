@@ -28,6 +28,8 @@ export function createMetrics(o: { processMetrics?: boolean } = {}) {
     tapsDuplicate: new Counter({ name: 'tapflow_taps_duplicate_total', help: 'Taps answered DUPLICATE.', registers: [registry] }),
     tapsInvalid: new Counter({ name: 'tapflow_taps_invalid_total', help: 'Taps answered INVALID, by the offending field.', labelNames: ['field'], registers: [registry] }),
     ingestRefused: new Counter({ name: 'tapflow_ingest_refused_total', help: 'Taps or calls refused (overload, JetStream unavailable, auth), by failure code.', labelNames: ['code'], registers: [registry] }),
+    revocationReloads: new Counter({ name: 'tapflow_tls_revocation_reloads_total', help: 'Readings of the terminal certificate revocation list (TAPFLOW_TLS_REVOKED_FILE) by outcome: ok, or failed (the last good list stays in force).', labelNames: ['outcome'], registers: [registry] }),
+    revokedCertificates: new Gauge({ name: 'tapflow_tls_revoked_certificates', help: 'Terminal certificate serials in the revocation list in force.', registers: [registry] }),
     clockSkew: new Counter({ name: 'tapflow_clock_skew_taps_total', help: 'Live taps whose device time is further from ingest time than TAPFLOW_CLOCK_SKEW_MS (beyond TAPFLOW_LIVE_TIME_BOUND_MS they are also refused), by terminal region.', labelNames: ['region'], registers: [registry] }),
     inflight: new Gauge({ name: 'tapflow_inflight_publishes', help: 'Taps handed to the bundler and not yet answered (queued or awaiting a bundle\'s PubAck).', registers: [registry] }),
     bundleTaps: new Histogram({ name: 'tapflow_bundle_taps', help: 'Taps per TapBundle published by ingest (group commit).', buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512], registers: [registry] }),

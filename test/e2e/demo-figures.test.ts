@@ -44,7 +44,9 @@ describe('demo - the closing figures are the report of the same run', { timeout:
     nats = await startTestNats();
     dataDir = await mkdtemp(join(tmpdir(), 'tapflow-demo-'));
     // Validator and settler on a worker thread, as `tapflow start` runs them on a multi-core machine.
-    env = { ...testPipelineSettings(nats.url, dataDir), TAPFLOW_WORKERS: '1' };
+    // Mutual TLS, as `tapflow start --demo` runs by default: the development CA is generated under
+    // the data dir and each demo terminal connects with a certificate of its own.
+    env = { ...testPipelineSettings(nats.url, dataDir), TAPFLOW_WORKERS: '1', TAPFLOW_INGEST_AUTH: 'mtls' };
     demo = await runCli(['start', '--demo', '--duration', '8', '--rate', '80', '--terminals', '36'], env, 200_000);
   });
   afterAll(async () => {
@@ -55,6 +57,7 @@ describe('demo - the closing figures are the report of the same run', { timeout:
   it('runs to its end and says which report shows the same figures', () => {
     expect(demo.code, demo.stderr).toBe(0);
     expect(demo.stdout).toMatch(/every one processed and stored/);
+    expect(demo.stdout).toMatch(/^demo fleet: 36 terminals, .* \(mutual TLS, a certificate per terminal\)/m);
     expect(demo.stdout).toMatch(/^The same figures later: tapflow report --since \S+$/m);
   });
 

@@ -50,6 +50,9 @@ export function testPipelineSettings(natsUrl: string, dataDir: string): Partial<
     TAPFLOW_PUBLISH_TIMEOUT_MS: '5000',
     // Roles in the main thread unless a test asks for worker threads (test/e2e/threads.test.ts).
     TAPFLOW_WORKERS: '0',
+    // Tests not about terminal identity use the static-secret path (TapSender, metadata());
+    // test/integration/ingest/mtls.test.ts covers mutual TLS, the default.
+    TAPFLOW_INGEST_AUTH: 'dev-secrets',
   };
 }
 

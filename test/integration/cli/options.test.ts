@@ -239,6 +239,34 @@ const BAD: Record<string, Record<string, Case[]>> = {
     ],
     '--tariff-dir': [[fares('--distance-km', '3', '--tariff-dir', 'no-such-dir'), 'an existing folder; no-such-dir does not exist']],
   },
+  'certs init': {
+    '--dir': [[['--dir', 'package.json'], 'a folder; package.json is a file']],
+    '--host': [
+      [['--host', 'ingest example'], 'a host name or IPv4 address'],
+      [['--host', 'a,,b'], 'a host name or IPv4 address'],
+    ],
+    '--days': [[['--days', '0'], 'an integer from 1 to 36500 (days of validity)']],
+    '--ca-days': [[['--ca-days', 'ten'], 'an integer from 1 to 36500 (days of validity)']],
+  },
+  'certs terminal': {
+    '--dir': [[['--dir', 'package.json', '--id', 'BJ-A-1'], 'a folder; package.json is a file']],
+    '--id': [
+      [['--id', 'BJ GATE'], "a terminal id: 1-64 letters, digits, '.', '_' or '-'"],
+      [[], "required option '--id <ids>' not specified"],
+    ],
+    '--out': [[['--id', 'BJ-A-1', '--out', 'package.json'], 'a folder; package.json is a file']],
+    '--days': [[['--id', 'BJ-A-1', '--days', '36501'], 'an integer from 1 to 36500']],
+  },
+  'certs revoke': {
+    '--dir': [[['--dir', 'package.json', '--serial', 'AB'], 'a folder; package.json is a file']],
+    '--serial': [
+      [['--serial', 'XYZ'], 'a certificate serial: hex'],
+      [['--serial', 'A'.repeat(41)], 'at most 20 bytes'],
+    ],
+    '--id': [[['--id', 'BJ/1'], 'a terminal id']],
+    '--file': [[['--serial', 'AB', '--file', 'src'], 'a file path; src is a folder']],
+    '--serial/--id missing': [[[], '--serial or --id: which certificates to revoke']],
+  },
   'dlq list': DLQ_FILTERS,
   'dlq show': { '<seq>': DLQ_SEQ },
   'dlq replay': {

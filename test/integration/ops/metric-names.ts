@@ -24,6 +24,7 @@ export const TAPFLOW_METRICS = {
     'tapflow_claim_decisions_total',
     'tapflow_seq_reused_total',
     'tapflow_ingest_unreadable_frames_total',
+    'tapflow_tls_revocation_reloads_total',
   ],
   gauges: [
     'tapflow_ledger_imbalance_fen',
@@ -40,6 +41,7 @@ export const TAPFLOW_METRICS = {
     'tapflow_terminals_silent',
     'tapflow_terminals_seen',
     'tapflow_store_checks_timestamp_seconds',
+    'tapflow_tls_revoked_certificates',
   ],
   histograms: ['tapflow_ack_latency_seconds', 'tapflow_tap_to_store_latency_seconds'],
 } as const;

@@ -122,6 +122,8 @@ export async function runReplicas(o: RunOptions): Promise<RunResult> {
     TAPFLOW_SHUTDOWN_TIMEOUT_MS: '10000',
     // One replica per process: the partition shares below count processes.
     TAPFLOW_WORKERS: '0',
+    // The static-secret path (TapSender); mutual TLS is covered by test/integration/ingest/mtls.test.ts.
+    TAPFLOW_INGEST_AUTH: 'dev-secrets',
     TAPFLOW_LOG_LEVEL: process.env.TAPFLOW_TEST_CHILD_LOG_LEVEL ?? 'info',
   };
   const cfg: Config = loadConfig({}, { ...env, CLICKHOUSE_DATABASE: `replicas_${o.name}`, TAPFLOW_LOG_LEVEL: process.env.TAPFLOW_TEST_LOG_LEVEL ?? 'warn' });
@@ -222,7 +224,7 @@ export async function runReplicas(o: RunOptions): Promise<RunResult> {
       ledger: await count('SELECT count() AS n FROM ledger'),
       flags: await count("SELECT count() AS n FROM risk_flags WHERE key_kind = 'card'"),
     };
-    const notes = procs.flatMap((p) => p.logs.filter((l) => ((l.level ?? 0) >= 40 && !/demo terminal registry/.test(String(l.msg))) || /previous owner|lease|partition acquired/.test(String(l.msg))).map((l) => `${p.name}: ${l.msg} ${JSON.stringify({ t: l.time, role: l.role, partition: l.partition, consumer: l.consumer, held: l.held, pending: l.pending, code: l.code, err: l.err })}`));
+    const notes = procs.flatMap((p) => p.logs.filter((l) => ((l.level ?? 0) >= 40 && !/demo terminal registry|TAPFLOW_INGEST_AUTH=dev-secrets/.test(String(l.msg))) || /previous owner|lease|partition acquired/.test(String(l.msg))).map((l) => `${p.name}: ${l.msg} ${JSON.stringify({ t: l.time, role: l.role, partition: l.partition, consumer: l.consumer, held: l.held, pending: l.pending, code: l.code, err: l.err })}`));
     return { acks, decisions, settlements, ledger, cardFlags, rows, unbalanced, killed, seconds, notes };
   } finally {
     await sender?.close().catch(() => undefined);

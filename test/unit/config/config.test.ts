@@ -45,6 +45,8 @@ describe('config - defaults', () => {
       // The repository's data folder, whatever the working directory.
       TAPFLOW_TARIFF_DIR: fileURLToPath(new URL('../../../data', import.meta.url)),
       TAPFLOW_LOG_LEVEL: 'info',
+      // Terminals on mutual TLS unless the static-secret path is chosen explicitly.
+      TAPFLOW_INGEST_AUTH: 'mtls',
     });
   });
 
@@ -95,6 +97,7 @@ describe('config - bad values', () => {
     ['TAPFLOW_MAX_INFLIGHT', '1.5'],
     ['TAPFLOW_LEASE_TTL_MS', '999'],
     ['TAPFLOW_NATS_AUTOSTART', 'maybe'],
+    ['TAPFLOW_INGEST_AUTH', 'secrets'],
     ['CLICKHOUSE_URL', 'not a url'],
     ['CLICKHOUSE_DATABASE', 'tap-flow'],
     ['TAPFLOW_STORE_RETENTION_DAYS', '-1'],

@@ -142,3 +142,25 @@ describe('terminals - demo registry', () => {
     expect(TERMINAL_ID_PATTERN.test('BJ/GATE')).toBe(false);
   });
 });
+
+describe('terminals - identify (the id a verified client certificate names)', () => {
+  it('file registry: a listed terminal with or without a secret; unknown UNAUTHENTICATED, disabled PERMISSION_DENIED', () => {
+    const file = registryFile('mtls.yaml', `terminals:\n  - { id: BJ-GATE-0009, region: BJ, venues: [bj-subway:西直门] }\n  - { id: BJ-GATE-0010, region: BJ, venues: [bj-subway:西直门], disabled: true }\n`);
+    const reg = fileRegistry(file);
+    const r = reg.identify('BJ-GATE-0009');
+    expect(r.ok && r.terminal.id).toBe('BJ-GATE-0009');
+    // No secret registered: the static-secret path refuses it whatever is sent.
+    expect(reg.authenticate('BJ-GATE-0009', 'anything').ok).toBe(false);
+    expect(reg.identify('BJ-GATE-0010')).toEqual({ ok: false, code: 'PERMISSION_DENIED', message: 'terminal BJ-GATE-0010 is disabled' });
+    const u = reg.identify('BJ-GATE-9999');
+    expect(!u.ok && [u.code, u.message]).toEqual(['UNAUTHENTICATED', `terminal BJ-GATE-9999 (named by the client certificate) is not in the terminal registry ${file}`]);
+    expect(fileRegistry(good).identify('HE-BUS-3').ok).toBe(false);
+  });
+
+  it('demo registry: any <REGION>-<name> id, serving its region; other ids UNAUTHENTICATED', () => {
+    const reg = demoRegistry(Buffer.alloc(32, 1));
+    const r = reg.identify('TJ-BUS-12');
+    expect(r.ok && [r.terminal.region, r.terminal.venues.kind]).toEqual(['TJ', 'region']);
+    for (const id of ['SH-BUS-1', 'BJBUS-1', 'BJ-']) expect(reg.identify(id).ok, id).toBe(false);
+  });
+});
