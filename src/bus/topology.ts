@@ -23,6 +23,8 @@ export interface TopologyOptions {
   leaseTtlMs: number;
   /** Consumers' ack wait (s): a message delivered and not acked is redelivered after it. */
   ackWaitS?: number;
+  /** Replicas of each stream and KV bucket (TAPFLOW_STREAM_REPLICAS); consumers follow their stream. */
+  replicas?: number;
 }
 
 const NS_PER_S = 1_000_000_000;
@@ -35,6 +37,7 @@ export function topologyOptions(cfg: {
   TAPFLOW_STREAM_MAX_AGE_S: number;
   TAPFLOW_LEASE_TTL_MS: number;
   TAPFLOW_ACK_WAIT_S: number;
+  TAPFLOW_STREAM_REPLICAS?: number;
 }): TopologyOptions {
   return {
     partitions: cfg.TAPFLOW_PARTITIONS,
@@ -43,6 +46,7 @@ export function topologyOptions(cfg: {
     streamMaxAgeS: cfg.TAPFLOW_STREAM_MAX_AGE_S,
     leaseTtlMs: cfg.TAPFLOW_LEASE_TTL_MS,
     ackWaitS: cfg.TAPFLOW_ACK_WAIT_S,
+    replicas: cfg.TAPFLOW_STREAM_REPLICAS ?? 1,
   };
 }
 
@@ -118,7 +122,7 @@ export async function ensureTopology(bus: Bus, o: TopologyOptions): Promise<void
       max_age: o.streamMaxAgeS * NS_PER_S,
       max_msgs: -1,
       duplicate_window: o.duplicateWindowS * NS_PER_S,
-      num_replicas: 1,
+      num_replicas: o.replicas ?? 1,
     };
     const existing = await bus.jsm.streams.info(s.name).catch(() => undefined);
     if (!existing) {
@@ -163,7 +167,7 @@ export async function ensureTopology(bus: Bus, o: TopologyOptions): Promise<void
       await bus.jsm.consumers.update(Streams[c.stream].name, c.name, { ...existing.config, ack_wait: cfg.ack_wait!, max_ack_pending: cfg.max_ack_pending! });
     }
   }
-  await openBuckets(bus, o.leaseTtlMs);
+  await openBuckets(bus, o.leaseTtlMs, bus, o.replicas);
 }
 
 export interface BucketSet {
@@ -197,10 +201,13 @@ function storageError(err: unknown, stream: string, streamMaxBytes: number): unk
   );
 }
 
-/** Opens (creating when missing) every KV bucket; the leases through `leaseBus` when given. */
-export async function openBuckets(bus: Bus, leaseTtlMs: number, leaseBus: Bus = bus): Promise<BucketSet> {
+/**
+ * Opens (creating when missing) every KV bucket; the leases through `leaseBus` when given. A
+ * bucket created here gets `replicas` (TAPFLOW_STREAM_REPLICAS).
+ */
+export async function openBuckets(bus: Bus, leaseTtlMs: number, leaseBus: Bus = bus, replicas = 1): Promise<BucketSet> {
   const kvm = new Kvm(bus.js);
-  const open = (name: string, opts: Record<string, unknown> = {}, m = kvm) => m.create(name, { storage: StorageType.File, history: 1, ...opts });
+  const open = (name: string, opts: Record<string, unknown> = {}, m = kvm) => m.create(name, { storage: StorageType.File, history: 1, replicas, ...opts });
   return {
     hotlist: await open(Buckets.HOTLIST, { history: 5 }),
     projects: await open(Buckets.PROJECTS, { history: 10 }),

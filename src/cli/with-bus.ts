@@ -11,7 +11,7 @@ export async function withBus<T>(cfg: Config, fn: (bus: Bus, buckets: BucketSet)
   const bus = await connectBus(cfg.NATS_URL, 'tapflow-cli', log);
   try {
     await ensureTopology(bus, topologyOptions(cfg));
-    return await fn(bus, await openBuckets(bus, cfg.TAPFLOW_LEASE_TTL_MS));
+    return await fn(bus, await openBuckets(bus, cfg.TAPFLOW_LEASE_TTL_MS, bus, cfg.TAPFLOW_STREAM_REPLICAS));
   } finally {
     await bus.close();
     await server?.stop();

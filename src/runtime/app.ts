@@ -131,7 +131,7 @@ export async function startApp(cfg: Config, factories: { name: string; create: R
   // Leases on a connection of their own: a renewal must not wait behind the data path's
   // publishes on a busy socket, or an overloaded owner loses partitions it is serving.
   const leaseBus = await connectBus(cfg.NATS_URL, `tapflow-leases:${instanceId}`, log);
-  const buckets = await openBuckets(bus, cfg.TAPFLOW_LEASE_TTL_MS, leaseBus);
+  const buckets = await openBuckets(bus, cfg.TAPFLOW_LEASE_TTL_MS, leaseBus, cfg.TAPFLOW_STREAM_REPLICAS);
   const publisher = new JsPublisher(bus.nc, cfg.TAPFLOW_PUBLISH_TIMEOUT_MS);
   const metrics = createMetrics({ processMetrics: !opts.inThread });
   const ctx: AppContext = { cfg, log, bus, buckets, publisher, metrics, keys: localKeys(cfg), instanceId, endpoints: new Map() };

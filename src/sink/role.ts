@@ -35,6 +35,7 @@ import {
   markKey,
   migrate,
   openStore,
+  waitForEmbeddedStore,
   summary,
   writeClaim,
   writeDecision,
@@ -263,6 +264,7 @@ export class SinkRole {
  */
 export async function createSinkRole(ctx: AppContext): Promise<Role> {
   const { cfg, log } = ctx;
+  await waitForEmbeddedStore(cfg, (pid, dir) => log.info({ pid, dir }, 'sink: another process (an active sink) has the embedded store open; waiting as its standby'));
   const engine = await openStore(cfg);
   const applied = await migrate(engine);
   if (applied.length > 0) log.info({ applied }, 'ClickHouse migrations applied');
