@@ -14,6 +14,7 @@ import type { Bus } from './connection.js';
 import { Buckets, Streams, type StreamName } from './subjects.js';
 import { TapflowError } from '../domain/reasons.js';
 import { settings } from '../config/config.js';
+import { ensureArchive, type ArchiveOptions } from './archive.js';
 
 export interface TopologyOptions {
   partitions: number;
@@ -25,6 +26,8 @@ export interface TopologyOptions {
   ackWaitS?: number;
   /** Replicas of each stream and KV bucket (TAPFLOW_STREAM_REPLICAS); consumers follow their stream. */
   replicas?: number;
+  /** The ARCHIVE stream's limits (src/bus/archive.ts); the settings' defaults when not given. */
+  archive?: ArchiveOptions;
 }
 
 const NS_PER_S = 1_000_000_000;
@@ -38,6 +41,8 @@ export function topologyOptions(cfg: {
   TAPFLOW_LEASE_TTL_MS: number;
   TAPFLOW_ACK_WAIT_S: number;
   TAPFLOW_STREAM_REPLICAS?: number;
+  TAPFLOW_ARCHIVE_MAX_AGE_S: number;
+  TAPFLOW_ARCHIVE_MAX_BYTES: number;
 }): TopologyOptions {
   return {
     partitions: cfg.TAPFLOW_PARTITIONS,
@@ -47,6 +52,7 @@ export function topologyOptions(cfg: {
     leaseTtlMs: cfg.TAPFLOW_LEASE_TTL_MS,
     ackWaitS: cfg.TAPFLOW_ACK_WAIT_S,
     replicas: cfg.TAPFLOW_STREAM_REPLICAS ?? 1,
+    archive: { maxAgeS: cfg.TAPFLOW_ARCHIVE_MAX_AGE_S, maxBytes: cfg.TAPFLOW_ARCHIVE_MAX_BYTES },
   };
 }
 
@@ -137,6 +143,8 @@ export async function ensureTopology(bus: Bus, o: TopologyOptions): Promise<void
       }
     }
   }
+  // After the streams it sources; before anything is published (its sources count as interest).
+  await ensureArchive(bus, { ...(o.archive ?? { maxAgeS: Number(settings.TAPFLOW_ARCHIVE_MAX_AGE_S.default), maxBytes: Number(settings.TAPFLOW_ARCHIVE_MAX_BYTES.default) }), replicas: o.replicas ?? 1 });
   const plan = consumerPlan(o.partitions);
   // A consumer of tapflow's own from an older topology that the plan no longer has (or with
   // another filter) would keep interest in messages nobody processes: interest retention would
@@ -183,12 +191,13 @@ export interface BucketSet {
 
 /**
  * JetStream file storage tapflow's streams reserve: each reserves its TAPFLOW_STREAM_MAX_BYTES
- * on the server, plus room for the KV buckets (unlimited, so not reserved). A local nats-server
+ * on the server, the ARCHIVE its TAPFLOW_ARCHIVE_MAX_BYTES, plus room for the KV buckets
+ * (unlimited, so not reserved). A local nats-server
  * tapflow starts is given at least this much (its own default is 75% of the free disk, which on
  * a shared disk can be less than the streams ask for).
  */
-export function fileStoreNeeded(streamMaxBytes = Number(settings.TAPFLOW_STREAM_MAX_BYTES.default)): number {
-  return Object.keys(Streams).length * streamMaxBytes + 1024 ** 3;
+export function fileStoreNeeded(streamMaxBytes = Number(settings.TAPFLOW_STREAM_MAX_BYTES.default), archiveMaxBytes = Number(settings.TAPFLOW_ARCHIVE_MAX_BYTES.default)): number {
+  return Object.keys(Streams).length * streamMaxBytes + archiveMaxBytes + 1024 ** 3;
 }
 
 /** A stream the server cannot reserve space for, said in tapflow's terms. */

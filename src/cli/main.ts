@@ -12,6 +12,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerDataCommands } from './data-commands.js';
 import { registerDlqCommands } from './dlq-commands.js';
+import { registerStoreCommands } from './store-commands.js';
 import { ExitStatus } from './exit-status.js';
 import { registerQuoteCommands } from './quote-commands.js';
 import { registerReportCommands } from './report-commands.js';
@@ -65,6 +66,7 @@ export function buildProgram(output: CliOutput = processOutput): Command {
   registerReportCommands(program);
   registerQuoteCommands(program);
   registerDlqCommands(program);
+  registerStoreCommands(program);
   return program;
 }
 

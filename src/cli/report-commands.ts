@@ -4,12 +4,16 @@
  * that process, so these ask the running process (its metrics port serves /summary, /entries and
  * /clearing); otherwise they open the store themselves. The store code is loaded only then.
  */
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { Config } from '../config/config.js';
-import type { ClearingReport, ClickHouseEngine, LedgerBalance, RegionPart, StoreSummary } from '../store/mod.js';
+import type { ClearingReport, ClickHouseEngine, LedgerBalance, RegionPart, ReportView, StoreSummary, SummaryFilter, VenueHourEntries } from '../store/mod.js';
+import { REPORT_VIEW_NAMES, type ReportViewName } from '../store/report-views.js';
+import type { Interval } from '../store/panels.js';
 import { businessDay } from '../domain/settle/time.js';
 import { Regions } from '../domain/types.js';
-import { calendarDay, instant, serverPort } from './options.js';
+import { instant, listOf, serverPort } from './options.js';
+import { businessDays, describeRange, formatTime, rangeOptions, resolveRange, type RangeFlags } from './time-range.js';
+import { formatOptions, outputFormat, toCsv, toTable, type OutputFormat } from './tabular.js';
 
 async function fromRunning(cfg: Config, path: string): Promise<unknown | undefined> {
   try {
@@ -46,10 +50,7 @@ async function reportConfig(flags: { metricsPort?: number }): Promise<Config> {
 
 const fen = (n: number) => `${n < 0 ? '-' : ''}¥${(Math.abs(n) / 100).toFixed(2)}`;
 
-/** An instant as ISO 8601 in Asia/Shanghai with milliseconds, e.g. 2026-03-10T08:15:30.123+08:00. */
-export function formatTime(ms: number): string {
-  return new Date(ms + 8 * 3_600_000).toISOString().replace('Z', '+08:00');
-}
+export { formatTime };
 
 /**
  * Each region's transit fares (RAIL and BUS: the sum of its networks above) with the parts they
@@ -98,7 +99,8 @@ export function formatSummary(s: StoreSummary): string {
 
 /** A day's clearing report as text. */
 export function formatClearing(r: ClearingReport, b?: LedgerBalance): string {
-  const lines: string[] = [`clearing report for business day ${r.businessDay} (Asia/Shanghai)`, '', `${'account'.padEnd(44)} ${'debit'.padStart(14)} ${'credit'.padStart(17)} ${'net'.padStart(17)}`];
+  const days = r.lastBusinessDay === undefined || r.lastBusinessDay === r.businessDay ? `business day ${r.businessDay}` : `business days ${r.businessDay} to ${r.lastBusinessDay}`;
+  const lines: string[] = [`clearing report for ${days} (Asia/Shanghai)`, '', `${'account'.padEnd(44)} ${'debit'.padStart(14)} ${'credit'.padStart(17)} ${'net'.padStart(17)}`];
   for (const a of r.accounts) lines.push(`${a.account.padEnd(44)} ${fen(a.debitFen).padStart(14)} ${fen(a.creditFen).padStart(17)} ${fen(a.netFen).padStart(17)}`);
   lines.push(`${'total'.padEnd(44)} ${fen(r.totals.debitFen).padStart(14)} ${fen(r.totals.creditFen).padStart(17)}   ${r.totals.balanced ? 'balanced' : 'NOT BALANCED'}`);
   lines.push('', 'net positions between regions:');
@@ -111,63 +113,152 @@ export function formatClearing(r: ClearingReport, b?: LedgerBalance): string {
 
 /** --metrics-port of a running tapflow, read through instead of opening the store. */
 const metricsPortOption = () => new Option('--metrics-port <port>', 'metrics port of a running tapflow (TAPFLOW_METRICS_PORT)').argParser(serverPort);
-/** --day: a business day that exists; today in Asia/Shanghai by default. */
-const dayOption = () => new Option('--day <YYYY-MM-DD>', 'business day (Asia/Shanghai)').argParser(calendarDay).default(businessDay(Date.now()), 'today');
+
+/** --bucket: throughput's interval, e.g. 15m, 1h, 1d. */
+export function bucket(text: string): Interval {
+  const m = /^(\d{1,4})([mhd])$/.exec(text.trim());
+  const count = m ? Number(m[1]) : NaN;
+  const unit = m ? ({ m: 'minute', h: 'hour', d: 'day' } as const)[m[2] as 'm' | 'h' | 'd'] : undefined;
+  const max = { minute: 1440, hour: 168, day: 366 };
+  if (!unit || !(count >= 1 && count <= max[unit])) throw new InvalidArgumentError('Expected an interval of minutes (1m-1440m), hours (1h-168h) or days (1d-366d), e.g. 15m or 1h.');
+  return { count, unit };
+}
+
+/** A report's sections: each a named table of columns and rows. */
+interface Section {
+  name: string;
+  heading: string;
+  columns: string[];
+  rows: Record<string, unknown>[];
+}
+
+/** Sections as CSV: one document when there is one, else each after a `# name: heading` line and a blank line between. */
+function sectionsCsv(sections: Section[]): string {
+  if (sections.length === 1) return toCsv(sections[0]!.columns, sections[0]!.rows);
+  return sections.map((s) => `# ${s.name}: ${s.heading}\r\n${toCsv(s.columns, s.rows)}`).join('\r\n');
+}
+
+const write = (text: string): void => {
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+};
+
+/** The views of a report as text: heading, where the SQL comes from, the table. */
+export function formatViews(views: readonly ReportView[]): string[] {
+  const lines: string[] = [];
+  for (const v of views) lines.push('', `${v.heading} [view ${v.name}; ${v.panel}]:`, ...toTable(v.columns, v.rows));
+  return lines;
+}
+
+/** The JSON of a report: the summary, the range, and each view's rows by name. */
+export interface ReportJson extends Partial<StoreSummary> {
+  range: { from: string; to: string; fromMs: number; toMs: number; description: string };
+  views: Partial<Record<ReportViewName, Record<string, unknown>[]>>;
+}
 
 export function registerReportCommands(program: Command): void {
-  program
+  const report = program
     .command('report')
-    .description('print the main aggregates from ClickHouse: taps by verdict and reason, fares by region and network, ledger totals, risk flags')
-    .addOption(metricsPortOption())
-    .addOption(
-      new Option('--since <time>', 'only the events ingested since this time, e.g. one demo run (its closing summary gives the command): epoch ms or ISO 8601 (Asia/Shanghai when no zone)').argParser(
-        instant,
-      ),
+    .description(
+      'print the key views of the dashboards from ClickHouse for a time range (by device time): taps by verdict and reason, throughput, rejects by reason and venue, risk flags by rule, fares and medical splits by region, clearing positions',
     )
-    .option('--json', 'as JSON')
-    .action(async (flags: { metricsPort?: number; since?: number; json?: boolean }) => {
-      const cfg = await reportConfig(flags);
-      const viaHttp = (await fromRunning(cfg, flags.since === undefined ? '/summary' : `/summary?since=${flags.since}`)) as StoreSummary | undefined;
-      if (viaHttp && viaHttp.sinceMs !== flags.since) {
-        throw new Error(`--since: the tapflow running with metrics port ${cfg.TAPFLOW_METRICS_PORT} answered for another time range (an older version?); run the report once it has stopped (it then reads the store), or without --since`);
+    .addOption(metricsPortOption());
+  for (const o of rangeOptions('every event')) report.addOption(o);
+  report
+    .addOption(
+      new Option('--since <time>', 'only the events ingested since this time, e.g. one demo run (its closing summary gives the command): epoch ms or ISO 8601 (Asia/Shanghai when no zone); the views then start at that device time').argParser(instant),
+    )
+    .addOption(new Option('--view <names>', `only these views, comma-separated (no summary): ${REPORT_VIEW_NAMES.join(', ')}`).argParser(listOf(REPORT_VIEW_NAMES)))
+    .addOption(new Option('--bucket <interval>', 'interval of the throughput view: 15m, 1h, 1d, …').argParser(bucket).default({ count: 1, unit: 'hour' }, '1h'));
+  for (const o of formatOptions()) report.addOption(o);
+  report.action(async (flags: RangeFlags & { metricsPort?: number; since?: number; view?: ReportViewName[]; bucket: Interval; format?: OutputFormat; json?: boolean }) => {
+    const format = outputFormat(flags);
+    if (flags.since !== undefined && (flags.day !== undefined || flags.from !== undefined || flags.to !== undefined)) {
+      throw new Error('--since (ingest time) cannot be combined with --day, --from or --to (device time): give one');
+    }
+    const range = resolveRange(flags.since !== undefined ? { from: flags.since } : flags, undefined);
+    const cfg = await reportConfig(flags);
+    const views = flags.view ?? REPORT_VIEW_NAMES;
+    const withSummary = flags.view === undefined;
+    const filter: SummaryFilter = flags.since !== undefined ? { sinceMs: flags.since } : { ...(range.fromGiven && { fromMs: range.fromMs }), ...(range.toGiven && { toMs: range.toMs }) };
+    const q = new URLSearchParams({ from: String(range.fromMs), to: String(range.toMs), bucket: `${flags.bucket.count} ${flags.bucket.unit}`, views: views.join(',') });
+    const summaryQuery = new URLSearchParams(Object.fromEntries(Object.entries(filter).map(([k, v]) => [k.replace(/Ms$/, ''), String(v)])));
+    let s: StoreSummary | undefined;
+    let v = (await fromRunning(cfg, `/report-views?${q}`)) as ReportView[] | undefined;
+    if (v) {
+      if (withSummary) s = (await fromRunning(cfg, `/summary?${summaryQuery}`)) as StoreSummary;
+      if (withSummary && (s?.sinceMs !== filter.sinceMs || s?.fromMs !== filter.fromMs || s?.toMs !== filter.toMs)) {
+        throw new Error(`the tapflow running with metrics port ${cfg.TAPFLOW_METRICS_PORT} answered for another time range (an older version?); run the report once it has stopped (it then reads the store)`);
       }
-      const s = viaHttp ?? (await withStore(cfg, async (e) => (await import('../store/mod.js')).summary(e, { sinceMs: flags.since })));
-      console.log(flags.json ? JSON.stringify(s, null, 2) : formatSummary(s));
-    });
+    } else {
+      ({ s, v } = await withStore(cfg, async (e) => {
+        const { summary, reportViews } = await import('../store/mod.js');
+        return { s: withSummary ? await summary(e, filter) : undefined, v: await reportViews(e, { fromMs: range.fromMs, toMs: range.toMs, interval: flags.bucket, views }) };
+      }));
+    }
+    if (format === 'json') {
+      const out: ReportJson = {
+        ...s,
+        range: { from: formatTime(range.fromMs), to: formatTime(range.toMs), fromMs: range.fromMs, toMs: range.toMs, description: describeRange(range) },
+        views: Object.fromEntries(v.map((x) => [x.name, x.rows])),
+      };
+      return write(JSON.stringify(out, null, 2));
+    }
+    if (format === 'csv') return write(sectionsCsv(v));
+    const lines = [`report: ${flags.since !== undefined ? `events ingested since ${formatTime(flags.since)} (views: device time from then on)` : describeRange(range)}`];
+    if (s) lines.push(formatSummary(s));
+    lines.push(...formatViews(v));
+    write(lines.join('\n'));
+  });
 
-  program
-    .command('entries')
-    .description('culture and tourism entries per venue and hour of a business day')
-    .addOption(dayOption())
-    .addOption(metricsPortOption())
-    .option('--json', 'as JSON')
-    .action(async (flags: { day: string; metricsPort?: number; json?: boolean }) => {
-      const cfg = await reportConfig(flags);
-      type Rows = Awaited<ReturnType<typeof import('../store/mod.js').venueEntries>>;
-      const rows = ((await fromRunning(cfg, `/entries?day=${flags.day}`)) ?? (await withStore(cfg, async (e) => (await import('../store/mod.js')).venueEntries(e, flags.day)))) as Rows;
-      if (flags.json) return console.log(JSON.stringify(rows, null, 2));
-      console.log(`entries per venue and hour, ${flags.day} (Asia/Shanghai)`);
-      if (rows.length === 0) console.log('  none');
-      for (const r of rows) console.log(`  ${r.hour}  ${r.venueId.padEnd(40)} ${String(r.entries).padStart(6)}  (${r.crossRegion} from other regions)`);
-    });
+  const entries = program.command('entries').description('culture and tourism entries per venue and hour of a business day or a time range (hours that start in it)');
+  for (const o of rangeOptions('today')) entries.addOption(o);
+  entries.addOption(metricsPortOption());
+  for (const o of formatOptions()) entries.addOption(o);
+  entries.action(async (flags: RangeFlags & { metricsPort?: number; format?: OutputFormat; json?: boolean }) => {
+    const format = outputFormat(flags);
+    const range = resolveRange(flags, businessDay(Date.now()));
+    const cfg = await reportConfig(flags);
+    const rows = ((await fromRunning(cfg, `/entries?from=${range.fromMs}&to=${range.toMs}`)) ??
+      (await withStore(cfg, async (e) => (await import('../store/mod.js')).venueEntries(e, { fromMs: range.fromMs, toMs: range.toMs })))) as VenueHourEntries[];
+    if (format === 'json') return write(JSON.stringify(rows, null, 2));
+    if (format === 'csv') return write(toCsv(['hour', 'venueId', 'entries', 'crossRegion'], rows as unknown as Record<string, unknown>[]));
+    const lines = [`entries per venue and hour, ${describeRange(range)}`];
+    if (rows.length === 0) lines.push('  none');
+    for (const r of rows) lines.push(`  ${r.hour}  ${r.venueId.padEnd(40)} ${String(r.entries).padStart(6)}  (${r.crossRegion} from other regions)`);
+    write(lines.join('\n'));
+  });
 
   const clearing = program.command('clearing').description('inter-region clearing from the ledger');
-  clearing
+  const clearingReport = clearing
     .command('report')
-    .description('per-account debits and credits of a business day and the net positions between BJ, TJ and HE')
-    .addOption(dayOption())
-    .addOption(metricsPortOption())
-    .option('--json', 'as JSON')
-    .action(async (flags: { day: string; metricsPort?: number; json?: boolean }) => {
-      const cfg = await reportConfig(flags);
-      const viaHttp = await fromRunning(cfg, `/clearing?day=${flags.day}`);
-      const r = viaHttp
-        ? { report: viaHttp as ClearingReport, balance: (await fromRunning(cfg, '/ledger-balance')) as LedgerBalance }
-        : await withStore(cfg, async (e) => {
-            const { clearingReport, ledgerBalance } = await import('../store/mod.js');
-            return { report: await clearingReport(e, flags.day), balance: await ledgerBalance(e) };
-          });
-      if (flags.json) return console.log(JSON.stringify(r, null, 2));
-      console.log(formatClearing(r.report, r.balance));
-    });
+    .description('per-account debits and credits of a business day (or of the business days a --from/--to range touches) and the net positions between BJ, TJ and HE');
+  for (const o of rangeOptions('today')) clearingReport.addOption(o);
+  clearingReport.addOption(metricsPortOption());
+  clearingReport.addOption(new Option('--view <names>', 'CSV: only these sections, comma-separated: accounts, positions').argParser(listOf(['accounts', 'positions'] as const)));
+  for (const o of formatOptions()) clearingReport.addOption(o);
+  clearingReport.action(async (flags: RangeFlags & { metricsPort?: number; view?: ('accounts' | 'positions')[]; format?: OutputFormat; json?: boolean }) => {
+    const format = outputFormat(flags);
+    const range = resolveRange(flags, businessDay(Date.now()));
+    const { first, last } = businessDays(range);
+    const cfg = await reportConfig(flags);
+    const viaHttp = (await fromRunning(cfg, `/clearing?day=${first}&lastDay=${last}`)) as ClearingReport | undefined;
+    if (viaHttp && (viaHttp.lastBusinessDay ?? viaHttp.businessDay) !== last) {
+      throw new Error(`the tapflow running with metrics port ${cfg.TAPFLOW_METRICS_PORT} answered for another range of days (an older version?); run the report once it has stopped`);
+    }
+    const r = viaHttp
+      ? { report: viaHttp, balance: (await fromRunning(cfg, '/ledger-balance')) as LedgerBalance }
+      : await withStore(cfg, async (e) => {
+          const { clearingReport, ledgerBalance } = await import('../store/mod.js');
+          return { report: await clearingReport(e, first, { lastDay: last }), balance: await ledgerBalance(e) };
+        });
+    if (format === 'json') return write(JSON.stringify(r, null, 2));
+    if (format === 'csv') {
+      const sections: Section[] = [
+        { name: 'accounts', heading: `ledger by account, business days ${first} to ${last}`, columns: ['account', 'entries', 'debit_fen', 'credit_fen', 'net_fen'], rows: r.report.accounts.map((a) => ({ account: a.account, entries: a.entries, debit_fen: a.debitFen, credit_fen: a.creditFen, net_fen: a.netFen })) },
+        { name: 'positions', heading: `net positions between regions, business days ${first} to ${last}`, columns: ['debtor', 'creditor', 'amount_fen'], rows: r.report.positions.map((p) => ({ debtor: p.debtor, creditor: p.creditor, amount_fen: p.amountFen })) },
+      ];
+      return write(sectionsCsv(sections.filter((x) => !flags.view || flags.view.includes(x.name as 'accounts'))));
+    }
+    write(formatClearing(r.report, r.balance));
+  });
 }

@@ -57,6 +57,16 @@ export const settings = {
   TAPFLOW_STREAM_MAX_BYTES: { schema: positiveInt, default: String(8 * 1024 ** 3), doc: 'Size limit of each stream (bytes); a full stream refuses new taps (discard new) rather than dropping old ones.' },
   TAPFLOW_STREAM_REPLICAS: { schema: positiveInt.max(5), default: '1', doc: 'Replicas of every stream and KV bucket tapflow creates (JetStream num_replicas, 1 to 5): 3 on a three-node NATS cluster keeps every stream available and nothing lost while one node is down. Applied when a stream or bucket is created; a single nats-server takes 1.' },
   TAPFLOW_STREAM_MAX_AGE_S: { schema: positiveInt, default: String(7 * 24 * 3600), doc: 'Age limit of messages in each stream (s).' },
+  TAPFLOW_ARCHIVE_MAX_AGE_S: {
+    schema: positiveInt,
+    default: String(30 * 24 * 3600),
+    doc: 'How long the ARCHIVE stream keeps the messages the sink stores (decisions, settlements, risk flags), for `tapflow store rebuild` (s; default 30 days): the ranges of the store that can be rebuilt.',
+  },
+  TAPFLOW_ARCHIVE_MAX_BYTES: {
+    schema: positiveInt,
+    default: String(16 * 1024 ** 3),
+    doc: 'Size limit of the ARCHIVE stream (bytes; default 16 GiB). When full it drops its oldest messages (it never holds up the pipeline); it doubles the disk the sink\'s three streams write.',
+  },
   TAPFLOW_BATCH_MAX_TAPS: {
     schema: positiveInt.max(10_000),
     default: '5000',

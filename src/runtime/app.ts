@@ -110,7 +110,7 @@ export async function ensureNats(cfg: Config, log: Logger): Promise<NatsServerHa
   const storeDir = join(cfg.TAPFLOW_DATA_DIR, 'nats');
   log.info({ bin, port, storeDir }, 'starting a local nats-server with JetStream');
   // Room for every stream's size limit, whatever the disk's free space says at start.
-  return startNatsServer({ bin, host: '127.0.0.1', port, storeDir, jetstream: true, maxFileStore: fileStoreNeeded(cfg.TAPFLOW_STREAM_MAX_BYTES), log: nlog });
+  return startNatsServer({ bin, host: '127.0.0.1', port, storeDir, jetstream: true, maxFileStore: fileStoreNeeded(cfg.TAPFLOW_STREAM_MAX_BYTES, cfg.TAPFLOW_ARCHIVE_MAX_BYTES), log: nlog });
 }
 
 export interface StartOptions {

@@ -12,7 +12,6 @@
  */
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Bus } from '../bus/connection.js';
-import { decodeDecision, decodeRiskFlag, decodeSettlement, splitDecisionBundle, splitSettlementBundle } from '../bus/codec.js';
 import { messageFailure } from '../bus/failures.js';
 import { replayedWholeOriginals } from '../bus/replay.js';
 import { PartitionWorker, type ConsumerSpec, type DeadMessage, type PartitionWorkerOptions } from '../bus/partitions.js';
@@ -23,6 +22,7 @@ import { TapflowError } from '../domain/reasons.js';
 import { join } from 'node:path';
 import { workerOptions, type AppContext, type Role } from '../runtime/app.js';
 import { pacer } from '../runtime/pacer.js';
+import { writeMessageRows } from './message-rows.js';
 import {
   applyRetention,
   clearingReport,
@@ -37,11 +37,9 @@ import {
   openStore,
   waitForEmbeddedStore,
   summary,
-  writeClaim,
-  writeDecision,
-  writeLedger,
-  writeRiskFlag,
-  writeSettlement,
+  reportViews,
+  REPORT_VIEW_NAMES,
+  type ReportViewName,
   todayInShanghai,
   type ClickHouseEngine,
   type SourceStream,
@@ -199,36 +197,17 @@ export class SinkRole {
           dead.push({ msg: m, error: messageFailure(err, 'process'), part: { name: `${kind}-${i}`, data: raw } });
         }
       });
-    const flag = (m: JsMsg) => (raw: Uint8Array) => {
-      if (above('risk_flags', m)) writeRiskFlag(batch('risk_flags'), decodeRiskFlag(raw), m.seq, stream);
-    };
     // Writing a large batch gives the thread's other work (ingest's answers) a turn now and then.
     const pace = pacer();
     for (const m of msgs) {
       await pace();
       try {
-        if (stream === 'DECISIONS') {
-          const b = splitDecisionBundle(m.data);
-          eachPart(m, 'decision', b.decisions, (raw) => {
-            if (!above('decisions', m)) return;
-            const d = decodeDecision(raw);
-            writeDecision(batch('decisions'), d, m.seq);
-            ingestTimes.push(d.ingestTime);
-          });
-          eachPart(m, 'flag', b.flags, flag(m));
-        } else if (stream === 'SETTLEMENTS') {
-          const b = splitSettlementBundle(m.data);
-          eachPart(m, 'settlement', b.settlements, (raw) => {
-            const st = decodeSettlement(raw);
-            // A rejected claim moved no money: it is a row of `claims` only, no settlement.
-            if (st.claim?.status !== 'REJECTED' && above('settlements', m)) writeSettlement(batch('settlements'), st, m.seq);
-            if (above('ledger', m)) writeLedger(batch('ledger'), st, m.seq);
-            if (st.claim && above('claims', m)) writeClaim(batch('claims'), st, m.seq, st.personToken);
-          });
-          eachPart(m, 'flag', b.flags, flag(m));
-        } else {
-          eachPart(m, 'flag', [m.data], flag(m));
-        }
+        writeMessageRows(stream, m.data, m.seq, {
+          wants: (t) => above(t, m),
+          rows: (t) => batch(t),
+          eachPart: (kind, parts, write) => eachPart(m, kind, parts, write),
+          onDecision: (d) => ingestTimes.push(d.ingestTime),
+        });
       } catch (err) {
         dead.push({ msg: m, error: messageFailure(err, 'decode') });
       }
@@ -283,14 +262,40 @@ export async function createSinkRole(ctx: AppContext): Promise<Role> {
   await sink.start();
   ctx.engine = engine;
   // Reports read through the running process (the embedded engine allows one process per data dir).
+  const epochMs = (q: URLSearchParams, name: string): number | undefined => {
+    const v = q.get(name);
+    if (v === null) return undefined;
+    if (!/^\d{1,15}$/.test(v)) throw new Error(`${name}: expected epoch milliseconds, got ${v}`);
+    return Number(v);
+  };
+  const day = (q: URLSearchParams, name: string): string | undefined => {
+    const v = q.get(name);
+    if (v !== null && !/^\d{4}-\d{2}-\d{2}$/.test(v)) throw new Error(`${name}: expected YYYY-MM-DD, got ${v}`);
+    return v ?? undefined;
+  };
   ctx.endpoints.set('/summary', async (q) => {
-    const since = q.get('since');
-    if (since !== null && !/^\d{1,15}$/.test(since)) throw new Error(`since: expected epoch milliseconds, got ${since}`);
-    return summary(engine, since === null ? {} : { sinceMs: Number(since) });
+    const [sinceMs, fromMs, toMs] = [epochMs(q, 'since'), epochMs(q, 'from'), epochMs(q, 'to')];
+    return summary(engine, { ...(sinceMs !== undefined && { sinceMs }), ...(fromMs !== undefined && { fromMs }), ...(toMs !== undefined && { toMs }) });
+  });
+  ctx.endpoints.set('/report-views', async (q) => {
+    const [fromMs, toMs] = [epochMs(q, 'from'), epochMs(q, 'to')];
+    if (fromMs === undefined || toMs === undefined) throw new Error('from and to (epoch ms) are required');
+    const b = /^(\d{1,4}) (minute|hour|day)$/.exec(q.get('bucket') ?? '1 hour');
+    if (!b) throw new Error(`bucket: expected "<n> minute|hour|day", got ${q.get('bucket')}`);
+    const names = (q.get('views') ?? REPORT_VIEW_NAMES.join(',')).split(',');
+    const unknown = names.filter((n) => !(REPORT_VIEW_NAMES as readonly string[]).includes(n));
+    if (unknown.length > 0) throw new Error(`views: unknown ${unknown.join(', ')}`);
+    return reportViews(engine, { fromMs, toMs, interval: { count: Number(b[1]), unit: b[2] as 'hour' }, views: names as ReportViewName[] });
   });
   ctx.endpoints.set('/ledger-balance', () => ledgerBalance(engine));
-  ctx.endpoints.set('/entries', (q) => venueEntries(engine, q.get('day') ?? todayInShanghai()));
-  ctx.endpoints.set('/clearing', (q) => clearingReport(engine, q.get('day') ?? todayInShanghai()));
+  ctx.endpoints.set('/entries', (q) => {
+    const [fromMs, toMs] = [epochMs(q, 'from'), epochMs(q, 'to')];
+    return venueEntries(engine, fromMs !== undefined && toMs !== undefined ? { fromMs, toMs } : (day(q, 'day') ?? todayInShanghai()));
+  });
+  ctx.endpoints.set('/clearing', (q) => {
+    const first = day(q, 'day') ?? todayInShanghai();
+    return clearingReport(engine, first, { lastDay: day(q, 'lastDay') ?? first });
+  });
   return {
     name: 'sink',
     ready: () => sink.ready(),

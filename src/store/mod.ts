@@ -16,3 +16,5 @@ export { highWaterMarks, tablesHoldingMessages, summary, regionParts, clearingRe
 export { TABLE_SOURCE_STREAMS, MARK_KEYS, DEFAULT_RISK_FLAG_STREAM, markKey, dedupToken } from './sources.js';
 export type { StoreTable, SourceStream, MarkKey } from './sources.js';
 export type { HighWaterMarks, StoreSummary, SummaryFilter, RegionPart, ClearingReport, ClearingOptions, AccountTotal, LedgerBalance, VenueHourEntries } from './queries.js';
+export { loadPanelQueries, panelQuery, expandPanelSql, DASHBOARDS_DIR, CLICKHOUSE_DATASOURCE, type PanelQuery, type MacroRange, type Interval } from './panels.js';
+export { reportViews, REPORT_VIEWS, REPORT_VIEW_NAMES, type ReportView, type ReportViewName, type ReportViewOptions, type ReportViewSpec } from './report-views.js';

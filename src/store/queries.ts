@@ -5,6 +5,7 @@
  */
 import { Regions, type Region } from '../domain/types.js';
 import { TapflowError } from '../domain/reasons.js';
+import { shanghaiTime } from '../domain/settle/time.js';
 import type { ClickHouseEngine } from './engine.js';
 import { MARK_KEYS, type MarkKey, type SourceStream, type StoreTable, TABLE_SOURCE_STREAMS, feeds, markKey } from './sources.js';
 
@@ -81,6 +82,13 @@ export interface SummaryFilter {
    * `tapflow start --demo` is the events ingested since it started. @default every event
    */
   sinceMs?: number;
+  /**
+   * Only events whose device (event) time is at or after this time (epoch ms): decisions,
+   * settlements, ledger entries and risk flags by their device time. @default no lower bound
+   */
+  fromMs?: number;
+  /** Only events whose device time is before this time (epoch ms, excluded). @default no upper bound */
+  toMs?: number;
 }
 
 /** One part of a region's figure: settlements of one scene and kind. */
@@ -97,6 +105,8 @@ export interface RegionPart {
 export interface StoreSummary {
   /** The filter applied, echoed (absent: everything stored). */
   sinceMs?: number;
+  fromMs?: number;
+  toMs?: number;
   /** All decided taps. */
   taps: number;
   /** Taps per verdict, e.g. { ACCEPTED: 120, REJECTED: 3 }. */
@@ -118,18 +128,33 @@ export interface StoreSummary {
   riskFlags: { ruleId: string; severity: string; flags: number }[];
 }
 
-/** WHERE conditions of a filter, per table (ClickHouse query parameters: {since:Int64}). */
+/** WHERE conditions of a filter, per table (ClickHouse query parameters: {since:Int64}, {from:Int64}, {to:Int64}). */
 function summaryConditions(f: SummaryFilter): { decisions: string; settlements: string; ledger: string; riskFlags: string; params: Record<string, unknown> } {
-  if (f.sinceMs === undefined) return { decisions: '1', settlements: '1', ledger: '1', riskFlags: '1', params: {} };
-  if (!Number.isSafeInteger(f.sinceMs)) throw new RangeError(`sinceMs must be epoch milliseconds, got ${f.sinceMs}`);
-  const since = 'fromUnixTimestamp64Milli({since:Int64})';
-  return {
-    decisions: `ingest_time >= ${since}`,
-    settlements: `ingest_time >= ${since}`,
-    ledger: `settlement_id IN (SELECT settlement_id FROM settlements WHERE ingest_time >= ${since})`,
-    riskFlags: `flag_time >= ${since}`,
-    params: { since: f.sinceMs },
+  const decisions: string[] = [];
+  const settlements: string[] = [];
+  const ledger: string[] = [];
+  const riskFlags: string[] = [];
+  const params: Record<string, unknown> = {};
+  const bound = (name: 'since' | 'from' | 'to', v: number | undefined) => {
+    if (v === undefined) return false;
+    if (!Number.isSafeInteger(v)) throw new RangeError(`${name}Ms must be epoch milliseconds, got ${v}`);
+    params[name] = v;
+    return true;
   };
+  if (bound('since', f.sinceMs)) {
+    const since = 'fromUnixTimestamp64Milli({since:Int64})';
+    decisions.push(`ingest_time >= ${since}`);
+    settlements.push(`ingest_time >= ${since}`);
+    ledger.push(`settlement_id IN (SELECT settlement_id FROM settlements WHERE ingest_time >= ${since})`);
+    riskFlags.push(`flag_time >= ${since}`);
+  }
+  for (const [name, op] of [['from', '>='], ['to', '<']] as const) {
+    if (!bound(name, name === 'from' ? f.fromMs : f.toMs)) continue;
+    const c = `device_time ${op} fromUnixTimestamp64Milli({${name}:Int64})`;
+    for (const list of [decisions, settlements, ledger, riskFlags]) list.push(c);
+  }
+  const all = (list: string[]) => (list.length === 0 ? '1' : list.join(' AND '));
+  return { decisions: all(decisions), settlements: all(settlements), ledger: all(ledger), riskFlags: all(riskFlags), params };
 }
 
 /** Transit and culture settlements by region, scene and kind (see {@link StoreSummary.regionParts}). */
@@ -176,6 +201,8 @@ export async function summary(engine: ClickHouseEngine, filter: SummaryFilter = 
   for (const v of verdicts) byVerdict[v.verdict] = v.taps;
   return {
     ...(filter.sinceMs !== undefined && { sinceMs: filter.sinceMs }),
+    ...(filter.fromMs !== undefined && { fromMs: filter.fromMs }),
+    ...(filter.toMs !== undefined && { toMs: filter.toMs }),
     taps: verdicts.reduce((n, v) => n + v.taps, 0),
     byVerdict,
     topReasons: reasons,
@@ -198,7 +225,10 @@ export interface AccountTotal {
 }
 
 export interface ClearingReport {
+  /** The (first) business day reported. */
   businessDay: string;
+  /** The last business day reported (the same as businessDay for one day). */
+  lastBusinessDay: string;
   /** Every account posted on the day, by name. */
   accounts: AccountTotal[];
   totals: { debitFen: number; creditFen: number; balanced: boolean };
@@ -226,17 +256,20 @@ export interface ClearingOptions {
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
 /**
- * Per-account debits and credits of one business day (YYYY-MM-DD, Asia/Shanghai), and the net
- * positions between BJ, TJ and HE from the inter-region clearing accounts.
+ * Per-account debits and credits of one business day (YYYY-MM-DD, Asia/Shanghai), or of the
+ * business days from `day` to `opts.lastDay` included, and the net positions between BJ, TJ and
+ * HE from the inter-region clearing accounts.
  */
-export async function clearingReport(engine: ClickHouseEngine, day: string, opts: ClearingOptions = {}): Promise<ClearingReport> {
-  if (!DAY.test(day)) throw new RangeError(`business day must be YYYY-MM-DD, got ${JSON.stringify(day)}`);
+export async function clearingReport(engine: ClickHouseEngine, day: string, opts: ClearingOptions & { lastDay?: string } = {}): Promise<ClearingReport> {
+  const lastDay = opts.lastDay ?? day;
+  for (const d of [day, lastDay]) if (!DAY.test(d)) throw new RangeError(`business day must be YYYY-MM-DD, got ${JSON.stringify(d)}`);
+  if (lastDay < day) throw new RangeError(`last business day ${lastDay} is before the first, ${day}`);
   const prefix = opts.clearingPrefix ?? 'clearing:';
   const rows = await engine.query<Omit<AccountTotal, 'netFen'>>(
     `SELECT account, count() AS entries, sum(debit_fen) AS debitFen, sum(credit_fen) AS creditFen
-     FROM ledger WHERE business_day = {day:Date}
+     FROM ledger WHERE business_day >= {day:Date} AND business_day <= {lastDay:Date}
      GROUP BY account ORDER BY account`,
-    { day },
+    { day, lastDay },
   );
   const accounts = rows.map((r) => ({ ...r, netFen: r.debitFen - r.creditFen }));
   const debitFen = accounts.reduce((n, a) => n + a.debitFen, 0);
@@ -269,6 +302,7 @@ export async function clearingReport(engine: ClickHouseEngine, day: string, opts
   }
   return {
     businessDay: day,
+    lastBusinessDay: lastDay,
     accounts,
     totals: { debitFen, creditFen, balanced: debitFen === creditFen },
     positions,
@@ -327,19 +361,27 @@ export interface VenueHourEntries {
 }
 
 /**
- * Culture and tourism entries per venue and hour of a business day (Asia/Shanghai), from the
- * materialized aggregate venue_entries_per_hour (summed: SummingMergeTree merges lazily).
+ * Culture and tourism entries per venue and hour, from the materialized aggregate
+ * venue_entries_per_hour (summed: SummingMergeTree merges lazily): of a business day
+ * (YYYY-MM-DD, Asia/Shanghai), or of the hours that start in [fromMs, toMs) (epoch ms; the
+ * aggregate's resolution is the hour, so a range is exact when its ends are whole hours).
  */
-export async function venueEntries(engine: ClickHouseEngine, day: string): Promise<VenueHourEntries[]> {
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(day)) throw new RangeError(`day must be YYYY-MM-DD, got ${JSON.stringify(day)}`);
+export async function venueEntries(engine: ClickHouseEngine, range: string | { fromMs: number; toMs: number }): Promise<VenueHourEntries[]> {
+  let r: { fromMs: number; toMs: number };
+  if (typeof range === 'string') {
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(range)) throw new RangeError(`day must be YYYY-MM-DD, got ${JSON.stringify(range)}`);
+    const start = shanghaiTime(range);
+    r = { fromMs: start, toMs: start + 86_400_000 };
+  } else r = range;
+  for (const v of [r.fromMs, r.toMs]) if (!Number.isSafeInteger(v)) throw new RangeError(`range ends must be epoch ms, got ${v}`);
   const rows = await engine.query<{ hour_text: string; venue_id: string; n: number; cross_region: number }>(
     `SELECT formatDateTime(hour, '%Y-%m-%d %H:00') AS hour_text, venue_id, sum(entries) AS n,
             sumIf(entries, card_region != terminal_region) AS cross_region
        FROM venue_entries_per_hour
-      WHERE toDate(hour) = toDate({day:String})
+      WHERE hour >= fromUnixTimestamp64Milli({from:Int64}) AND hour < fromUnixTimestamp64Milli({to:Int64})
       GROUP BY hour_text, venue_id
       ORDER BY hour_text, venue_id`,
-    { day },
+    { from: r.fromMs, to: r.toMs },
   );
   return rows.map((r) => ({ hour: r.hour_text, venueId: r.venue_id, entries: Number(r.n), crossRegion: Number(r.cross_region) }));
 }

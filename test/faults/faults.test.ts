@@ -25,6 +25,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/config.js';
 import { Streams } from '../../src/bus/subjects.js';
+import { ARCHIVE_STREAM } from '../../src/bus/archive.js';
 import { trustFilePath } from '../../src/validate/trust.js';
 import { ClaimStatus, TapStatus } from '../../src/gen/tapflow/v1/ingest.js';
 import { prepareSharedKeys } from '../support/processes.js';
@@ -325,7 +326,7 @@ describe('fault suite', () => {
       ],
       after: async (f) => {
         await back;
-        for (const s of Object.values(Streams)) expect((await f.bus.jsm.streams.info(s.name)).config.num_replicas, s.name).toBe(3);
+        for (const name of [...Object.values(Streams).map((s) => s.name), ARCHIVE_STREAM]) expect((await f.bus.jsm.streams.info(name)).config.num_replicas, name).toBe(3);
       },
     });
     prove('cluster-node-kill', r, reference);

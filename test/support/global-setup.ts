@@ -3,7 +3,9 @@
  * besides npm packages are there, and hands their paths to the test workers through the
  * environment (workers are forked after this runs and inherit it):
  * - nats-server (TAPFLOW_TEST_NATS_BIN) for the integration and end-to-end tests;
- * - promtool (TAPFLOW_TEST_PROMTOOL_BIN) for the alert rule tests.
+ * - promtool (TAPFLOW_TEST_PROMTOOL_BIN) for the alert rule tests;
+ * - the Prometheus server (TAPFLOW_TEST_PROMETHEUS_BIN) for the test that evaluates every
+ *   dashboard and alert expression against a running tapflow (same Debian package as promtool).
  *
  * A missing tool is installed with apt-get when CI=true, or when running as root on
  * Debian/Ubuntu — the way `tapflow start` installs nats-server (src/runtime/apt.ts), saying what
@@ -13,7 +15,7 @@
 import { readFile } from 'node:fs/promises';
 import { isDebianLike, parseOsRelease, type InstallLog } from '../../src/runtime/apt.js';
 import { ensureNatsServer, NatsServerError } from '../../src/runtime/nats-server.js';
-import { ensurePromtool, PromtoolMissingError, TEST_PROMTOOL_BIN_ENV } from './promtool.js';
+import { ensurePrometheus, ensurePromtool, PromtoolMissingError, TEST_PROMETHEUS_BIN_ENV, TEST_PROMTOOL_BIN_ENV } from './promtool.js';
 
 /** The environment variable carrying the nats-server path to the test workers. */
 export const TEST_NATS_BIN_ENV = 'TAPFLOW_TEST_NATS_BIN';
@@ -44,5 +46,12 @@ export default async function setup(): Promise<void> {
     if (!(err instanceof PromtoolMissingError)) throw err;
     delete process.env[TEST_PROMTOOL_BIN_ENV];
     console.warn(`[global-setup] the alert rule tests (test/integration/ops/promtool.test.ts) will fail:\n${err.message}`);
+  }
+  try {
+    process.env[TEST_PROMETHEUS_BIN_ENV] = await ensurePrometheus({ install, log });
+  } catch (err) {
+    if (!(err instanceof PromtoolMissingError)) throw err;
+    delete process.env[TEST_PROMETHEUS_BIN_ENV];
+    console.warn(`[global-setup] the Prometheus-backed test (test/integration/ops/prometheus-real.test.ts) will fail:\n${err.message}`);
   }
 }

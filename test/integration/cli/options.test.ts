@@ -82,6 +82,26 @@ const DAY: Case[] = [
   [['--day', '20260310'], 'a calendar day YYYY-MM-DD'],
   [['--day', 'today'], 'a calendar day YYYY-MM-DD'],
 ];
+/** Bad values of the time range and output options of report, entries and clearing report. */
+const RANGE: Record<string, Case[]> = {
+  '--day': DAY,
+  '--from': [
+    [['--from', 'yesterday'], 'epoch milliseconds or ISO 8601'],
+    [['--from', '2026-02-30'], 'epoch milliseconds or ISO 8601'],
+    [['--from', '1990-01-01'], 'a time from 2015-01-01 to 2100-01-01'],
+  ],
+  '--to': [
+    [['--to', '2026-03-10T25:00'], 'epoch milliseconds or ISO 8601'],
+    [['--to', '2200-01-01'], 'a time from 2015-01-01 to 2100-01-01'],
+  ],
+  '--format': [[['--format', 'xml'], 'Allowed choices are table, json, csv']],
+  '--day with --from or --to': [
+    [['--day', '2026-03-10', '--from', '2026-03-10'], '--day cannot be combined with --from or --to'],
+    [['--day', '2026-03-10', '--to', '2026-03-11'], '--day cannot be combined with --from or --to'],
+  ],
+  '--to not after --from': [[['--from', '2026-03-11', '--to', '2026-03-10'], '--to (2026-03-10T00:00:00.000+08:00) must be after --from']],
+  '--json with --format csv': [[['--json', '--format', 'csv'], '--json and --format csv contradict each other']],
+};
 const REPORT_PORT: Case[] = [
   [['--metrics-port', 'abc'], 'an integer from 1 to 65535'],
   [['--metrics-port', '0'], 'an integer from 1 to 65535'],
@@ -134,14 +154,25 @@ const BAD: Record<string, Record<string, Case[]>> = {
   settler: RUN_FLAGS,
   sink: RUN_FLAGS,
   report: {
+    ...RANGE,
+    '--view': [
+      [['--view', 'nope'], 'a comma-separated list of throughput, rejects-by-reason'],
+      [['--view', 'medical,medical'], 'each at most once'],
+    ],
+    '--bucket': [
+      [['--bucket', '7s'], 'an interval of minutes (1m-1440m), hours (1h-168h) or days (1d-366d)'],
+      [['--bucket', '0h'], 'an interval of minutes'],
+      [['--bucket', '2000m'], 'an interval of minutes'],
+    ],
+    '--since with a range': [[['--since', '2026-03-10', '--from', '2026-03-10'], '--since (ingest time) cannot be combined with --day, --from or --to']],
     '--metrics-port': REPORT_PORT,
     '--since': [
       [['--since', 'the start'], 'epoch milliseconds or ISO 8601'],
       [['--since', '2026-02-30T08:00'], 'epoch milliseconds or ISO 8601'],
     ],
   },
-  entries: { '--day': DAY, '--metrics-port': REPORT_PORT },
-  'clearing report': { '--day': DAY, '--metrics-port': REPORT_PORT },
+  entries: { ...RANGE, '--metrics-port': REPORT_PORT },
+  'clearing report': { ...RANGE, '--view': [[['--view', 'totals'], 'a comma-separated list of accounts, positions']], '--metrics-port': REPORT_PORT },
   'keys generate': {
     '--out': [[['--out', 'package.json'], 'a folder; package.json is a file']],
     '--seed': [[['--seed', ''], 'not an empty string']],
@@ -220,6 +251,11 @@ const BAD: Record<string, Record<string, Case[]>> = {
       [['7', '--since', '2026-03-10'], '--since: only with --all'],
     ],
     'sequences and --all': [[['7', '--all'], '--all: replays every dead letter matching the filters', 'not both']],
+  },
+  'store rebuild': {
+    '--table': [[['--table', 'nope', '--from', '2026-11-01', '--to', '2026-11-02'], "option '--table <tables>' argument 'nope' is invalid", 'a comma-separated list of decisions']],
+    '--from': [[['--table', 'decisions', '--from', 'soon', '--to', '2026-11-02'], "option '--from <time>' argument 'soon' is invalid"]],
+    '--to': [[['--table', 'decisions', '--from', '2026-11-01', '--to', '2026-13-02'], "option '--to <time>' argument '2026-13-02' is invalid"]],
   },
   'medical quote': {
     '<claim.json>': [[['no-such-claim.json'], 'cannot read no-such-claim.json']],

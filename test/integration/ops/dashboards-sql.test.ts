@@ -3,47 +3,21 @@
  * src/store, on the embedded engine), and the finance and venue queries give the right numbers.
  * Grafana's ClickHouse macros are expanded the way grafana-clickhouse-datasource does.
  */
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate, openClickHouse, type ClickHouseEngine } from '../../../src/store/mod.js';
+import { expandPanelSql, loadPanelQueries } from '../../../src/store/panels.js';
 
-const DASHBOARDS = join(import.meta.dirname, '..', '..', '..', 'grafana', 'dashboards');
-
-interface Query {
-  dashboard: string;
-  panel: string;
-  sql: string;
+/** Every ClickHouse query of the dashboards, as dashboard title, panel title and SQL. */
+async function clickhouseQueries(): Promise<{ dashboard: string; panel: string; sql: string; variables: Record<string, string> }[]> {
+  return loadPanelQueries().map((q) => ({ dashboard: q.dashboardTitle, panel: q.panelTitle, sql: q.rawSql, variables: q.variables }));
 }
 
-async function clickhouseQueries(): Promise<Query[]> {
-  const out: Query[] = [];
-  for (const file of (await readdir(DASHBOARDS)).filter((f) => f.endsWith('.json'))) {
-    const d = JSON.parse(await readFile(join(DASHBOARDS, file), 'utf8')) as {
-      title: string;
-      panels: { title: string; targets?: { datasource?: { type?: string }; rawSql?: string }[] }[];
-    };
-    for (const p of d.panels) {
-      for (const t of p.targets ?? []) {
-        if (t.datasource?.type === 'grafana-clickhouse-datasource' && t.rawSql) out.push({ dashboard: d.title, panel: p.title, sql: t.rawSql });
-      }
-    }
-  }
-  return out;
-}
-
-/** The plugin's macros for a time range [from, to] (epoch ms). */
-function expandMacros(sql: string, fromMs: number, toMs: number): string {
-  const from = Math.floor(fromMs / 1000);
-  const to = Math.floor(toMs / 1000);
-  const day = (ms: number) => new Date(ms + 8 * 3600_000).toISOString().slice(0, 10); // Asia/Shanghai
-  return sql
-    .replace(/\$__timeFilter\(([^)]+)\)/g, (_, c: string) => `${c} >= toDateTime(${from}) AND ${c} <= toDateTime(${to})`)
-    .replace(/\$__dateFilter\(([^)]+)\)/g, (_, c: string) => `${c} >= toDate('${day(fromMs)}') AND ${c} <= toDate('${day(toMs)}')`)
-    .replace(/\$__timeInterval\(([^)]+)\)/g, (_, c: string) => `toStartOfInterval(toDateTime(${c}), INTERVAL 60 second)`)
-    .replace(/\$__fromTime/g, `toDateTime(${from})`)
-    .replace(/\$__toTime/g, `toDateTime(${to})`);
+/** The plugin's macros for a time range [from, to] (epoch ms): src/store/panels.ts, grafana mode. */
+function expandMacros(sql: string, fromMs: number, toMs: number, variables: Record<string, string> = {}): string {
+  return expandPanelSql({ rawSql: sql, variables }, { fromMs, toMs, mode: 'grafana' });
 }
 
 const ts = (ms: number) => `${Math.floor(ms / 1000)}.${String(ms % 1000).padStart(3, '0')}`;
@@ -137,14 +111,14 @@ describe('ops - dashboard SQL on the embedded ClickHouse', () => {
   const find = async (title: RegExp) => {
     const q = (await clickhouseQueries()).find((x) => title.test(x.panel));
     if (!q) throw new Error(`no ClickHouse panel matching ${title}`);
-    return expandMacros(q.sql, range().from, range().to);
+    return expandMacros(q.sql, range().from, range().to, q.variables);
   };
 
   it('runs every ClickHouse query of every dashboard', async () => {
     const queries = await clickhouseQueries();
     expect(queries.length).toBeGreaterThanOrEqual(8);
     for (const q of queries) {
-      const sql = expandMacros(q.sql, range().from, range().to);
+      const sql = expandMacros(q.sql, range().from, range().to, q.variables);
       expect(sql, `${q.dashboard} / ${q.panel}: unexpanded macro`).not.toMatch(/\$/);
       await expect(engine.query(sql), `${q.dashboard} / ${q.panel}`).resolves.toBeInstanceOf(Array);
     }

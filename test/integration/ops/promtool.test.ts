@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { ensurePromtool, findPromtool, promtoolInstallHelp, PromtoolMissingError, TEST_PROMTOOL_BIN_ENV } from '../../support/promtool.js';
+import { ensurePrometheus, ensurePromtool, findPromtool, promtoolInstallHelp, PromtoolMissingError, TEST_PROMETHEUS_BIN_ENV, TEST_PROMTOOL_BIN_ENV } from '../../support/promtool.js';
 
 const PROMETHEUS_DIR = join(import.meta.dirname, '..', '..', '..', 'prometheus');
 
@@ -81,6 +81,17 @@ describe('prometheus - promtool install (test setup)', () => {
     const err = await ensurePromtool({ install: true, log, find: nowhere, facts }).catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/not installed automatically: installing needs root/);
     expect(messages).toEqual([]);
+  });
+
+  it('the Prometheus server comes from the same package, found and explained the same way', async () => {
+    const err = await ensurePrometheus({ install: false, log: { info: () => {}, warn: () => {} }, find: nowhere }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PromtoolMissingError);
+    expect((err as Error).message).toMatch(/^prometheus was not found on PATH/);
+    expect((err as Error).message).toContain('apt-get install -y --no-install-recommends prometheus');
+    const bin = process.env[TEST_PROMETHEUS_BIN_ENV];
+    if (!bin) throw new Error(promtoolInstallHelp('prometheus'));
+    expect(bin).toMatch(/\/prometheus$/);
+    expect(await ensurePrometheus({ install: false, log: { info: () => {}, warn: () => {} }, find: { env: { PATH: dirname(bin) }, wellKnownDirs: [] } })).toBe(bin);
   });
 
   it('finds promtool on PATH without installing anything', async () => {

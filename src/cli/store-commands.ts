@@ -1,0 +1,34 @@
+/**
+ * `tapflow store rebuild`: a range of the store made again from the ARCHIVE stream (README,
+ * "Rebuilding a store range"). Options are checked when parsed; the bus and store code is loaded
+ * when the command runs (store-rebuild.ts).
+ */
+import { Option, type Command } from 'commander';
+import { instant, INSTANT_FORMS, listOf } from './options.js';
+
+/** The tables `--table` names (those the sink fills; src/sink/rebuild.ts REBUILD_TABLES). */
+export const STORE_TABLES = ['decisions', 'settlements', 'ledger', 'claims', 'risk_flags'] as const;
+
+export interface RebuildFlags {
+  table: (typeof STORE_TABLES)[number][];
+  from: number;
+  to: number;
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+export function registerStoreCommands(program: Command): void {
+  const group = program.command('store').description('the ClickHouse store: rebuild a range of its tables from the ARCHIVE stream');
+  group
+    .command('rebuild')
+    .summary('delete a range of store tables and make it again from the ARCHIVE stream')
+    .description(
+      'delete the rows of the given tables whose device time is in [--from, --to) and insert them again, made from the messages in the ARCHIVE stream with the sink\'s own row mapping; the aggregates the tables feed are rebuilt for the range. The range is whole business days (midnight Asia/Shanghai). Refuses, changing nothing, when a message the range\'s rows came from is no longer archived. With the embedded engine, stop tapflow first (its data dir is one process\'s).',
+    )
+    .addOption(new Option('--table <tables>', `tables to rebuild, comma-separated (${STORE_TABLES.join(', ')})`).argParser(listOf(STORE_TABLES)).makeOptionMandatory())
+    .addOption(new Option('--from <time>', `first instant of the range, at midnight Asia/Shanghai: ${INSTANT_FORMS}`).argParser(instant).makeOptionMandatory())
+    .addOption(new Option('--to <time>', `end of the range (excluded), at midnight Asia/Shanghai: ${INSTANT_FORMS}`).argParser(instant).makeOptionMandatory())
+    .option('--dry-run', 'read the archive and report what would be rebuilt; change nothing')
+    .option('--json', 'the summary as JSON')
+    .action(async (flags: RebuildFlags) => (await import('./store-rebuild.js')).rebuildStore(flags));
+}
