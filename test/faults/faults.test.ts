@@ -32,7 +32,7 @@ import { prepareSharedKeys } from '../support/processes.js';
 import { readIssuerKeys } from '../support/scenario.js';
 import { buildMixedScript, type MixedScript } from '../support/mixed-script.js';
 import { signClaimsWith } from '../integration/claims/grpc-claims.js';
-import { evenlyShared, until } from '../support/fleet.js';
+import { evenlyShared, eventually, until } from '../support/fleet.js';
 import { PARTITIONS, runFaultScenario, scriptClaims, type FaultRun, type FaultScenario } from './harness.js';
 
 const SEED = 20_261_130;
@@ -313,7 +313,7 @@ describe('fault suite', () => {
         {
           atStep: 90,
           act: async (f) => {
-            const info = await f.bus.jsm.streams.info(Streams.TAPS.name);
+            const info = await eventually(() => f.bus.jsm.streams.info(Streams.TAPS.name), 30_000, 'TAPS stream info');
             expect(info.config.num_replicas).toBe(3);
             const leader = info.cluster?.leader ?? '';
             const i = Number(/-n(\d+)$/.exec(leader)?.[1] ?? 0);
@@ -326,7 +326,9 @@ describe('fault suite', () => {
       ],
       after: async (f) => {
         await back;
-        for (const name of [...Object.values(Streams).map((s) => s.name), ARCHIVE_STREAM]) expect((await f.bus.jsm.streams.info(name)).config.num_replicas, name).toBe(3);
+        for (const name of [...Object.values(Streams).map((s) => s.name), ARCHIVE_STREAM]) {
+          expect((await eventually(() => f.bus.jsm.streams.info(name), 30_000, `${name} stream info`)).config.num_replicas, name).toBe(3);
+        }
       },
     });
     prove('cluster-node-kill', r, reference);

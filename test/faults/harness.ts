@@ -26,7 +26,7 @@ import { startTestNats } from '../support/nats.js';
 import { startTestNatsCluster, type TestNatsCluster } from '../support/nats-cluster.js';
 import { REPO_ROOT, spawnRole, stopAll, type RoleProcess } from '../support/processes.js';
 import { sendScript, TapSender, terminalMetadata, type AckLog, type ScriptStep } from '../support/scenario.js';
-import { consumerBacklogs, evenlyShared, leaseOwners, loadRunTimeData, until, type ConsumerBacklog } from '../support/fleet.js';
+import { consumerBacklogs, evenlyShared, eventually, leaseOwners, loadRunTimeData, until, type ConsumerBacklog } from '../support/fleet.js';
 import type { MixedScript } from '../support/mixed-script.js';
 import { claim, item, CLASS_A, CLASS_B, SELF_PAY, TJ_COUNTER, signed, settleClaim } from '../integration/claims/grpc-claims.js';
 import type { StoreFacts } from './store-facts.js';
@@ -195,9 +195,10 @@ export async function runFaultScenario(s: FaultScenario, o: { dataDir: string; s
   try {
     // The topology and the run-time data before any role starts (what an admin step does).
     bus = await connectBus(url, `fault-suite:${s.name}`, createLogger('warn', { test: s.name }));
-    await ensureTopology(bus, topologyOptions(cfg));
-    const buckets = await openBuckets(bus, cfg.TAPFLOW_LEASE_TTL_MS, bus, cfg.TAPFLOW_STREAM_REPLICAS);
-    await loadRunTimeData(buckets, cfg.TAPFLOW_TARIFF_DIR, keys.tokenKey, o.script.hotlist);
+    // (Retried: a fresh cluster may still be electing the leaders of what it just created.)
+    await eventually(() => ensureTopology(bus!, topologyOptions(cfg)), 60_000, 'creating the topology');
+    const buckets = await eventually(() => openBuckets(bus!, cfg.TAPFLOW_LEASE_TTL_MS, bus, cfg.TAPFLOW_STREAM_REPLICAS), 60_000, 'opening the KV buckets');
+    await eventually(() => loadRunTimeData(buckets, cfg.TAPFLOW_TARIFF_DIR, keys.tokenKey, o.script.hotlist), 60_000, 'loading the run-time data');
 
     // Every role at once, but the active sink has the embedded store before any standby starts.
     const sink = spawn('sink');
@@ -269,8 +270,8 @@ export async function runFaultScenario(s: FaultScenario, o: { dataDir: string; s
     await sender.close().catch(() => undefined);
     sender = undefined;
     await stopAll(all.values());
-    const backlogs = await consumerBacklogs(bus.jsm, PARTITIONS);
-    const dead = await deadLetters(bus);
+    const backlogs = await eventually(() => consumerBacklogs(bus!.jsm, PARTITIONS), 30_000, 'consumer backlogs');
+    const dead = await eventually(() => deadLetters(bus!), 30_000, 'dead letters');
     const facts = await storeFacts(childEnv);
     return { acks, answers, claims, facts, backlogs, deadLetters: dead, notes, seconds, logs: all, retried: retried.size };
   } finally {

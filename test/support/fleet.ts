@@ -26,6 +26,22 @@ export const until = async (fn: () => Promise<boolean>, timeoutMs: number, what:
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 };
 
+/**
+ * Retries `fn` until it resolves (a JetStream API call while a cluster elects a new leader times
+ * out for a few seconds); throws its last error, naming `what`, after `timeoutMs`.
+ */
+export async function eventually<T>(fn: () => Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > end) throw new Error(`${what}: ${(err as Error).message} (still failing after ${timeoutMs} ms)`, { cause: err });
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
 /** Owners of every partition of a role, from the lease bucket (undefined when one is unowned). */
 export async function leaseOwners(leases: KV, role: string, partitions: number): Promise<string[] | undefined> {
   const out: string[] = [];
