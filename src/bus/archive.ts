@@ -24,6 +24,8 @@ export const ARCHIVED_STREAMS: readonly SourceStream[] = ['DECISIONS', 'SETTLEME
 export interface ArchiveOptions {
   maxAgeS: number;
   maxBytes: number;
+  /** JetStream replicas (TAPFLOW_STREAM_REPLICAS). @default 1 */
+  replicas?: number;
 }
 
 const NS_PER_S = 1_000_000_000;
@@ -41,7 +43,7 @@ export async function ensureArchive(bus: Bus, o: ArchiveOptions): Promise<void> 
     max_bytes: o.maxBytes,
     max_age: o.maxAgeS * NS_PER_S,
     max_msgs: -1,
-    num_replicas: 1,
+    num_replicas: o.replicas ?? 1,
   };
   const existing = await bus.jsm.streams.info(ARCHIVE_STREAM).catch(() => undefined);
   if (!existing) {

@@ -312,6 +312,9 @@ export class PartitionWorker {
     let ticking: Promise<void> | undefined;
     // Only the first consumer of a partition runs the partition's tick.
     const ticks = handler.tick !== undefined && handler.consumers(p)[0]?.durable === spec.durable;
+    // Sequences this loop handled and acknowledged: a copy of one of them still on its way (a
+    // message held past the ack wait is delivered again) is acknowledged unseen, never handled twice.
+    const handled = new RecentSeqs(HANDLED_MEMORY);
     while (!o.stop) {
       if (backoff > 0) await sleep(backoff);
       if (o.stop) break;
@@ -427,12 +430,29 @@ export class PartitionWorker {
           continue;
         }
         const taken = buffer.splice(0, batchLength(buffer, max, maxBytes));
+        // One copy per sequence: a message held in the buffer past the ack wait is delivered a
+        // second time, and both copies must not reach the handler (a sink would store its rows
+        // twice, a settler apply it to a card's state twice). The latest delivery is handled; the
+        // other copies are acknowledged with it. A copy of a message handled already is
+        // acknowledged unseen.
+        const copies = new Map<number, JsMsg[]>();
+        const latest = new Map<number, JsMsg>();
+        for (const m of taken) {
+          if (handled.has(m.seq)) {
+            m.ack();
+            continue;
+          }
+          const had = latest.get(m.seq);
+          if (had) copies.set(m.seq, [...(copies.get(m.seq) ?? []), had]);
+          latest.set(m.seq, m);
+        }
         // A replayed dead letter is for the consumer that dead-lettered it (src/bus/replay.ts):
         // the other consumers of its subject acknowledge it unseen.
-        const msgs = taken.filter((m) => {
+        const msgs = [...latest.values()].filter((m) => {
           const target = replayedFor(m);
           if (target === undefined || target === spec.durable) return true;
           m.ack();
+          for (const c of copies.get(m.seq) ?? []) c.ack();
           return false;
         });
         if (msgs.length === 0) continue;
@@ -443,7 +463,11 @@ export class PartitionWorker {
           await this.bury(p, spec, r ? (r.dead ?? []) : []);
           for (const m of msgs) {
             if (back.has(m)) m.nak(250);
-            else m.ack();
+            else {
+              m.ack();
+              for (const c of copies.get(m.seq) ?? []) c.ack();
+              handled.add(m.seq);
+            }
           }
           backoff = 0;
         } catch (err) {
@@ -458,6 +482,26 @@ export class PartitionWorker {
       for (const m of buffer.splice(0)) m.nak();
     }
     await ticking;
+  }
+}
+
+/** Sequences a consumer loop remembers as handled (RecentSeqs): far more than a pull window holds. */
+const HANDLED_MEMORY = 65_536;
+
+/** The last `capacity` sequences added (insertion order), for membership tests. */
+export class RecentSeqs {
+  private readonly seqs = new Set<number>();
+
+  constructor(private readonly capacity: number) {}
+
+  has(seq: number): boolean {
+    return this.seqs.has(seq);
+  }
+
+  add(seq: number): void {
+    this.seqs.delete(seq);
+    this.seqs.add(seq);
+    if (this.seqs.size > this.capacity) this.seqs.delete(this.seqs.values().next().value!);
   }
 }
 

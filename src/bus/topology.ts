@@ -26,6 +26,8 @@ export interface TopologyOptions {
   leaseTtlMs: number;
   /** Consumers' ack wait (s): a message delivered and not acked is redelivered after it. */
   ackWaitS?: number;
+  /** Replicas of each stream and KV bucket (TAPFLOW_STREAM_REPLICAS); consumers follow their stream. */
+  replicas?: number;
   /** The ARCHIVE stream's limits (src/bus/archive.ts); the settings' defaults when not given. */
   archive?: ArchiveOptions;
 }
@@ -40,6 +42,7 @@ export function topologyOptions(cfg: {
   TAPFLOW_STREAM_MAX_AGE_S: number;
   TAPFLOW_LEASE_TTL_MS: number;
   TAPFLOW_ACK_WAIT_S: number;
+  TAPFLOW_STREAM_REPLICAS?: number;
   TAPFLOW_ARCHIVE_MAX_AGE_S: number;
   TAPFLOW_ARCHIVE_MAX_BYTES: number;
 }): TopologyOptions {
@@ -50,6 +53,7 @@ export function topologyOptions(cfg: {
     streamMaxAgeS: cfg.TAPFLOW_STREAM_MAX_AGE_S,
     leaseTtlMs: cfg.TAPFLOW_LEASE_TTL_MS,
     ackWaitS: cfg.TAPFLOW_ACK_WAIT_S,
+    replicas: cfg.TAPFLOW_STREAM_REPLICAS ?? 1,
     archive: { maxAgeS: cfg.TAPFLOW_ARCHIVE_MAX_AGE_S, maxBytes: cfg.TAPFLOW_ARCHIVE_MAX_BYTES },
   };
 }
@@ -126,7 +130,7 @@ export async function ensureTopology(bus: Bus, o: TopologyOptions): Promise<void
       max_age: o.streamMaxAgeS * NS_PER_S,
       max_msgs: -1,
       duplicate_window: o.duplicateWindowS * NS_PER_S,
-      num_replicas: 1,
+      num_replicas: o.replicas ?? 1,
     };
     const existing = await bus.jsm.streams.info(s.name).catch(() => undefined);
     if (!existing) {
@@ -142,7 +146,7 @@ export async function ensureTopology(bus: Bus, o: TopologyOptions): Promise<void
     }
   }
   // After the streams it sources; before anything is published (its sources count as interest).
-  await ensureArchive(bus, o.archive ?? { maxAgeS: Number(settings.TAPFLOW_ARCHIVE_MAX_AGE_S.default), maxBytes: Number(settings.TAPFLOW_ARCHIVE_MAX_BYTES.default) });
+  await ensureArchive(bus, { ...(o.archive ?? { maxAgeS: Number(settings.TAPFLOW_ARCHIVE_MAX_AGE_S.default), maxBytes: Number(settings.TAPFLOW_ARCHIVE_MAX_BYTES.default) }), replicas: o.replicas ?? 1 });
   const plan = consumerPlan(o.partitions);
   // A consumer of tapflow's own from an older topology that the plan no longer has (or with
   // another filter) would keep interest in messages nobody processes: interest retention would
@@ -173,7 +177,7 @@ export async function ensureTopology(bus: Bus, o: TopologyOptions): Promise<void
       await bus.jsm.consumers.update(Streams[c.stream].name, c.name, { ...existing.config, ack_wait: cfg.ack_wait!, max_ack_pending: cfg.max_ack_pending! });
     }
   }
-  await openBuckets(bus, o.leaseTtlMs);
+  await openBuckets(bus, o.leaseTtlMs, bus, true, o.replicas);
 }
 
 export interface BucketSet {
@@ -210,13 +214,13 @@ function storageError(err: unknown, stream: string, streamMaxBytes: number): unk
 
 /**
  * Opens every KV bucket; the leases through `leaseBus` when given. `create` (the setup step):
- * creating the missing ones; otherwise (a role) binding to them as they are (bindTopology has
- * checked they exist).
+ * creating the missing ones, with `replicas` (TAPFLOW_STREAM_REPLICAS); otherwise (a role)
+ * binding to them as they are (bindTopology has checked they exist).
  */
-export async function openBuckets(bus: Bus, leaseTtlMs: number, leaseBus: Bus = bus, create = true): Promise<BucketSet> {
+export async function openBuckets(bus: Bus, leaseTtlMs: number, leaseBus: Bus = bus, create = true, replicas = 1): Promise<BucketSet> {
   const kvm = new Kvm(bus.js);
   const open = (name: string, opts: Record<string, unknown> = {}, m = kvm) =>
-    create ? m.create(name, { storage: StorageType.File, history: 1, ...opts }) : m.open(name, { allow_direct: true });
+    create ? m.create(name, { storage: StorageType.File, history: 1, replicas, ...opts }) : m.open(name, { allow_direct: true });
   return {
     hotlist: await open(Buckets.HOTLIST, { history: 5 }),
     projects: await open(Buckets.PROJECTS, { history: 10 }),

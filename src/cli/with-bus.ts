@@ -15,7 +15,7 @@ export async function withBus<T>(cfg: Config, fn: (bus: Bus, buckets: BucketSet)
   const bus = await connectAdminBus(cfg, log, 'tapflow-cli');
   try {
     await setupTopology(bus, cfg, log);
-    return await fn(bus, await openBuckets(bus, cfg.TAPFLOW_LEASE_TTL_MS));
+    return await fn(bus, await openBuckets(bus, cfg.TAPFLOW_LEASE_TTL_MS, bus, false));
   } finally {
     await bus.close();
     await server?.stop();

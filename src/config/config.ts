@@ -63,6 +63,7 @@ export const settings = {
   TAPFLOW_PUBLISH_TIMEOUT_MS: { schema: positiveInt, default: '5000', doc: 'How long ingest waits for a JetStream PubAck (ms) before answering UNAVAILABLE.' },
   TAPFLOW_DUPLICATE_WINDOW_S: { schema: positiveInt, default: '1200', doc: "JetStream duplicate window of every stream (s): an output re-published within it after a crash (same Nats-Msg-Id, derived from its input) is stored once by JetStream. A re-sent tap is recognised by ingest's memory (TAPFLOW_INGEST_SEQ_MEMORY) and the validators' memory of applied events, not by this window." },
   TAPFLOW_STREAM_MAX_BYTES: { schema: positiveInt, default: String(8 * 1024 ** 3), doc: 'Size limit of each stream (bytes); a full stream refuses new taps (discard new) rather than dropping old ones.' },
+  TAPFLOW_STREAM_REPLICAS: { schema: positiveInt.max(5), default: '1', doc: 'Replicas of every stream and KV bucket tapflow creates (JetStream num_replicas, 1 to 5): 3 on a three-node NATS cluster keeps every stream available and nothing lost while one node is down. Applied when a stream or bucket is created; a single nats-server takes 1.' },
   TAPFLOW_STREAM_MAX_AGE_S: { schema: positiveInt, default: String(7 * 24 * 3600), doc: 'Age limit of messages in each stream (s).' },
   TAPFLOW_ARCHIVE_MAX_AGE_S: {
     schema: positiveInt,

@@ -46,7 +46,7 @@ async function seedDefaults(cfg: Config, buckets: BucketSet, log: Logger): Promi
 /** The admin step on an open (admin) connection. */
 export async function setupTopology(bus: Bus, cfg: Config, log: Logger): Promise<void> {
   await ensureTopology(bus, topologyOptions(cfg));
-  await seedDefaults(cfg, await openBuckets(bus, cfg.TAPFLOW_LEASE_TTL_MS), log);
+  await seedDefaults(cfg, await openBuckets(bus, cfg.TAPFLOW_LEASE_TTL_MS, bus, true, cfg.TAPFLOW_STREAM_REPLICAS), log);
 }
 
 /** The admin step: connects as the admin user, sets the topology up, disconnects. */

@@ -376,6 +376,13 @@ export interface StartNatsServerOptions {
   syncInterval?: 'always' | number;
   /** How long to wait for the server to accept connections, ms. @default 20000 */
   startTimeoutMs?: number;
+  /** The server's name (kept across restarts; a cluster node's JetStream identity). @default a random tapflow-<hex> */
+  serverName?: string;
+  /**
+   * Join a cluster (tests: a three-node JetStream cluster on loopback ports): the cluster's name,
+   * this node's route port on `host`, and the other nodes' route URLs (nats-route://host:port).
+   */
+  cluster?: NatsClusterOptions;
   /** Where the server's own log lines (debug) and warnings go. */
   log?: NatsServerLog;
   /**
@@ -383,6 +390,13 @@ export interface StartNatsServerOptions {
    * permissions. The config file is then written mode 0600 (it holds their passwords).
    */
   authorization?: string;
+}
+
+/** Cluster membership of a node (see {@link StartNatsServerOptions.cluster}). */
+export interface NatsClusterOptions {
+  name: string;
+  port: number;
+  routes: string[];
 }
 
 /** A nats-server process started by {@link startNatsServer}. */
@@ -450,6 +464,7 @@ export function natsServerConfig(o: {
   maxFileStore?: number;
   syncInterval?: 'always' | number;
   authorization?: string;
+  cluster?: NatsClusterOptions;
 }): string {
   const js: string[] = [`  store_dir: ${JSON.stringify(o.storeDir)}`];
   if (o.maxMemoryStore !== undefined) js.push(`  max_memory_store: ${Math.floor(o.maxMemoryStore)}`);
@@ -464,6 +479,9 @@ export function natsServerConfig(o: {
     ...js,
     '}',
     ...(o.authorization ? [o.authorization.trimEnd()] : []),
+    ...(o.cluster
+      ? ['cluster {', `  name: ${JSON.stringify(o.cluster.name)}`, `  listen: ${JSON.stringify(`${o.host}:${o.cluster.port}`)}`, `  routes: ${JSON.stringify(o.cluster.routes)}`, '}']
+      : []),
     '',
   ].join('\n');
 }
@@ -472,7 +490,7 @@ class LocalNatsServer implements NatsServerHandle {
   readonly url: string;
   readonly configFile: string;
   private child: ChildProcess | undefined;
-  private readonly serverName = `tapflow-${randomBytes(4).toString('hex')}`;
+  private readonly serverName: string;
 
   constructor(
     private readonly bin: string,
@@ -485,6 +503,7 @@ class LocalNatsServer implements NatsServerHandle {
     const urlHost = host.includes(':') ? `[${host}]` : host;
     this.url = `nats://${urlHost}:${port}`;
     this.configFile = join(storeDir, 'nats-server.conf');
+    this.serverName = opts.serverName ?? `tapflow-${randomBytes(4).toString('hex')}`;
   }
 
   get pid(): number | undefined {
@@ -513,6 +532,7 @@ class LocalNatsServer implements NatsServerHandle {
         maxFileStore: this.opts.maxFileStore,
         syncInterval,
         authorization: this.opts.authorization,
+        cluster: this.opts.cluster,
       }),
       { mode: 0o600 },
     );

@@ -36,6 +36,7 @@ import {
   markKey,
   migrate,
   openStore,
+  waitForEmbeddedStore,
   summary,
   reportViews,
   REPORT_VIEW_NAMES,
@@ -252,6 +253,7 @@ export class SinkRole {
  */
 export async function createSinkRole(ctx: AppContext): Promise<Role> {
   const { cfg, log } = ctx;
+  await waitForEmbeddedStore(cfg, (pid, dir) => log.info({ pid, dir }, 'sink: another process (an active sink) has the embedded store open; waiting as its standby'));
   const engine = await openStore(cfg);
   const applied = await migrate(engine);
   if (applied.length > 0) log.info({ applied }, 'ClickHouse migrations applied');

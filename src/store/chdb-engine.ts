@@ -15,6 +15,7 @@ import { resolve } from 'node:path';
 import { Session, drainPending } from 'chdb';
 import { type ClickHouseEngine, type InsertOptions, checkIdentifier, insertSettings } from './engine.js';
 import { StoreConfigError, storeFailure } from './errors.js';
+import { testStoreOutage } from './test-outage.js';
 import { type JsonFormatBody, decodeJsonRows } from './json-result.js';
 import { type EncodedRows, InsertBatch, encodeRows } from './row-encoding.js';
 
@@ -35,6 +36,7 @@ class ChdbEngine implements ClickHouseEngine {
 
   #open(): Session {
     if (!this.#session) throw storeFailure(new Error('engine is closed'), `chdb ${this.dataDir}`);
+    testStoreOutage(`chdb ${this.dataDir}`);
     return this.#session;
   }
 

@@ -4,7 +4,7 @@
  * (JetStream consumer, batching, acks) lives elsewhere and calls this.
  */
 export { openClickHouse, insertSettings, DEFAULT_DATABASE, DEFAULT_DATA_DIR } from './engine.js';
-export { openStore, todayInShanghai } from './open.js';
+export { openStore, todayInShanghai, chdbDirHolder, waitForEmbeddedStore } from './open.js';
 export type { ClickHouseEngine, ClickHouseConfig, InsertOptions } from './engine.js';
 export { StoreConfigError, type StoreConfigErrorCode } from './errors.js';
 export { migrate, loadMigrations, splitStatements, MIGRATIONS_DIR, type Migration } from './migrate.js';

@@ -202,6 +202,8 @@ export class TapSender {
     this.ended.push(
       new Promise<void>((resolve) => {
         const fail = (err: Error) => {
+          // A later send opens a new stream (a test that kills ingest sends again).
+          if (this.calls.get(terminalId) === c) this.calls.delete(terminalId);
           for (const [k, q] of this.waiting) {
             if (!k.startsWith(`${terminalId}:`)) continue;
             for (const w of q.splice(0)) w.reject(err);
@@ -249,6 +251,18 @@ export interface SendScriptOptions {
   pauseMs?: number;
   /** Called after each burst was written, with the number of steps written so far. */
   onBurst?: (written: number) => Promise<void> | void;
+  /**
+   * Retry as a terminal does (the fault suite): a tap or batch answered UNAVAILABLE or
+   * OVERLOADED, or whose stream or call failed (ingest killed), is sent again with the same seq
+   * after this pause (ms), for at most `retryForMs` (default 120 s). Unset: such an answer fails
+   * the send.
+   */
+  retryMs?: number;
+  retryForMs?: number;
+  /** Called with every answer (retried ones too) as it arrives. */
+  onAck?: (a: TapAck) => void;
+  /** Called before each retry, naming the tap or batch and why. */
+  onRetry?: (what: string, why: string) => void;
 }
 
 /** The acks of a script, by event id (a re-sent (terminal, seq) has two). */
@@ -263,13 +277,37 @@ export type AckLog = Map<string, TapAck[]>;
  */
 export async function sendScript(sender: TapSender, steps: ScriptStep[], o: SendScriptOptions = {}): Promise<AckLog> {
   const acks: AckLog = new Map();
-  const record = (a: TapAck) => {
-    if (a.status !== TapStatus.ACCEPTED_DURABLE && a.status !== TapStatus.DUPLICATE && a.status !== TapStatus.INVALID) {
-      throw new Error(`tap ${a.eventId} answered ${TapStatus[a.status]}: ${a.reason}`);
-    }
+  const final = (a: TapAck) => a.status === TapStatus.ACCEPTED_DURABLE || a.status === TapStatus.DUPLICATE || a.status === TapStatus.INVALID;
+  const log = (a: TapAck) => {
+    o.onAck?.(a);
     const list = acks.get(a.eventId);
     if (list) list.push(a);
     else acks.set(a.eventId, [a]);
+  };
+  const record = (a: TapAck) => {
+    if (!final(a)) throw new Error(`tap ${a.eventId} answered ${TapStatus[a.status]}: ${a.reason}`);
+    log(a);
+  };
+  /** Sends until every tap has a final answer (with retryMs), or once (without). */
+  const retrying = async (what: string, attempt: () => Promise<TapAck[]>): Promise<void> => {
+    if (o.retryMs === undefined) {
+      (await attempt()).forEach(record);
+      return;
+    }
+    const end = Date.now() + (o.retryForMs ?? 120_000);
+    for (let last = ''; ; ) {
+      try {
+        const answers = await attempt();
+        answers.forEach(log);
+        if (answers.every(final)) return;
+        last = answers.filter((a) => !final(a)).map((a) => `${TapStatus[a.status]} ${a.reason}`)[0]!;
+      } catch (err) {
+        last = (err as Error).message;
+      }
+      if (Date.now() > end) throw new Error(`${what}: no final answer within ${o.retryForMs ?? 120_000} ms; last: ${last}`);
+      o.onRetry?.(what, last);
+      await new Promise((r) => setTimeout(r, o.retryMs));
+    }
   };
   const chains = new Map<string, Promise<void>>();
   const burst = o.burst ?? Number.MAX_SAFE_INTEGER;
@@ -278,15 +316,14 @@ export async function sendScript(sender: TapSender, steps: ScriptStep[], o: Send
     if (step.kind === 'batch') {
       await Promise.all(chains.values());
       chains.clear();
-      const res = await sender.batch(step.terminalId, step.taps);
-      res.acks.forEach(record);
+      await retrying(`batch of ${step.terminalId}`, async () => (await sender.batch(step.terminalId, step.taps)).acks);
     } else {
       const t = step.tap;
       const chain = t.chain ?? t.cardNumber;
       const prev = chains.get(chain) ?? Promise.resolve();
       chains.set(
         chain,
-        prev.then(() => sender.send(t)).then(record),
+        prev.then(() => retrying(`tap ${t.eventId}`, async () => [await sender.send(t)])),
       );
     }
     written++;

@@ -8,7 +8,6 @@
  * The children log at info (TAPFLOW_TEST_CHILD_LOG_LEVEL overrides it: with `debug` the run's
  * notes list every partition hand-over).
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, type Config, type ConfigKey } from '../../../src/config/config.js';
 import { startApp, type RunningApp } from '../../../src/runtime/app.js';
@@ -16,12 +15,10 @@ import { ROLE_FACTORIES } from '../../../src/cli/roles.js';
 import { createLogger } from '../../../src/observe/log.js';
 import { consumerPlan } from '../../../src/bus/topology.js';
 import { Streams } from '../../../src/bus/subjects.js';
-import { tokenize } from '../../../src/domain/card/token.js';
-import { parseDataText } from '../../../src/domain/validate/data-format.js';
-import { putHotlistEntry, putProjectList, putRiskRule } from '../../../src/validate/data-store.js';
 import type { HotlistReason } from '../../../src/domain/validate/index.js';
 import { startTestNats } from '../../support/nats.js';
 import { setupBus } from '../../support/bus.js';
+import { drained, evenlyShared, loadRunTimeData, until } from '../../support/fleet.js';
 import { REPO_ROOT, ingestPortOf, spawnRole, stopAll, type RoleProcess } from '../../support/processes.js';
 import { sendScript, TapSender, type AckLog, type ScriptStep } from '../../support/scenario.js';
 import { TapStatus } from '../../../src/gen/tapflow/v1/ingest.js';
@@ -72,35 +69,6 @@ export interface RunResult {
 /** Ack wait of every consumer in these runs (ms). */
 export const ACK_WAIT_MS = 4000;
 
-const until = async (fn: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> => {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-};
-
-/** Owners of every partition of a role, from the lease bucket (undefined when one is unowned). */
-async function owners(app: RunningApp, role: string, partitions: number): Promise<string[] | undefined> {
-  const out: string[] = [];
-  for (let p = 0; p < partitions; p++) {
-    const e = await app.ctx.buckets.leases.get(`part.${role}.${p}`);
-    if (!e || e.operation !== 'PUT') return undefined;
-    out.push(e.string());
-  }
-  return out;
-}
-
-/** True when every durable consumer has nothing left to deliver and nothing unacknowledged. */
-async function drained(app: RunningApp, partitions: number): Promise<boolean> {
-  for (const c of consumerPlan(partitions)) {
-    const i = await app.ctx.bus.jsm.consumers.info(Streams[c.stream].name, c.name);
-    if (i.num_pending > 0 || i.num_ack_pending > 0) return false;
-  }
-  return true;
-}
-
 export async function runReplicas(o: RunOptions): Promise<RunResult> {
   const nats = await startTestNats();
   const env: Partial<Record<ConfigKey, string>> = {
@@ -133,13 +101,8 @@ export async function runReplicas(o: RunOptions): Promise<RunResult> {
   try {
     await setupBus(nats.url, env);
     sink = await startApp(cfg, [{ name: 'sink', create: ROLE_FACTORIES.sink }], { installSignalHandlers: false, log: createLogger(cfg.TAPFLOW_LOG_LEVEL, { test: o.name }) });
-    const b = sink.ctx.buckets;
     // Run-time data before any validator starts, so every replica starts from the same view.
-    const tariffDir = cfg.TAPFLOW_TARIFF_DIR;
-    await putProjectList(b.projects, parseDataText(readFileSync(join(tariffDir, 'projects', 'default.yaml'), 'utf8'), 'yaml'));
-    const rules = parseDataText(readFileSync(join(tariffDir, 'risk-rules', 'default.yaml'), 'utf8'), 'yaml') as { rules: unknown[] };
-    for (const r of rules.rules) await putRiskRule(b.riskRules, r);
-    for (const h of o.hotlist) await putHotlistEntry(b.hotlist, { cardToken: tokenize(sink.ctx.keys.tokenKey, 'card', h.cardNumber), reason: h.reason, since: 0 });
+    await loadRunTimeData(sink.ctx.buckets, cfg.TAPFLOW_TARIFF_DIR, sink.ctx.keys.tokenKey, o.hotlist);
 
     // (The short ack wait is set through TAPFLOW_ACK_WAIT_S for every process.)
     for (const c of consumerPlan(o.partitions)) {
@@ -157,13 +120,7 @@ export async function runReplicas(o: RunOptions): Promise<RunResult> {
     // Every replica up and holding its final share of the partitions (partition p belongs to
     // member p mod n, members sorted: see src/bus/partitions.ts) before the first tap, so the
     // only hand-overs during the stream are those a kill causes.
-    const shared = async (role: string, n: number) => {
-      const w = await owners(sink!, role, o.partitions);
-      const found = new Set<string>();
-      for await (const k of await sink!.ctx.buckets.leases.keys(`member.${role}.*`)) found.add(k.slice(`member.${role}.`.length));
-      const members = [...found].sort();
-      return w !== undefined && members.length === n && w.every((owner, p) => owner === members[p % n]);
-    };
+    const shared = (role: string, n: number) => evenlyShared(sink!.ctx.buckets.leases, role, n, o.partitions);
     await until(async () => (await shared('validator', o.validators)) && (await shared('settler', o.settlers)), 60_000, 'every replica to own its partitions').catch((err: Error) => {
       throw new Error(`${err.message}\n${procs.map((p) => `--- ${p.name}\n${p.tail(10)}`).join('\n')}`);
     });
@@ -184,12 +141,12 @@ export async function runReplicas(o: RunOptions): Promise<RunResult> {
     const durable = [...acks.values()].filter((l) => l.some((a) => a.status === TapStatus.ACCEPTED_DURABLE)).length;
     const engine = sink.ctx.engine!;
     const count = async (sql: string) => Number((await engine.query<{ n: number }>(sql))[0]!.n);
-    await until(async () => (await count('SELECT count() AS n FROM decisions')) >= durable && (await drained(sink!, o.partitions)), 90_000, `${durable} decisions and drained consumers`).catch(async (err: Error) => {
+    await until(async () => (await count('SELECT count() AS n FROM decisions')) >= durable && (await drained(sink!.ctx.bus.jsm, o.partitions)), 90_000, `${durable} decisions and drained consumers`).catch(async (err: Error) => {
       throw new Error(`${err.message} (decisions stored: ${await count('SELECT count() AS n FROM decisions')})\n${procs.map((p) => `--- ${p.name}\n${p.tail(8)}`).join('\n')}`);
     });
     // Drained twice in a row, 500 ms apart: a journey sweep or a late redelivery would show.
     await new Promise((r) => setTimeout(r, 500));
-    await until(() => drained(sink!, o.partitions), 30_000, 'drained consumers');
+    await until(() => drained(sink!.ctx.bus.jsm, o.partitions), 30_000, 'drained consumers');
     const seconds = (Date.now() - t0) / 1000;
     for (const p of [...validators, ...settlers]) {
       const crashed = p.logs.find((l) => /TAPFLOW_TEST_CRASH/.test(String(l.msg)));
