@@ -7,7 +7,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { Config } from '../config/config.js';
 import type { ClearingReport, ClickHouseEngine, LedgerBalance, RegionPart, ReportView, StoreSummary, SummaryFilter, VenueHourEntries } from '../store/mod.js';
-import { REPORT_VIEW_NAMES, type ReportViewName } from '../store/report-views.js';
+import { REPORT_VIEW_NAMES, type ReportViewName } from '../domain/report-views.js';
 import type { Interval } from '../store/panels.js';
 import { businessDay } from '../domain/settle/time.js';
 import { Regions } from '../domain/types.js';

@@ -114,7 +114,7 @@ describe('bus users and the admin step', { timeout: 120_000 }, () => {
     const admin = await as('admin');
     const names: string[] = [];
     for await (const s of admin.jsm.streams.list()) names.push(s.config.name);
-    expect(names.sort()).toEqual(['CLAIMS', 'DECISIONS', 'DLQ', 'KV_tapflow_claims', 'KV_tapflow_hotlist', 'KV_tapflow_leases', 'KV_tapflow_projects', 'KV_tapflow_risk_rules', 'KV_tapflow_settler_state', 'KV_tapflow_validator_state', 'KV_tapflow_window_state', 'RISK', 'SETTLEMENTS', 'STATE', 'TAPS']);
+    expect(names.sort()).toEqual(['ARCHIVE', 'CLAIMS', 'DECISIONS', 'DLQ', 'KV_tapflow_claims', 'KV_tapflow_hotlist', 'KV_tapflow_leases', 'KV_tapflow_projects', 'KV_tapflow_risk_rules', 'KV_tapflow_settler_state', 'KV_tapflow_validator_state', 'KV_tapflow_window_state', 'RISK', 'SETTLEMENTS', 'STATE', 'TAPS']);
   });
 });
 

@@ -280,6 +280,20 @@ const BAD: Record<string, Record<string, Case[]>> = {
     ],
     'sequences and --all': [[['7', '--all'], '--all: replays every dead letter matching the filters', 'not both']],
   },
+  'token-keys tokens': { '<number>': [[['123'], "command-argument value '123' is invalid for argument 'number'", 'a card number of BJ (11…), TJ (12…) or HE (13…)']] },
+  'token-keys retire': {
+    '<version>': [
+      [['x'], "command-argument value 'x' is invalid for argument 'version'", 'an integer from 1 to 9999'],
+      [['0'], "command-argument value '0' is invalid for argument 'version'"],
+    ],
+  },
+  'bus permissions': {
+    '--partitions': [
+      [['--partitions', '0'], "option '--partitions <n>' argument '0' is invalid", 'an integer from 1 to 1024'],
+      [['--partitions', 'x'], "option '--partitions <n>' argument 'x' is invalid"],
+    ],
+  },
+  'bus credentials': { '<dir>': [[['package.json'], "command-argument value 'package.json' is invalid for argument 'dir'", 'a folder; package.json is a file']] },
   'store rebuild': {
     '--table': [[['--table', 'nope', '--from', '2026-11-01', '--to', '2026-11-02'], "option '--table <tables>' argument 'nope' is invalid", 'a comma-separated list of decisions']],
     '--from': [[['--table', 'decisions', '--from', 'soon', '--to', '2026-11-02'], "option '--from <time>' argument 'soon' is invalid"]],
