@@ -246,6 +246,8 @@ export async function runBench(o: BenchOptions, progress = new Progress()): Prom
     }
     const streamIds = new Set(tape.live.map((l) => l.sim.tap.terminalId));
     client.openStreams(streamIds);
+    progress.say(`connecting ${streamIds.size} live terminals${fleetCa ? ' (a TLS handshake each)' : ''}`);
+    await client.waitConnected(120_000);
     await sleep(1000);
     const waitMs = live ? baseMs - Date.now() : 0;
     if (waitMs > 0) {

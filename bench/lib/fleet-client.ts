@@ -171,6 +171,20 @@ export class FleetClient {
     for (const id of terminalIds) if (!this.streams.has(id)) this.open({ id, channel: this.channelFor(id), pending: new Map(), ended: false });
   }
 
+  /**
+   * Resolves when every connection is up (with mutual TLS: every terminal's handshake done), so
+   * the window measures taps, not a fleet's connection storm: deployed terminals stay connected.
+   */
+  async waitConnected(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const all = this.o.tls ? [...this.terminalChannels.values()] : this.channels;
+    await Promise.all(
+      all.map(
+        (c) => new Promise<void>((res, rej) => c.waitForReady(deadline, (err) => (err ? rej(new Error(`a terminal connection was not up within ${timeoutMs} ms: ${err.message}`)) : res()))),
+      ),
+    );
+  }
+
   get openStreamCount(): number {
     return this.streams.size;
   }
