@@ -4,7 +4,9 @@
  *
  * 1. a client that stops reading its acks is paused — ingest stops reading its taps (HTTP/2 flow
  *    control holds the rest in the client) — while another terminal's stream, on another
- *    connection, keeps getting its acks; once the client reads again, every tap is answered;
+ *    connection, keeps getting its acks; once the client reads again, every tap is answered
+ *    (ACCEPTED_DURABLE, or OVERLOADED where the released backlog outran the in-flight bound —
+ *    those are re-sent with the same seqs and accepted);
  * 2. a flood beyond capacity (concurrent batches of the largest taps and streams of taps on
  *    several connections) is answered RESOURCE_EXHAUSTED (batches over the in-flight bound) and
  *    OVERLOADED (taps over it, then taps refused by the full TAPS stream), while the process's
@@ -156,7 +158,10 @@ afterAll(async () => {
 describe('ingest under overload, over the wire', () => {
   it('pauses a stream whose client stops reading its acks, while another stream goes on', async () => {
     const slow = 'BJ-RAIL-0601';
-    const N = 5000;
+    // Far more taps than the flow-control windows and buffers on the way hold (the server's
+    // HTTP/2 receive window, the chunk grpc-js is decoding, the acks waiting to be written):
+    // where the stream stops depends on which chunk the first refused write falls in, never on N.
+    const N = 20_000;
     // A hand-written HTTP/2 client with a 1 KiB stream window that never reads its answer.
     const session = http2.connect(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 1024 } });
     const headers: http2.OutgoingHttpHeaders = { ':method': 'POST', ':path': '/tapflow.v1.TerminalIngest/StreamTaps', 'content-type': 'application/grpc', te: 'trailers' };
@@ -177,6 +182,7 @@ describe('ingest under overload, over the wire', () => {
       stable = now === read ? stable + 1 : 0;
       read = now;
     }
+    console.log(`paused after ${read} of ${N} taps read`);
     expect(read).toBeGreaterThan(0);
     expect(read).toBeLessThan(N / 4);
     expect(written).toBeLessThan(N);
@@ -214,9 +220,23 @@ describe('ingest under overload, over the wire', () => {
     }
     expect(status).toBe('0');
     expect(acks).toHaveLength(N);
-    expect(countBy(acks)).toEqual({ ACCEPTED_DURABLE: N });
     expect(new Set(acks.map((a) => a.seq)).size).toBe(N);
+    // Read at full speed, the backlog may outrun the in-flight bound for a moment: those taps are
+    // answered OVERLOADED (retry with the same seq), nothing else.
+    const counts = countBy(acks);
+    expect(Object.keys(counts).filter((k) => k !== 'ACCEPTED_DURABLE' && k !== 'OVERLOADED')).toEqual([]);
     remember(acks);
+    // The terminal re-sends those with the same seqs, as a real one does: all accepted.
+    const again = acks.filter((a) => a.status === TapStatus.OVERLOADED).map((a) => tap(slow, Number(a.seq)));
+    if (again.length > 0) {
+      const retry = ownClient();
+      const redo = await streamAll(retry, slow, again, 30_000);
+      retry.close();
+      expect(redo.error).toBeUndefined();
+      expect(countBy(redo.acks)).toEqual({ ACCEPTED_DURABLE: again.length });
+      remember(redo.acks);
+    }
+    console.log(`resumed: ${JSON.stringify(counts)}; ${again.length} re-sent with the same seqs, all ACCEPTED_DURABLE`);
   }, 120_000);
 
   it('answers a flood beyond capacity RESOURCE_EXHAUSTED / OVERLOADED, within the documented memory bound', async () => {
