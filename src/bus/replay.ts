@@ -22,6 +22,14 @@
  * Tapflow-Replay-Of: the sink skips the tables that already hold rows of the original
  * (src/sink/role.ts).
  *
+ * The outputs of a replayed message, and of any message derived from one, carry
+ *   Tapflow-Replay-Derived  <stream>:<seq> of the input they were made from
+ * A validator or settler dead letter may have failed after its outputs were published (its state
+ * commit failed beyond the retry bound): processed again, it publishes them again under new
+ * Nats-Msg-Ids, long after JetStream's duplicate window. The sink stores such a derived message's
+ * rows only where the table holds no row of the same key (decision by event id, settlement and its
+ * ledger entries and claim by settlement id, risk flag by flag id): see src/sink/message-rows.ts.
+ *
  * Medical claims are never replayed: a dead-lettered claim was answered REJECTED to its
  * terminal, and money must not move for a claim its terminal was told was refused.
  */
@@ -33,6 +41,7 @@ import { Streams, type StreamName } from './subjects.js';
 export const ReplayHeaders = {
   For: 'Tapflow-Replay-For',
   Of: 'Tapflow-Replay-Of',
+  Derived: 'Tapflow-Replay-Derived',
 } as const;
 
 /** Why a dead letter cannot be shown or replayed, naming its DLQ sequence. */
@@ -167,4 +176,17 @@ export function replayedWholeOriginals(msg: HeaderSource, stream: string): numbe
     seqs.push(Number(m[2]));
   }
   return seqs;
+}
+
+/** Whether a message is a replay or was made from one (its rows may already be stored). */
+export function isReplayDerived(msg: HeaderSource): boolean {
+  return !!(msg.headers?.get(ReplayHeaders.Of) || msg.headers?.get(ReplayHeaders.Derived));
+}
+
+/**
+ * The headers of an output made from `input` (of `stream`): Tapflow-Replay-Derived when the input
+ * is a replay or derived from one, none otherwise (the hot path publishes no extra header).
+ */
+export function derivedOutputHeaders(input: HeaderSource & { seq: number }, stream: StreamName): Record<string, string> | undefined {
+  return isReplayDerived(input) ? { [ReplayHeaders.Derived]: `${stream}:${input.seq}` } : undefined;
 }

@@ -24,6 +24,7 @@
 import { createHash } from 'node:crypto';
 import type { JsMsg } from '@nats-io/jetstream';
 import { partitionedWorker, type AppContext, type Role } from '../runtime/app.js';
+import { derivedOutputHeaders } from '../bus/replay.js';
 import { decodeClaimDecision, decodeDecision, encodeSettlementBundle, splitDecisionBundle } from '../bus/codec.js';
 import { answerDeadClaim, putClaimResult } from '../bus/claims-store.js';
 import { messageFailure } from '../bus/failures.js';
@@ -92,11 +93,11 @@ export async function createSettlerRole(ctx: AppContext): Promise<Role> {
   };
 
   /** One SettlementBundle (when there is anything in it), with its message id. */
-  const publishBundle = (p: number, settlements: Settlement[], flags: RiskFlag[], msgId: string): Promise<unknown> | undefined => {
+  const publishBundle = (p: number, settlements: Settlement[], flags: RiskFlag[], msgId: string, headers?: Record<string, string>): Promise<unknown> | undefined => {
     if (settlements.length === 0 && flags.length === 0) return undefined;
     for (const s of settlements) account(s);
     for (const f of flags) metrics.riskFlags.inc({ rule: f.ruleId, severity: f.severity });
-    return publisher.publish(subjects.settlement(p), encodeSettlementBundle(settlements, flags), msgId);
+    return publisher.publish(subjects.settlement(p), encodeSettlementBundle(settlements, flags), msgId, headers && { headers });
   };
 
   /**
@@ -156,7 +157,8 @@ export async function createSettlerRole(ctx: AppContext): Promise<Role> {
               if (n.kind === 'PURSE_MISMATCH') flags.push(purseMismatchFlag(d, n.debitedFen, n.tariffFen, now));
             }
           }
-          const published = publishBundle(p, out, flags, `s:${msg.seq}`);
+          // Made from a replayed decision (or one derived from a replay): the sink keeps only rows not stored yet.
+          const published = publishBundle(p, out, flags, `s:${msg.seq}`, derivedOutputHeaders(msg, 'DECISIONS'));
           if (published) outputs.push(published);
         }
         await Promise.all(outputs);

@@ -27,10 +27,10 @@
  */
 import type { Bus } from '../bus/connection.js';
 import { ARCHIVE_STREAM, readArchive } from '../bus/archive.js';
-import { replayedWholeOriginals } from '../bus/replay.js';
+import { isReplayDerived, replayedWholeOriginals } from '../bus/replay.js';
 import { Streams } from '../bus/subjects.js';
 import { InsertBatch, highWaterMarks, markKey, TABLE_SOURCE_STREAMS, type ClickHouseEngine, type SourceStream, type StoreTable } from '../store/mod.js';
-import { writeMessageRows } from './message-rows.js';
+import { messageRowKeys, RowKeyGuard, storedRowKeys, writeMessageRows } from './message-rows.js';
 
 /** The tables a rebuild can make again: those the sink fills. */
 export const REBUILD_TABLES = Object.keys(TABLE_SOURCE_STREAMS) as StoreTable[];
@@ -201,10 +201,18 @@ export async function rebuildRange(bus: Bus, engine: ClickHouseEngine, o: Rebuil
       const originals = replayedWholeOriginals(a.msg, stream);
       const already = new Set(originals.flatMap((s) => [...(wrote.get(`${stream}:${s}`) ?? [])]));
       const mine = new Set<StoreTable>();
+      // Made from a replay: only rows whose key the rebuilt range does not hold yet, as in the sink.
+      let guard: RowKeyGuard | undefined;
+      if (isReplayDerived(a.msg)) {
+        await flush(true);
+        const keys = new Map([...messageRowKeys(stream, a.msg.data, seq)].filter(([t]) => wanted.has(t)));
+        guard = new RowKeyGuard(await storedRowKeys(engine, staging, keys));
+      }
       writeMessageRows(stream, a.msg.data, seq, {
         wants: (t) => tables.includes(t) && wanted.has(t) && !already.has(t),
-        rows: (t, fact) => {
+        rows: (t, fact, key) => {
           if (BY_BUSINESS_DAY.has(t) ? !(fact.businessDay! >= fromDay && fact.businessDay! < toDay) : fact.deviceTime < o.fromMs || fact.deviceTime >= o.toMs) return undefined;
+          if (guard && !guard.admit(t, key, true)) return undefined;
           mine.add(t);
           let b = batches.get(t);
           if (!b) batches.set(t, (b = new InsertBatch()));

@@ -13,7 +13,7 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Bus } from '../bus/connection.js';
 import { messageFailure } from '../bus/failures.js';
-import { replayedWholeOriginals } from '../bus/replay.js';
+import { isReplayDerived, replayedWholeOriginals } from '../bus/replay.js';
 import { PartitionWorker, type ConsumerSpec, type DeadMessage, type PartitionWorkerOptions } from '../bus/partitions.js';
 import { Streams } from '../bus/subjects.js';
 import type { Logger } from '../observe/log.js';
@@ -22,7 +22,7 @@ import { TapflowError } from '../domain/reasons.js';
 import { join } from 'node:path';
 import { workerOptions, type AppContext, type Role } from '../runtime/app.js';
 import { pacer } from '../runtime/pacer.js';
-import { writeMessageRows } from './message-rows.js';
+import { messageRowKeys, RowKeyGuard, storedRowKeys, writeMessageRows } from './message-rows.js';
 import { StoreGauges } from './store-gauges.js';
 import {
   applyRetention,
@@ -180,6 +180,29 @@ export class SinkRole {
         throw new TapflowError('TF_STORE_FAILED', (err as Error).message, { cause: err });
       }
     }
+    // A message made from a replay (src/bus/replay.ts) may repeat rows its original gave, long
+    // after the duplicate window: its rows go in only where no row of the same key is stored.
+    let guard: RowKeyGuard | undefined;
+    const derived = new Set(msgs.filter((m) => isReplayDerived(m)));
+    if (derived.size > 0) {
+      const keys = new Map<StoreTable, Set<string>>();
+      for (const m of derived) {
+        try {
+          for (const [t, ks] of messageRowKeys(stream, m.data, m.seq)) {
+            const set = keys.get(t) ?? new Set<string>();
+            for (const k of ks) set.add(k);
+            keys.set(t, set);
+          }
+        } catch {
+          // Unreadable: dead-lettered below.
+        }
+      }
+      try {
+        guard = new RowKeyGuard(await storedRowKeys(engine, (t) => t, keys));
+      } catch (err) {
+        throw new TapflowError('TF_STORE_FAILED', (err as Error).message, { cause: err });
+      }
+    }
     const above = (t: StoreTable, m: JsMsg) => m.seq > (marks[markKey(t, stream)] ?? 0) && !(replays.get(m.seq) ?? []).some((seq) => held.get(seq)?.has(t));
     const batch = (t: StoreTable) => {
       let b = batches.get(t);
@@ -212,7 +235,7 @@ export class SinkRole {
       try {
         writeMessageRows(stream, m.data, m.seq, {
           wants: (t) => above(t, m),
-          rows: (t) => batch(t),
+          rows: (t, _fact, key) => (guard && !guard.admit(t, key, derived.has(m)) ? undefined : batch(t)),
           eachPart: (kind, parts, write) => eachPart(m, kind, parts, write),
           onDecision: (d) => ingestTimes.push(d.ingestTime),
         });

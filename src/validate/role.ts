@@ -33,6 +33,7 @@ import {
   splitTapBundle,
 } from '../bus/codec.js';
 import { answerDeadClaim } from '../bus/claims-store.js';
+import { derivedOutputHeaders } from '../bus/replay.js';
 import { messageFailure } from '../bus/failures.js';
 import { OwnedStates } from '../bus/owned-states.js';
 import { stateCodec } from '../bus/partition-state.js';
@@ -158,7 +159,9 @@ export async function createValidatorRole(ctx: AppContext): Promise<Role> {
           }
           if (decisions.length === 0 && flags.length === 0) continue;
           countFlags(flags);
-          outputs.push(publisher.publish(subjects.decision(p), encodeDecisionBundle(decisions, flags), `v:${msg.seq}`));
+          // Made from a replayed tap bundle: the sink keeps only rows not stored yet (src/bus/replay.ts).
+          const headers = derivedOutputHeaders(msg, 'TAPS');
+          outputs.push(publisher.publish(subjects.decision(p), encodeDecisionBundle(decisions, flags), `v:${msg.seq}`, headers && { headers }));
         }
         // Outputs before the state that records them; the ack after both.
         await Promise.all(outputs);
@@ -318,19 +321,30 @@ function createRiskWindows(ctx: AppContext, live: LiveValidatorData): PartitionW
             await s.load(touched.flat().map((t) => kvKey(t.seriesKey)));
             const now = Date.now();
             const flags: RiskFlag[] = [];
+            /** A flag raised by a replayed decision bundle (or one derived from a replay) says so. */
+            const flagHeaders = new Map<RiskFlag, Record<string, string>>();
             decided.forEach(({ m, d, raw, i: n }, i) => {
               try {
                 const next = touched[i]!.map(({ rule, key, seriesKey }) => ({ k: kvKey(seriesKey), r: observeSeries(rule, s.get(kvKey(seriesKey)) as WindowSeries | undefined, d, key, now) }));
+                const headers = derivedOutputHeaders(m, 'DECISIONS');
                 for (const { k, r } of next) {
                   s.set(k, r.series);
-                  if (r.flag) flags.push({ ...r.flag, region: d.terminalRegion });
+                  if (!r.flag) continue;
+                  const flag = { ...r.flag, region: d.terminalRegion };
+                  flags.push(flag);
+                  if (headers) flagHeaders.set(flag, headers);
                 }
               } catch (err) {
                 dead.push({ msg: m, error: messageFailure(err, 'process'), part: { name: `decision-${n}`, data: raw } });
               }
             });
             // Flags before the state that records their batch; the ack after both.
-            await Promise.all(flags.map((f) => publisher.publish(subjects.risk(0), encodeRiskFlag(f), f.flagId)));
+            await Promise.all(
+              flags.map((f) => {
+                const headers = flagHeaders.get(f);
+                return publisher.publish(subjects.risk(0), encodeRiskFlag(f), f.flagId, headers && { headers });
+              }),
+            );
             for (const f of flags) metrics.riskFlags.inc({ rule: f.ruleId, severity: f.severity });
             s.set('_applied', { seq: fresh[fresh.length - 1]!.seq });
             await s.commit();

@@ -21,25 +21,19 @@
  * leaves — is dropped by JetStream's duplicate window when replayed, and removed.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import type * as grpc from '@grpc/grpc-js';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPipeline, testPipelineSettings, type TestPipeline } from '../../support/pipeline.js';
 import { ROOT, runCli, type CliResult } from '../cli/run-cli.js';
 import { DeadLetter } from '../../../src/gen/tapflow/v1/bus.js';
-import { Direction, RiderCategory, Scene, TapStatus, type Tap, type TapAck } from '../../../src/gen/tapflow/v1/ingest.js';
-import { computeChipMac } from '../../../src/domain/card/chip.js';
-import { hmacSha256Mac, parseKeyFile } from '../../../src/domain/card/keys.js';
-import { trustFilePath } from '../../../src/validate/trust.js';
+import { TapStatus, type Tap } from '../../../src/gen/tapflow/v1/ingest.js';
+import { sendTap, tjBusTap } from './tj-bus-tap.js';
 
 let p: TestPipeline;
-let tjMasterKey: Uint8Array;
 
 beforeAll(async () => {
   // Two deliveries before a transient failure dead-letters a message.
   p = await startTestPipeline({ TAPFLOW_MAX_DELIVER: '2' });
-  tjMasterKey = parseKeyFile(readFileSync(trustFilePath(p.cfg), 'utf8')).regions.TJ!.chipMasterKey!;
 }, 120_000);
 
 afterAll(async () => {
@@ -53,35 +47,8 @@ const BUS = 'TJ-BUS-0031';
 const EVENT = `${BUS}:1`;
 const count = async (sql: string) => Number((await p.query<{ n: number | string }>(sql))[0]!.n);
 
-/** The first stop of the first Tianjin bus route in the sample data: a flat fare, 1.80 yuan. */
-function tjBusStop(): string {
-  const m = /network: tj-bus[\s\S]*?route: "?([A-Za-z0-9-]+)"?/.exec(readFileSync('data/venues/bus.yaml', 'utf8'));
-  if (!m) throw new Error('no tj-bus route in data/venues/bus.yaml');
-  return `tj-bus:${m[1]}:0`;
-}
-
-/** A Tianjin card's tap on the bus, with a correct MAC. */
-function busTap(): Tap {
-  const cardNumber = '120000000931';
-  const deviceTime = Date.now() - 10_000;
-  const venueId = tjBusStop();
-  const mac = computeChipMac(hmacSha256Mac, tjMasterKey, { cardNumber, counter: 1, terminalId: BUS, deviceTime, amountFen: 0, venueId });
-  return { terminalId: BUS, seq: 1, deviceTime, scene: Scene.BUS, venueId, direction: Direction.SINGLE, card: { $case: 'chip', value: { cardNumber, counter: 1, mac: Buffer.from(mac) } }, amountFen: 0, riderCategory: RiderCategory.ADULT };
-}
-
-async function send(tap: Tap): Promise<TapAck[]> {
-  const call: grpc.ClientDuplexStream<Tap, TapAck> = p.client.streamTaps(p.metadata(BUS));
-  const acks: TapAck[] = [];
-  const done = new Promise<void>((resolve, reject) => {
-    call.on('data', (a: TapAck) => acks.push(a));
-    call.on('end', resolve);
-    call.on('error', reject);
-  });
-  call.write(tap);
-  call.end();
-  await done;
-  return acks;
-}
+const busTap = () => tjBusTap(p, BUS, '120000000931');
+const send = (tap: Tap) => sendTap(p, tap);
 
 /** The DLQ as the stream holds it, decoded (read directly, to wait on it). */
 async function dlqMessages(): Promise<{ seq: number; letter: DeadLetter }[]> {

@@ -8,7 +8,7 @@ import { headers as natsHeaders } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import { encodeDecision, encodeDecisionBundle, encodeRiskFlag, encodeTapBundle, splitDecisionBundle, splitSettlementBundle, splitTapBundle } from '../../../src/bus/codec.js';
 import { viewPayload } from '../../../src/bus/payload-view.js';
-import { DeadLetterError, ReplayHeaders, planReplay, replayedFor, replayedWholeOriginals, streamOfSubject } from '../../../src/bus/replay.js';
+import { DeadLetterError, ReplayHeaders, derivedOutputHeaders, isReplayDerived, planReplay, replayedFor, replayedWholeOriginals, streamOfSubject } from '../../../src/bus/replay.js';
 import { BusTap, DeadLetter } from '../../../src/gen/tapflow/v1/bus.js';
 import type { Decision, RiskFlag } from '../../../src/domain/types.js';
 
@@ -164,6 +164,16 @@ describe('replay - recognised by consumers', () => {
     expect(replayedWholeOriginals(msg([[ReplayHeaders.Of, 'SETTLEMENTS:57'], [ReplayHeaders.Of, 'SETTLEMENTS:90:flag-0']]), 'SETTLEMENTS')).toEqual([]);
     expect(replayedWholeOriginals(msg([[ReplayHeaders.Of, 'DECISIONS:57']]), 'SETTLEMENTS')).toEqual([]);
     expect(replayedWholeOriginals(msg([]), 'SETTLEMENTS')).toEqual([]);
+  });
+
+  it('a replay, or a message made from one, is derived; its outputs say from what, other outputs carry no header', () => {
+    const replay = { ...msg([[ReplayHeaders.For, 'validator-p1'], [ReplayHeaders.Of, 'TAPS:57']]), seq: 90 };
+    const made = { ...msg([[ReplayHeaders.Derived, 'TAPS:90']]), seq: 12 };
+    const plain = { ...msg([['Tapflow-Origin', 'x']]), seq: 13 };
+    expect([replay, made, plain, { seq: 1, headers: undefined }].map((m) => isReplayDerived(m))).toEqual([true, true, false, false]);
+    expect(derivedOutputHeaders(replay, 'TAPS')).toEqual({ 'Tapflow-Replay-Derived': 'TAPS:90' });
+    expect(derivedOutputHeaders(made, 'DECISIONS')).toEqual({ 'Tapflow-Replay-Derived': 'DECISIONS:12' });
+    expect(derivedOutputHeaders(plain, 'DECISIONS')).toBeUndefined();
   });
 
   it('subjects belong to their streams', () => {
