@@ -58,29 +58,63 @@ function cardOrIdNumber(text: string): string {
   return text;
 }
 
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) process.stderr.write('tapflow token-keys tokens: type the numbers, one per line, then Ctrl-D\n');
+  let text = '';
+  for await (const chunk of process.stdin) text += String(chunk);
+  return text;
+}
+
+/**
+ * The numbers of standard input, one per line (blank lines skipped), with their line numbers.
+ * A line that is no number is named by its line only: it may be a mistyped card number.
+ */
+export function numbersFrom(text: string): { line: number; number: string }[] {
+  const out: { line: number; number: string }[] = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const number = raw.trim();
+    if (number === '') return;
+    try {
+      out.push({ line: i + 1, number: cardOrIdNumber(number) });
+    } catch (err) {
+      throw new Error(`standard input, line ${i + 1}: ${(err as Error).message}`);
+    }
+  });
+  if (out.length === 0) throw new Error('no number given: pass a card number (or with --person an ID number), or give them on standard input, one per line');
+  return out;
+}
+
 export function registerKeysCommands(program: Command): void {
   const group = program.command('token-keys').description('token key versions (rotation): status, rotate and retire development keys, the tokens of a card');
 
   group
     .command('tokens')
-    .addArgument(new Argument('<number>', 'a card number (or with --person an ID number)').argParser(cardOrIdNumber))
-    .option('--person', 'the number is an ID number: person tokens')
+    .addArgument(
+      new Argument('[number]', 'a card number (or with --person an ID number); none or "-": read them from standard input, one per line, out of the shell history and the process list').argParser((text: string) =>
+        text === '-' ? text : cardOrIdNumber(text),
+      ),
+    )
+    .option('--person', 'the numbers are ID numbers: person tokens')
     .summary("a card's (or person's) token under every configured key version, to find its history")
     .description(
-      "a card's (or with --person a person's) token under the current key version, each previous version still configured, and the partition key (version 1), so that its rows stored before a rotation are found: WHERE card_token IN (…). Prints tokens only.",
+      "a card's (or with --person a person's) token under the current key version, each previous version still configured, and the partition key (version 1), so that its rows stored before a rotation are found: WHERE card_token IN (…). Prints tokens only. Without a number (or with \"-\") the numbers are read from standard input, one per line, and each one's tokens are printed after a line \"line N\" — the way to keep card and ID numbers out of the shell history and the process list.",
     )
-    .action(async (number: string, flags: { person?: boolean }) => {
+    .action(async (number: string | undefined, flags: { person?: boolean }) => {
+      const numbers = number === undefined || number === '-' ? numbersFrom(await readStdin()) : [{ line: 0, number }];
       const cfg = await config();
       const { tokenKeysOf } = await import('../runtime/keys.js');
       const { tokenUnder, tokensOf } = await import('../domain/card/token-keys.js');
       const keys = tokenKeysOf(cfg);
       const kind = flags.person ? 'person' : 'card';
-      const t = tokensOf(keys, kind, number, cfg.TAPFLOW_PARTITIONS);
-      console.log(`version ${keys.current.version}\t${t.token}\tcurrent`);
-      keys.previous.forEach((k, i) => console.log(`version ${k.version}\t${t.previous[i]}\tprevious`));
-      // Version 1 retired: its tokens are still computed with the partition key (the version-1 key).
-      if (keys.current.version !== 1 && !keys.previous.some((k) => k.version === 1)) console.log(`version 1\t${tokenUnder({ version: 1, key: keys.partitionKey }, kind, number)}\tretired (partition key)`);
-      console.log(`partition ${t.partition}`);
+      numbers.forEach(({ line, number }, i) => {
+        if (line > 0) console.log(`${i > 0 ? '\n' : ''}line ${line}`);
+        const t = tokensOf(keys, kind, number, cfg.TAPFLOW_PARTITIONS);
+        console.log(`version ${keys.current.version}\t${t.token}\tcurrent`);
+        keys.previous.forEach((k, j) => console.log(`version ${k.version}\t${t.previous[j]}\tprevious`));
+        // Version 1 retired: its tokens are still computed with the partition key (the version-1 key).
+        if (keys.current.version !== 1 && !keys.previous.some((k) => k.version === 1)) console.log(`version 1\t${tokenUnder({ version: 1, key: keys.partitionKey }, kind, number)}\tretired (partition key)`);
+        console.log(`partition ${t.partition}`);
+      });
     });
 
   group

@@ -14,14 +14,18 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `tapflow <args>`; never rejects on a non-zero exit (tests assert the code). */
-export function runCli(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000): Promise<CliResult> {
+/**
+ * Runs `tapflow <args>`; never rejects on a non-zero exit (tests assert the code). `input` is
+ * written to its standard input (otherwise it has none).
+ */
+export function runCli(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000, input?: string): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
       cwd: ROOT,
       env: { ...process.env, TAPFLOW_LOG_LEVEL: 'silent', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
+    if (input !== undefined) child.stdin!.end(input);
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));

@@ -220,5 +220,22 @@ describe('token key rotation through the pipeline', () => {
     expect(tokens.stdout).toContain(`version 2\t${v2(CARD.unseen)}\tcurrent`);
     expect(tokens.stdout).toContain(`version 1\t${v1(CARD.unseen)}\tprevious`);
     expect(tokens.stdout).not.toContain(CARD.unseen);
+
+    // Numbers on standard input (out of the shell history and the process list), several at once.
+    const others = Object.values(CARD).filter((c) => c !== CARD.unseen);
+    const piped = await runCli(['token-keys', 'tokens'], env, 60_000, `${CARD.unseen}\n\n  ${others[0]}  \n`);
+    expect(piped.stderr).toBe('');
+    expect(piped.code).toBe(0);
+    expect(piped.stdout).toBe(`line 1\n${tokens.stdout}\nline 3\n${(await runCli(['token-keys', 'tokens', others[0]!], env)).stdout}`);
+    const dash = await runCli(['token-keys', 'tokens', '-'], env, 60_000, `${CARD.unseen}\n`);
+    expect([dash.code, dash.stdout]).toEqual([0, `line 1\n${tokens.stdout}`]);
+    // A line that is no number is named by its line, not echoed (it may be a mistyped card number).
+    const bad = await runCli(['token-keys', 'tokens'], env, 60_000, `${CARD.unseen}\n${CARD.unseen.slice(0, 6)}\n`);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toBe('');
+    expect(bad.stderr).toMatch(/^tapflow: standard input, line 2: Expected a card number/);
+    expect(bad.stderr).not.toContain(CARD.unseen.slice(0, 6));
+    const none = await runCli(['token-keys', 'tokens'], env, 60_000, '\n');
+    expect([none.code, none.stderr]).toEqual([1, expect.stringMatching(/^tapflow: no number given: pass a card number/)]);
   });
 });
