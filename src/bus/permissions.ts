@@ -130,7 +130,7 @@ function rolePermissions(partitions: number): Record<RoleName, SubjectPermission
     validator: {
       publish: [
         ...b.publish,
-        ...durables(partitions, (n) => n.startsWith('validator-') || n === 'risk-windows'),
+        ...durables(partitions, (n) => n.startsWith('validator-') || n.startsWith('risk-windows')),
         'tapflow.decisions.*',
         'tapflow.claimdecisions.*',
         'tapflow.risk.*',

@@ -69,6 +69,7 @@ export function consumerPlan(partitions: number): { stream: StreamName; name: st
   }
   plan.push({ stream: 'DECISIONS', name: 'sink-decisions', filter: 'tapflow.decisions.>' });
   plan.push({ stream: 'DECISIONS', name: 'risk-windows', filter: 'tapflow.decisions.>' });
+  plan.push({ stream: 'CLAIMS', name: 'risk-windows-claims', filter: 'tapflow.claimdecisions.>' });
   plan.push({ stream: 'SETTLEMENTS', name: 'sink-settlements', filter: 'tapflow.settlements.>' });
   plan.push({ stream: 'RISK', name: 'sink-risk', filter: 'tapflow.risk.>' });
   return plan;

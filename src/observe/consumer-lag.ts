@@ -27,7 +27,7 @@ export function consumerOwner(name: string): { role: string; partition: string }
   const m = /^(validator|settler)(?:-claims)?-p(\d+)$/.exec(name);
   if (m) return { role: m[1]!, partition: m[2]! };
   if (name.startsWith('sink-')) return { role: 'sink', partition: 'all' };
-  if (name === 'risk-windows') return { role: 'risk-windows', partition: 'all' };
+  if (name === 'risk-windows' || name === 'risk-windows-claims') return { role: 'risk-windows', partition: 'all' };
   return undefined;
 }
 

@@ -24,6 +24,7 @@ import { partitionedWorker, workerOptions, type AppContext, type Role } from '..
 import {
   decodeBusClaim,
   decodeBusTap,
+  decodeClaimDecision,
   decodeCredentials,
   decodeDecision,
   encodeClaimDecision,
@@ -47,12 +48,14 @@ import {
   DEFAULT_VALIDATOR_SETTINGS,
   ProjectList,
   claimEventId,
+  claimRiskSubject,
   decideClaim,
   decideTap,
   type CardValidationState,
   type ValidatorData,
 } from '../domain/validate/index.js';
 import { observeSeries, windowKeysFor, type WindowSeries } from '../domain/validate/risk-windows.js';
+import type { RiskSubject } from '../domain/validate/risk-rules.js';
 import type { CardCredentials, Decision, RiskFlag, TapEvent } from '../domain/types.js';
 import { LiveValidatorData } from './data-store.js';
 import { loadTrust } from './trust.js';
@@ -254,8 +257,10 @@ export async function createValidatorRole(ctx: AppContext): Promise<Role> {
 
 /**
  * Risk rules keyed by terminal, venue or institution: a single owner consumes all decision bundles
- * and keeps one window series per (rule, key) (key = hash of the series key) and the last applied
- * decisions sequence under "_applied" — so a redelivered batch is not counted twice — as
+ * and all claim decisions (a claim is a MEDICAL event at its institution, of the bill's total:
+ * claimRiskSubject) and keeps one window series per (rule, key) (key = hash of the series key) and
+ * the last applied sequence of each consumer under "_applied" (decisions) and "_applied_claims"
+ * (claim decisions) — so a redelivered batch is not counted twice — as
  * partition-local state (partition-state.ts): one changelog message per batch, checkpoints to
  * the window bucket.
  */
@@ -279,29 +284,45 @@ function createRiskWindows(ctx: AppContext, live: LiveValidatorData): PartitionW
     partitions: 1,
     batch: cfg.TAPFLOW_CONSUMER_BATCH * 4,
     handler: {
-      consumers: () => [{ stream: 'DECISIONS', durable: 'risk-windows' }],
+      // Decisions of taps and of medical claims: an institution's claims are money out of the fund.
+      consumers: () => [
+        { stream: 'DECISIONS', durable: 'risk-windows' },
+        { stream: 'CLAIMS', durable: 'risk-windows-claims' },
+      ],
       onAcquire: (p) => states.acquire(p),
       onRelease: (p, graceful) => states.release(p, graceful),
       tickMs: cfg.TAPFLOW_CHECKPOINT_INTERVAL_MS,
       tick: (p) => states.checkpoint(p),
-      handle: (p, _spec, msgs) =>
+      handle: (p, spec, msgs) =>
         states.run(p, async (s) => {
           const rules = live.riskRules;
+          // Each consumer's last applied sequence: a redelivered batch is not counted twice.
+          const appliedKey = spec.stream === 'CLAIMS' ? '_applied_claims' : '_applied';
           try {
-            await s.load(['_applied']);
-            const applied = (s.get('_applied') as { seq: number } | undefined)?.seq ?? 0;
+            await s.load([appliedKey]);
+            const applied = (s.get(appliedKey) as { seq: number } | undefined)?.seq ?? 0;
             const fresh = msgs.filter((m) => m.seq > applied);
             if (fresh.length === 0) return;
             if (rules.otherRules.length === 0) {
-              s.set('_applied', { seq: fresh[fresh.length - 1]!.seq });
+              s.set(appliedKey, { seq: fresh[fresh.length - 1]!.seq });
               await s.commit();
               return;
             }
             const dead: DeadMessage[] = [];
-            const decided: { m: JsMsg; d: Decision; raw: Uint8Array; i: number }[] = [];
+            /** What the rules see, from which message (and which part of it, for a bundle). */
+            const decided: { m: JsMsg; d: RiskSubject; part?: { name: string; data: Uint8Array } }[] = [];
             const pace = pacer();
             for (const m of fresh) {
               await pace();
+              if (spec.stream === 'CLAIMS') {
+                try {
+                  const c = decodeClaimDecision(m.data);
+                  decided.push({ m, d: claimRiskSubject(c, c.verdict) });
+                } catch (err) {
+                  dead.push({ msg: m, error: messageFailure(err, 'decode') });
+                }
+                continue;
+              }
               let parts: Uint8Array[];
               try {
                 parts = splitDecisionBundle(m.data).decisions;
@@ -310,10 +331,11 @@ function createRiskWindows(ctx: AppContext, live: LiveValidatorData): PartitionW
                 continue;
               }
               parts.forEach((raw, i) => {
+                const part = { name: `decision-${i}`, data: raw };
                 try {
-                  decided.push({ m, d: decodeDecision(raw), raw, i });
+                  decided.push({ m, d: decodeDecision(raw), part });
                 } catch (err) {
-                  dead.push({ msg: m, error: messageFailure(err, 'decode'), part: { name: `decision-${i}`, data: raw } });
+                  dead.push({ msg: m, error: messageFailure(err, 'decode'), part });
                 }
               });
             }
@@ -323,10 +345,10 @@ function createRiskWindows(ctx: AppContext, live: LiveValidatorData): PartitionW
             const flags: RiskFlag[] = [];
             /** A flag raised by a replayed decision bundle (or one derived from a replay) says so. */
             const flagHeaders = new Map<RiskFlag, Record<string, string>>();
-            decided.forEach(({ m, d, raw, i: n }, i) => {
+            decided.forEach(({ m, d, part }, i) => {
               try {
                 const next = touched[i]!.map(({ rule, key, seriesKey }) => ({ k: kvKey(seriesKey), r: observeSeries(rule, s.get(kvKey(seriesKey)) as WindowSeries | undefined, d, key, now) }));
-                const headers = derivedOutputHeaders(m, 'DECISIONS');
+                const headers = derivedOutputHeaders(m, spec.stream);
                 for (const { k, r } of next) {
                   s.set(k, r.series);
                   if (!r.flag) continue;
@@ -335,7 +357,7 @@ function createRiskWindows(ctx: AppContext, live: LiveValidatorData): PartitionW
                   if (headers) flagHeaders.set(flag, headers);
                 }
               } catch (err) {
-                dead.push({ msg: m, error: messageFailure(err, 'process'), part: { name: `decision-${n}`, data: raw } });
+                dead.push({ msg: m, error: messageFailure(err, 'process'), ...(part && { part }) });
               }
             });
             // Flags before the state that records their batch; the ack after both.
@@ -346,7 +368,7 @@ function createRiskWindows(ctx: AppContext, live: LiveValidatorData): PartitionW
               }),
             );
             for (const f of flags) metrics.riskFlags.inc({ rule: f.ruleId, severity: f.severity });
-            s.set('_applied', { seq: fresh[fresh.length - 1]!.seq });
+            s.set(appliedKey, { seq: fresh[fresh.length - 1]!.seq });
             await s.commit();
             return { dead };
           } catch (err) {

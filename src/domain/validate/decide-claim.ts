@@ -20,7 +20,7 @@ import type { ReasonCode } from '../reasons.js';
 import type { ClaimDecision, ClaimSubmission, CardCredentials, InstitutionLevel, Region, RiskFlag, TraceStep, Verdict } from '../types.js';
 import { emptyCardState, type CardValidationState, type ChipMemo, type DecidedMemo, type NonceMemo } from './card-state.js';
 import { applyCardRules, checkPresentation, nextState, rejectionFlags, type CardPresentation, type ValidatorData } from './decide.js';
-import { riskSubjectOf } from './risk-rules.js';
+import { riskSubjectOf, type RiskSubject } from './risk-rules.js';
 
 /** The answer of decideClaim: a new decision, or the news that the claim was decided before. */
 export type ClaimVerdict =
@@ -40,6 +40,33 @@ export function claimTotalFen(c: Pick<ClaimSubmission, 'items'>): number {
   return total;
 }
 
+/**
+ * A claim as the risk rules see it: a MEDICAL event at the institution (its venue and its
+ * operator), of the bill's total, by the submitting terminal in the treatment region. The card
+ * rules see it when the claim is decided (decideClaim); the terminal, venue and institution rules
+ * when its decision reaches the risk windows (src/validate/role.ts), with the region of the
+ * institution's project list item once the claim got that far.
+ */
+export function claimRiskSubject(claim: ClaimSubmission, verdict: Verdict): RiskSubject {
+  return riskSubjectOf(
+    {
+      eventId: claimEventId(claim.claimKey),
+      scene: 'MEDICAL',
+      venueId: claim.institutionId,
+      form: claim.form,
+      direction: 'SINGLE',
+      terminalRegion: claim.treatmentRegion,
+      cardRegion: claim.cardRegion,
+      offline: false,
+      deviceTime: claim.deviceTime,
+      amountFen: claimTotalFen(claim),
+      cardToken: claim.cardToken,
+      terminalId: claim.terminalId,
+      operatorId: claim.institutionId,
+    },
+    verdict,
+  );
+}
 
 /** Decides one claim. `state` undefined: the card has no state yet. Does not modify its inputs. */
 export function decideClaim(
@@ -84,24 +111,7 @@ export function decideClaim(
 
   const presentedBy = { eventId, cardToken: claim.cardToken, deviceTime: claim.deviceTime, cardRegion: claim.cardRegion };
   const flags = rejectionFlags(reason, presentedBy, trace, nowMs);
-  const subject = riskSubjectOf(
-    {
-      eventId,
-      scene: 'MEDICAL',
-      venueId: claim.institutionId,
-      form: claim.form,
-      direction: 'SINGLE',
-      terminalRegion: claim.treatmentRegion,
-      cardRegion: claim.cardRegion,
-      offline: false,
-      deviceTime: claim.deviceTime,
-      amountFen: presentation.amountFen,
-      cardToken: claim.cardToken,
-      terminalId: claim.terminalId,
-      operatorId: claim.institutionId,
-    },
-    verdict,
-  );
+  const subject = claimRiskSubject(claim, verdict);
   const risk = applyCardRules(data, prior, subject, trace, flags, nowMs);
 
   const memo: DecidedMemo = { e: eventId, t: claim.deviceTime };

@@ -6,7 +6,7 @@
  */
 export { decideTap, builtinRuleId, seqReusedFlag, BUILTIN_RULES_VERSION, SEQ_REUSED_RULE } from './decide.js';
 export type { ValidatorData, TapDecision, CardPresentation } from './decide.js';
-export { decideClaim, claimEventId, claimTotalFen } from './decide-claim.js';
+export { decideClaim, claimEventId, claimRiskSubject, claimTotalFen } from './decide-claim.js';
 export type { ClaimVerdict } from './decide-claim.js';
 
 export { emptyCardState, cardStateFromData } from './card-state.js';

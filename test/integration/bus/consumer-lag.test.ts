@@ -59,6 +59,7 @@ describe('consumer lag - read from JetStream consumer info', () => {
     expect(consumerOwner('settler-claims-p0')).toEqual({ role: 'settler', partition: '0' });
     expect(consumerOwner('sink-decisions')).toEqual({ role: 'sink', partition: 'all' });
     expect(consumerOwner('risk-windows')).toEqual({ role: 'risk-windows', partition: 'all' });
+    expect(consumerOwner('risk-windows-claims')).toEqual({ role: 'risk-windows', partition: 'all' });
     expect(consumerOwner('someone-elses')).toBeUndefined();
   });
 

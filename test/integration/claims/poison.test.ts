@@ -120,11 +120,13 @@ describe('poison - one bad message never stops its partition', () => {
   });
 
   it('puts each poison message in the dead-letter stream with its code, reason and original headers', async () => {
-    await p.until(async () => (await deadLetters()).length >= 4, 30_000, 'four dead letters');
+    await p.until(async () => (await deadLetters()).length >= 5, 30_000, 'five dead letters');
     const dlq = await deadLetters();
     const summary = dlq.map((d) => [d.at, d.role, d.consumer, d.errorCode, d.error.split(':')[0], d.part]).sort();
     expect(summary).toEqual(
       [
+        // The poison claim decision reaches two consumers: the settler's and the risk windows' (claims feed the institution rules).
+        ['tapflow.dlq.risk-windows', 'risk-windows', 'risk-windows-claims', 'TF_EVENT_INVALID', 'items[0].amount_fen', ''],
         ['tapflow.dlq.settler', 'settler', `settler-claims-p${partitionOf(tokenize(p.app.ctx.keys.tokenKey, 'person', '110105197003030033'), p.cfg.TAPFLOW_PARTITIONS)}`, 'TF_EVENT_INVALID', 'items[0].amount_fen', ''],
         ['tapflow.dlq.validator', 'validator', 'validator-claims-p2', 'TF_EVENT_INVALID', 'device_time', ''],
         // The bad tap alone, out of its bundle (whose other taps, had there been any, were decided).

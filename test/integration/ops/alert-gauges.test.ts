@@ -90,7 +90,7 @@ describe('alert gauges on a running pipeline', () => {
     expect(body).toMatch(/^tapflow_sink_last_stored_timestamp_seconds\{table="decisions"\} \d+(\.\d+)?$/m);
     expect(body).toMatch(/^tapflow_consumer_oldest_pending_age_seconds\{role="validator",stream="TAPS",partition="0"\} /m);
     // One series per consumer of the process's roles: 4 partitions x (TAPS, CLAIMS) for validators
-    // and (DECISIONS, CLAIMS) for settlers, 3 for the sink, 1 for risk-windows.
-    expect(body.match(/^tapflow_consumer_pending\{/gm)).toHaveLength(4 * 2 * 2 + 3 + 1);
+    // and (DECISIONS, CLAIMS) for settlers, 3 for the sink, 2 for risk-windows (DECISIONS, CLAIMS).
+    expect(body.match(/^tapflow_consumer_pending\{/gm)).toHaveLength(4 * 2 * 2 + 3 + 2);
   }, 60_000);
 });

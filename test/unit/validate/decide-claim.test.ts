@@ -7,7 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { computeChipMac } from '../../../src/domain/card/chip.js';
 import { claimKey } from '../../../src/domain/claim-key.js';
 import type { CardCredentials, ClaimSubmission } from '../../../src/domain/types.js';
-import { Hotlist, decideClaim as decideClaimAny, decideTap as decideAny, parseProjectList, type CardValidationState } from '../../../src/domain/validate/index.js';
+import { Hotlist, claimRiskSubject, decideClaim as decideClaimAny, decideTap as decideAny, parseProjectList, type CardValidationState } from '../../../src/domain/validate/index.js';
+import { makeRiskRuleSet, riskRuleFromData } from '../../../src/domain/validate/risk-rules.js';
+import { emptyWindowState, observeDecision } from '../../../src/domain/validate/risk-windows.js';
 import { CARD_BJ, KEYS, PROJECTS_YAML, T0, TRUST, chipTap, qrCreds, qrPayload, tokenOf, validatorData, decideNew as decideTap, decideClaimNew as decideClaim } from './fixtures.js';
 
 const LIST = parseProjectList(
@@ -141,5 +143,43 @@ describe('decideTap - a seq reused for another tap', () => {
     expect(other.already).toBe(true);
     expect(other.state).toBe(first.state);
     expect(other.already && other.seqReused).toMatchObject({ ruleId: 'builtin:SEQ_REUSED', keyKind: 'terminal', key: 'T-REUSE', severity: 'WARNING', eventId: 'T-REUSE:9' });
+  });
+});
+
+describe('claimRiskSubject - a claim as the risk rules see it', () => {
+  it('a MEDICAL event at the institution (venue and operator), of the bill total, by its terminal in the treatment region', () => {
+    const c = submission({ items: [{ code: 'A1', name: 'a', catalogueClass: 'CLASS_A', amountFen: 10_000 }, { code: 'S1', name: 's', catalogueClass: 'SELF_PAY', amountFen: 2_500 }], treatmentRegion: 'TJ', institutionId: 'hospital:TJ:x' });
+    expect(claimRiskSubject(c, 'ACCEPTED')).toEqual({
+      eventId: `claim:${c.claimKey}`,
+      scene: 'MEDICAL',
+      venueId: 'hospital:TJ:x',
+      operatorId: 'hospital:TJ:x',
+      verdict: 'ACCEPTED',
+      form: 'CHIP',
+      direction: 'SINGLE',
+      terminalRegion: 'TJ',
+      cardRegion: 'BJ',
+      offline: false,
+      deviceTime: T0,
+      amountFen: 12_500,
+      cardToken: tokenOf(CARD_BJ),
+      terminalId: 'BJ-CLINIC-1',
+    });
+  });
+
+  it('two claims at one institution add up in an institution rule; another institution keeps its own series', () => {
+    const rules = makeRiskRuleSet('t', [riskRuleFromData({ id: 'inst', version: 1, keyKind: 'institution', filter: { scene: 'MEDICAL', verdict: 'ACCEPTED' }, metric: 'amount_sum', window: '1h', threshold: 15_000, severity: 'WARNING' })]);
+    let state = emptyWindowState();
+    const see = (c: ClaimSubmission, verdict: 'ACCEPTED' | 'REJECTED' = 'ACCEPTED') => {
+      const r = observeDecision(rules, state, claimRiskSubject(c, verdict), T0);
+      state = r.state;
+      return r.flags.map((f) => [f.ruleId, f.keyKind, f.key, f.eventId]);
+    };
+    const big = [{ code: 'A1', name: 'a', catalogueClass: 'CLASS_A' as const, amountFen: 10_000 }];
+    expect(see(submission({ items: big }))).toEqual([]);
+    expect(see(submission({ items: big }), 'REJECTED')).toEqual([]);
+    expect(see(submission({ items: big, institutionId: 'hospital:BJ:h2' }))).toEqual([]);
+    const third = submission({ items: big });
+    expect(see(third)).toEqual([['inst', 'institution', 'hospital:BJ:h1', `claim:${third.claimKey}`]]);
   });
 });
