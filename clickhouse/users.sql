@@ -5,12 +5,12 @@
 -- The passwords are the compose example's: change them for anything but a laptop.
 
 -- tapflow's processes (CLICKHOUSE_USER): the sink's inserts, the reports' and /summary's
--- selects, and the migrations the sink applies at start (tables, materialized views, an added
--- column, the retention TTL, dropping the aggregates a migration replaced) — in the tapflow
--- database only: no other database, no users or grants, no SYSTEM commands.
+-- selects — in the tapflow database only. No DDL: the schema (migrations) and the retention TTL
+-- are the admin step's, `tapflow store setup`, run as an administrator (the compose file's
+-- store-setup service runs it as the clickhouse service's tapflow_admin); a sink started before
+-- it refuses with TF_STORE_SETUP_MISSING.
 CREATE USER IF NOT EXISTS tapflow_writer IDENTIFIED WITH sha256_password BY 'tapflow_writer' DEFAULT DATABASE tapflow;
-GRANT CREATE DATABASE ON tapflow.* TO tapflow_writer;
-GRANT SELECT, INSERT, CREATE TABLE, CREATE VIEW, ALTER ADD COLUMN, ALTER TTL, DROP TABLE, DROP VIEW ON tapflow.* TO tapflow_writer;
+GRANT SELECT, INSERT ON tapflow.* TO tapflow_writer;
 
 -- Grafana's ClickHouse datasource: reads only. readonly = 2 refuses every write and DDL but lets
 -- the plugin set max_execution_time on each query (readonly = 1 would refuse that too).

@@ -1,4 +1,5 @@
 /**
+ * `tapflow store setup`: the store's admin step (migrations and retention; src/store/setup.ts).
  * `tapflow store rebuild`: a range of the store made again from the ARCHIVE stream (README,
  * "Rebuilding a store range"). Options are checked when parsed; the bus and store code is loaded
  * when the command runs (store-rebuild.ts).
@@ -18,7 +19,15 @@ export interface RebuildFlags {
 }
 
 export function registerStoreCommands(program: Command): void {
-  const group = program.command('store').description('the ClickHouse store: rebuild a range of its tables from the ARCHIVE stream');
+  const group = program.command('store').description('the ClickHouse store: its admin step (schema and retention), and rebuilding a range of its tables from the ARCHIVE stream');
+  group
+    .command('setup')
+    .summary('the admin step: apply the schema migrations and the retention (TAPFLOW_STORE_RETENTION_DAYS)')
+    .description(
+      "the admin step of the store: apply the schema migrations not applied yet and give the fact tables the retention TTL of TAPFLOW_STORE_RETENTION_DAYS (idempotent). Run it as a ClickHouse user allowed to create and alter tables in the database (CLICKHOUSE_USER); on a server the sink runs no DDL and refuses to start (TF_STORE_SETUP_MISSING) until this has been done. `tapflow start` runs it first; the embedded engine's sink applies it itself. With the embedded engine, stop tapflow first (its data dir is one process's).",
+    )
+    .option('--check', 'report what is missing and change nothing: exit status 1 when the step is still to be done')
+    .action(async (flags: { check?: boolean }) => (await import('./store-rebuild.js')).storeSetupCommand(flags));
   group
     .command('rebuild')
     .summary('delete a range of store tables and make it again from the ARCHIVE stream')

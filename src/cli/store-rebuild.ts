@@ -1,6 +1,7 @@
-/** The action of `tapflow store rebuild` (registered in store-commands.ts). */
+/** The actions of `tapflow store rebuild` and `tapflow store setup` (registered in store-commands.ts). */
 import type { RebuildFlags } from './store-commands.js';
 import { formatTime } from './report-commands.js';
+import { ExitStatus } from './exit-status.js';
 
 export async function rebuildStore(flags: RebuildFlags): Promise<void> {
   const { loadConfig } = await import('../config/config.js');
@@ -44,4 +45,36 @@ export async function rebuildStore(flags: RebuildFlags): Promise<void> {
     );
   }
   if (result.applied) console.log('rebuilt; the aggregates of the range were recomputed from the rebuilt rows');
+}
+
+/** The action of `tapflow store setup` (registered in store-commands.ts). */
+export async function storeSetupCommand(flags: { check?: boolean }): Promise<void> {
+  const { loadConfig } = await import('../config/config.js');
+  const { openStore } = await import('../store/open.js');
+  const { setupStore, storeSetupMissing } = await import('../store/setup.js');
+  const { redactUrl } = await import('../store/redact.js');
+  const cfg = loadConfig();
+  const where = cfg.CLICKHOUSE_URL ? `${redactUrl(cfg.CLICKHOUSE_URL)} (database ${cfg.CLICKHOUSE_DATABASE}, user ${cfg.CLICKHOUSE_USER ?? 'default'})` : `embedded, ${cfg.TAPFLOW_DATA_DIR}/chdb`;
+  let engine;
+  try {
+    engine = await openStore(cfg);
+  } catch (err) {
+    throw new Error(`cannot open ClickHouse (${where}): ${(err as Error).message}. With the embedded engine, stop tapflow first.`);
+  }
+  try {
+    const days = cfg.TAPFLOW_STORE_RETENTION_DAYS;
+    if (flags.check) {
+      const missing = await storeSetupMissing(engine, days);
+      console.log(missing ? `ClickHouse ${where}: ${missing}: run tapflow store setup` : `ClickHouse ${where}: schema current, retention ${days === 0 ? 'none' : `${days} days`}`);
+      if (missing) throw new ExitStatus(1);
+      return;
+    }
+    const done = await setupStore(engine, days);
+    console.log(
+      `ClickHouse ${where}: ${done.applied.length > 0 ? `${done.applied.length} migration(s) applied (${done.applied.join(', ')})` : 'schema already current'}; ` +
+        `retention ${days === 0 ? 'none' : `${days} days`}${done.retention.length > 0 ? ` set on ${done.retention.map((c) => c.table).join(', ')}` : ' already in place'}`,
+    );
+  } finally {
+    await engine.close();
+  }
 }

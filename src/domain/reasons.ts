@@ -103,6 +103,7 @@ export const FailureCodes = {
   TF_STORE_FAILED: { meaning: 'ClickHouse insert failed; retried.', bus: 'nak-delay', grpc: 'UNAVAILABLE', retryable: true },
   TF_TOPOLOGY_MISMATCH: { meaning: 'A process is configured for another partition count than the deployment on its NATS server: it refuses to start.', bus: 'ack', grpc: 'INTERNAL', retryable: false },
   TF_TOPOLOGY_MISSING: { meaning: 'A stream, durable consumer or KV bucket a role binds to does not exist: the roles may not create them; run the admin step `tapflow bus setup` first.', bus: 'ack', grpc: 'INTERNAL', retryable: false },
+  TF_STORE_SETUP_MISSING: { meaning: 'The ClickHouse schema or retention is not what this sink needs: on a server the sink runs no DDL; run the admin step `tapflow store setup` first.', bus: 'ack', grpc: 'INTERNAL', retryable: false },
   TF_CLAIM_NOT_FOUND: { meaning: 'No claim with that id sent durably by this terminal.', bus: 'ack', grpc: 'NOT_FOUND', retryable: false },
   TF_CLAIM_ID_TAKEN: { meaning: 'The claim id was first sent by another terminal; claim ids belong to the terminal that first sent them.', bus: 'ack', grpc: 'ALREADY_EXISTS', retryable: false },
 } as const satisfies Record<string, FailureInfo>;

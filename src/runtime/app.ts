@@ -130,8 +130,10 @@ export interface StartOptions {
   /** This is a worker thread: no local nats-server, no HTTP endpoints, no process metrics. */
   inThread?: boolean;
   /**
-   * Run the admin step (setupBus: topology, as the admin NATS user) before the roles bind to
-   * it, as `tapflow start` does. Otherwise the topology must exist (TF_TOPOLOGY_MISSING).
+   * Run the admin steps before the roles bind, as `tapflow start` does: the bus's (setupBus:
+   * topology, as the admin NATS user) and, with a ClickHouse server and the sink here, the
+   * store's (migrations and retention). Otherwise they must have been done (TF_TOPOLOGY_MISSING,
+   * TF_STORE_SETUP_MISSING).
    */
   setupBus?: boolean;
 }
@@ -141,6 +143,17 @@ export async function startApp(cfg: Config, factories: { name: string; create: R
   const natsServer = opts.inThread ? undefined : await ensureNats(cfg, log);
   const instanceId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   if (opts.setupBus && !opts.inThread) await setupBus(cfg, log);
+  // The store's admin step too, on a server (the embedded engine's sink applies it itself).
+  if (opts.setupBus && !opts.inThread && cfg.CLICKHOUSE_URL && factories.some((f) => f.name === 'sink')) {
+    const { openStore, setupStore } = await import('../store/mod.js');
+    const engine = await openStore(cfg);
+    try {
+      const done = await setupStore(engine, cfg.TAPFLOW_STORE_RETENTION_DAYS);
+      log.info({ applied: done.applied, retention: done.retention }, 'store admin step done (tapflow store setup)');
+    } finally {
+      await engine.close();
+    }
+  }
   // The NATS user of this process: its role's, or `all` when it runs several (threads included).
   const roleNames = [...new Set([...factories.map((f) => f.name), ...(opts.threads && opts.threads.count > 0 ? opts.threads.roles : [])])];
   const auth = busAuth(cfg, busUserFor(roleNames as RoleName[]));

@@ -25,7 +25,6 @@ import { pacer } from '../runtime/pacer.js';
 import { messageRowKeys, RowKeyGuard, storedRowKeys, writeMessageRows } from './message-rows.js';
 import { StoreGauges } from './store-gauges.js';
 import {
-  applyRetention,
   clearingReport,
   venueEntries,
   dedupToken,
@@ -34,8 +33,9 @@ import {
   tablesHoldingMessages,
   ledgerBalance,
   markKey,
-  migrate,
   openStore,
+  prepareSinkStore,
+  redactUrl,
   waitForEmbeddedStore,
   summary,
   reportViews,
@@ -278,11 +278,15 @@ export async function createSinkRole(ctx: AppContext): Promise<Role> {
   const { cfg, log } = ctx;
   await waitForEmbeddedStore(cfg, (pid, dir) => log.info({ pid, dir }, 'sink: another process (an active sink) has the embedded store open; waiting as its standby'));
   const engine = await openStore(cfg);
-  const applied = await migrate(engine);
+  const where = cfg.CLICKHOUSE_URL ? redactUrl(cfg.CLICKHOUSE_URL) : join(cfg.TAPFLOW_DATA_DIR, 'chdb');
+  // Embedded: the migrations and retention applied here; on a server only checked (the admin step's).
+  const { applied, retention } = await prepareSinkStore(engine, cfg.TAPFLOW_STORE_RETENTION_DAYS, where).catch(async (err: unknown) => {
+    await engine.close();
+    throw err;
+  });
   if (applied.length > 0) log.info({ applied }, 'ClickHouse migrations applied');
-  const retention = await applyRetention(engine, cfg.TAPFLOW_STORE_RETENTION_DAYS);
   if (retention.length > 0) log.info({ days: cfg.TAPFLOW_STORE_RETENTION_DAYS, changes: retention }, 'ClickHouse retention changed (TAPFLOW_STORE_RETENTION_DAYS)');
-  log.info({ engine: engine.kind, url: cfg.CLICKHOUSE_URL ?? join(cfg.TAPFLOW_DATA_DIR, 'chdb') }, 'ClickHouse ready');
+  log.info({ engine: engine.kind, url: where }, 'ClickHouse ready');
   const sink = new SinkRole({
     bus: ctx.bus,
     engine,

@@ -100,24 +100,9 @@ export function loadMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
  * @param opts.dir folder of migration files @default MIGRATIONS_DIR
  */
 export async function migrate(engine: ClickHouseEngine, opts: { dir?: string } = {}): Promise<string[]> {
-  const migrations = loadMigrations(opts.dir);
   await engine.exec(SCHEMA_MIGRATIONS_DDL);
-  const rows = await engine.query<{ version: string; checksum: string }>(
-    'SELECT version, argMax(checksum, applied_at) AS checksum FROM schema_migrations GROUP BY version',
-  );
-  const applied = new Map(rows.map((r) => [r.version, r.checksum]));
   const appliedNow: string[] = [];
-  for (const m of migrations) {
-    const recorded = applied.get(m.version);
-    if (recorded !== undefined) {
-      if (recorded !== m.checksum) {
-        throw new StoreConfigError(
-          'TF_STORE_MIGRATION',
-          `migration ${m.name} was changed after it was applied (checksum ${recorded.slice(0, 12)}… recorded, ${m.checksum.slice(0, 12)}… on disk); put schema changes in a new migration`,
-        );
-      }
-      continue;
-    }
+  for (const m of await pending(engine, loadMigrations(opts.dir))) {
     for (const [i, statement] of m.statements.entries()) {
       try {
         await engine.exec(statement);
@@ -132,4 +117,34 @@ export async function migrate(engine: ClickHouseEngine, opts: { dir?: string } =
     appliedNow.push(m.name);
   }
   return appliedNow;
+}
+
+/**
+ * The names of the migrations not yet applied, changing nothing (no table is created): all of
+ * them on an empty database. Refuses (TF_STORE_MIGRATION) when an applied one has changed.
+ */
+export async function pendingMigrations(engine: ClickHouseEngine, opts: { dir?: string } = {}): Promise<string[]> {
+  const migrations = loadMigrations(opts.dir);
+  const exists = await engine.query<{ n: number | string }>("SELECT count() AS n FROM system.tables WHERE database = currentDatabase() AND name = 'schema_migrations'");
+  if (Number(exists[0]?.n ?? 0) === 0) return migrations.map((m) => m.name);
+  return (await pending(engine, migrations)).map((m) => m.name);
+}
+
+/** The migrations schema_migrations does not record, in order; refuses one changed after it was applied. */
+async function pending(engine: ClickHouseEngine, migrations: Migration[]): Promise<Migration[]> {
+  const rows = await engine.query<{ version: string; checksum: string }>(
+    'SELECT version, argMax(checksum, applied_at) AS checksum FROM schema_migrations GROUP BY version',
+  );
+  const applied = new Map(rows.map((r) => [r.version, r.checksum]));
+  return migrations.filter((m) => {
+    const recorded = applied.get(m.version);
+    if (recorded === undefined) return true;
+    if (recorded !== m.checksum) {
+      throw new StoreConfigError(
+        'TF_STORE_MIGRATION',
+        `migration ${m.name} was changed after it was applied (checksum ${recorded.slice(0, 12)}… recorded, ${m.checksum.slice(0, 12)}… on disk); put schema changes in a new migration`,
+      );
+    }
+    return false;
+  });
 }

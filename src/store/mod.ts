@@ -7,7 +7,9 @@ export { openClickHouse, insertSettings, DEFAULT_DATABASE, DEFAULT_DATA_DIR } fr
 export { openStore, todayInShanghai, chdbDirHolder, waitForEmbeddedStore } from './open.js';
 export type { ClickHouseEngine, ClickHouseConfig, InsertOptions } from './engine.js';
 export { StoreConfigError, type StoreConfigErrorCode } from './errors.js';
-export { migrate, loadMigrations, splitStatements, MIGRATIONS_DIR, type Migration } from './migrate.js';
+export { migrate, pendingMigrations, loadMigrations, splitStatements, MIGRATIONS_DIR, type Migration } from './migrate.js';
+export { setupStore, storeSetupMissing, prepareSinkStore, type StoreSetup } from './setup.js';
+export { redactUrl } from './redact.js';
 export { applyRetention, retentionTtl, tableTtl, RETAINED_TABLES, type RetentionChange } from './retention.js';
 export { decisionRow, settlementRows, riskFlagRow, dateTime64, writeDecision, writeSettlement, writeLedger, writeClaim, writeRiskFlag } from './rows.js';
 export { InsertBatch, SLICE_ROWS, type BatchMark, type RowWriter } from './row-encoding.js';

@@ -55,9 +55,9 @@ export interface RetentionChange {
 
 /**
  * Gives every retained table the TTL of `days` (0: none), changing only the tables whose TTL
- * differs, and returns the changes made.
+ * differs, and returns the changes made (with `dryRun`, those it would make, changing nothing).
  */
-export async function applyRetention(engine: ClickHouseEngine, days: number): Promise<RetentionChange[]> {
+export async function applyRetention(engine: ClickHouseEngine, days: number, opts: { dryRun?: boolean } = {}): Promise<RetentionChange[]> {
   const wanted = retentionTtl(days);
   const rows = await engine.query<{ name: StoreTable; engine_full: string }>(
     `SELECT name, engine_full FROM system.tables WHERE database = currentDatabase() AND name IN (${RETAINED_TABLES.map((t) => `'${t}'`).join(', ')})`,
@@ -70,7 +70,7 @@ export async function applyRetention(engine: ClickHouseEngine, days: number): Pr
     }
     const from = current.get(table);
     if (from === wanted) continue;
-    await engine.exec(wanted === undefined ? `ALTER TABLE ${table} REMOVE TTL` : `ALTER TABLE ${table} MODIFY TTL ${wanted}`);
+    if (!opts.dryRun) await engine.exec(wanted === undefined ? `ALTER TABLE ${table} REMOVE TTL` : `ALTER TABLE ${table} MODIFY TTL ${wanted}`);
     changes.push({ table, from, to: wanted });
   }
   return changes;

@@ -8,6 +8,7 @@
  * sent on a socket the server is closing (ECONNRESET); 64-bit integers come back as strings and
  * are decoded in json-result.ts.
  */
+import { redactUrl } from './redact.js';
 import { Readable } from 'node:stream';
 import { type ClickHouseClient, type ClickHouseClientConfigOptions, ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import { type ClickHouseEngine, type InsertOptions, checkIdentifier, insertSettings } from './engine.js';
@@ -61,17 +62,6 @@ export function serverClientOptions(cfg: ServerEngineConfig, opts: { bootstrap?:
   };
 }
 
-/** The URL without credentials, for error messages and logs. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    return u.toString();
-  } catch {
-    return '<malformed ClickHouse URL>';
-  }
-}
 
 class ServerEngine implements ClickHouseEngine {
   readonly kind = 'server' as const;
@@ -152,13 +142,18 @@ export async function openServerEngine(cfg: ServerEngineConfig): Promise<ClickHo
   checkIdentifier(cfg.database, 'database');
   // A client bound to a database that does not exist yet fails every request, so the database
   // is created through a short-lived client on the server's default database.
+  // Looked up first: the roles' user (tapflow_writer) may not create it — the admin step does.
   const bootstrap = createClient(serverClientOptions(cfg, { bootstrap: true }));
   try {
-    await bootstrap.command({ query: `CREATE DATABASE IF NOT EXISTS ${cfg.database}` });
+    const found = await bootstrap.query({ query: 'SELECT count() AS n FROM system.databases WHERE name = {db:String}', query_params: { db: cfg.database }, format: 'JSONEachRow' });
+    const [row] = await found.json<{ n: string | number }>();
+    if (Number(row?.n ?? 0) === 0) await bootstrap.command({ query: `CREATE DATABASE IF NOT EXISTS ${cfg.database}` });
   } catch (err) {
-    throw storeFailure(err, `ClickHouse ${redactUrl(cfg.url)} unreachable or refused CREATE DATABASE`);
+    throw storeFailure(err, `ClickHouse ${redactUrl(cfg.url)} unreachable, or database ${cfg.database} missing and CREATE DATABASE refused (run \`tapflow store setup\` as an administrator)`);
   } finally {
     await bootstrap.close();
   }
   return new ServerEngine(createClient(serverClientOptions(cfg)), redactUrl(cfg.url));
 }
+
+export { redactUrl };
