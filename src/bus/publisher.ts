@@ -123,3 +123,14 @@ export class JsPublisher {
     }
   }
 }
+
+/**
+ * Marks a promise that is awaited later — a batch's outputs, published in a loop that yields to
+ * the event loop (`pace()`) and awaited together after it: a rejection that arrives while the
+ * loop is still at work (a PubAck refused by a JetStream node going down) is reported where the
+ * promise is awaited, instead of as an unhandled rejection, which would end the process.
+ */
+export function awaitedLater<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
+}

@@ -24,6 +24,7 @@
 import { createHash } from 'node:crypto';
 import type { JsMsg } from '@nats-io/jetstream';
 import { partitionedWorker, type AppContext, type Role } from '../runtime/app.js';
+import { awaitedLater } from '../bus/publisher.js';
 import { derivedOutputHeaders } from '../bus/replay.js';
 import { decodeClaimDecision, decodeDecision, encodeSettlementBundle, splitDecisionBundle } from '../bus/codec.js';
 import { answerDeadClaim, putClaimResult } from '../bus/claims-store.js';
@@ -159,7 +160,7 @@ export async function createSettlerRole(ctx: AppContext): Promise<Role> {
           }
           // Made from a replayed decision (or one derived from a replay): the sink keeps only rows not stored yet.
           const published = publishBundle(p, out, flags, `s:${msg.seq}`, derivedOutputHeaders(msg, 'DECISIONS'));
-          if (published) outputs.push(published);
+          if (published) outputs.push(awaitedLater(published));
         }
         await Promise.all(outputs);
         crashPoint('settler', 'after-outputs');
@@ -207,7 +208,7 @@ export async function createSettlerRole(ctx: AppContext): Promise<Role> {
           state.set(personKey(c.personToken), r.state);
           const settlement = { ...r.settlement, personToken: c.personToken };
           out.push({ c, s: settlement });
-          outputs.push(publishBundle(p, [settlement], [], `s:c:${msg.seq}`)!);
+          outputs.push(awaitedLater(publishBundle(p, [settlement], [], `s:c:${msg.seq}`)!));
         }
         await Promise.all(outputs);
         // Results for GetClaim (kept with the submitting terminal: only it may read the claim), then

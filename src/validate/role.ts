@@ -34,6 +34,7 @@ import {
   splitTapBundle,
 } from '../bus/codec.js';
 import { answerDeadClaim } from '../bus/claims-store.js';
+import { awaitedLater } from '../bus/publisher.js';
 import { derivedOutputHeaders } from '../bus/replay.js';
 import { messageFailure } from '../bus/failures.js';
 import { OwnedStates } from '../bus/owned-states.js';
@@ -164,7 +165,7 @@ export async function createValidatorRole(ctx: AppContext): Promise<Role> {
           countFlags(flags);
           // Made from a replayed tap bundle: the sink keeps only rows not stored yet (src/bus/replay.ts).
           const headers = derivedOutputHeaders(msg, 'TAPS');
-          outputs.push(publisher.publish(subjects.decision(p), encodeDecisionBundle(decisions, flags), `v:${msg.seq}`, headers && { headers }));
+          outputs.push(awaitedLater(publisher.publish(subjects.decision(p), encodeDecisionBundle(decisions, flags), `v:${msg.seq}`, headers && { headers })));
         }
         // Outputs before the state that records them; the ack after both.
         await Promise.all(outputs);
@@ -211,9 +212,9 @@ export async function createValidatorRole(ctx: AppContext): Promise<Role> {
           }
           if (r.already) continue; // decided before: its decision was published
           state.set(claim.cardToken, r.state);
-          outputs.push(publisher.publish(subjects.claimDecision(claim.partition), encodeClaimDecision(r.decision), `claimdecision:${claim.claimKey}`));
+          outputs.push(awaitedLater(publisher.publish(subjects.claimDecision(claim.partition), encodeClaimDecision(r.decision), `claimdecision:${claim.claimKey}`)));
           // A claim's flags go with no bundle: alone on the risk subject of its card's partition.
-          for (const f of r.flags) outputs.push(publisher.publish(subjects.risk(p), encodeRiskFlag(f), f.flagId));
+          for (const f of r.flags) outputs.push(awaitedLater(publisher.publish(subjects.risk(p), encodeRiskFlag(f), f.flagId)));
           countFlags(r.flags);
           metrics.claimDecisions.inc({ verdict: r.decision.verdict, reason: r.decision.reason, region: claim.treatmentRegion });
         }
